@@ -1,0 +1,23 @@
+# The README's two commands: `make demo` and `make test`. Both create .venv first.
+PYTHON ?= python3
+VENV ?= .venv
+OUT ?= out/demo
+PYTEST_ARGS ?=
+
+$(VENV)/.installed: setup.py requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	touch $@
+
+.PHONY: setup demo test bench
+setup: $(VENV)/.installed
+
+demo: setup
+	$(VENV)/bin/dealthdr demo --out $(OUT)
+
+test: setup
+	$(VENV)/bin/python -m pytest -q -n 2 --durations=15 tests $(PYTEST_ARGS)
+
+bench: setup
+	$(VENV)/bin/dealthdr bench --config dealthdr_2exp:size=small --size 512x512 --ratios 0,0.25,0.5,1

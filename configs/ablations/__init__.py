@@ -1,0 +1,1 @@
+"""Ablation configs: small files that import a base config and change a few fields."""

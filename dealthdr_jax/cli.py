@@ -1,0 +1,52 @@
+"""The `dealthdr` console script: parses the subcommand and hands over to its module.
+
+Each subcommand lives in its own module exposing `add_arguments(parser)` and
+`main(args) -> int`; only the chosen one is imported.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+
+COMMANDS = {
+    "demo": ("dealthdr_jax.demo", "render a clip, run the shipped model, write results"),
+    "synth": ("data_pipeline.synth", "write synthetic clip folders with ground truth"),
+    "train": ("dealthdr_jax.train", "train (stage 1 or 2, by config); resumes from the workdir"),
+    "infer": ("dealthdr_jax.infer", "HDR for every frame of a clip folder or video"),
+    "eval": ("dealthdr_jax.evaluate", "PSNR-T, PSNR-L, SSIM-T of predictions vs ground truth"),
+    "bench": ("dealthdr_jax.bench", "latency, FLOPs and memory per attention ratio"),
+    "export": ("dealthdr_jax.export", "params-only checkpoint + serialized StableHLO program"),
+}
+
+
+def _available() -> dict[str, str]:
+  return {name: help_ for name, (module, help_) in COMMANDS.items()
+          if importlib.util.find_spec(module) is not None}
+
+
+def main(argv: list[str] | None = None) -> int:
+  argv = sys.argv[1:] if argv is None else argv
+  available = _available()
+  usage = "dealthdr COMMAND [options]\n\ncommands:\n" + "\n".join(
+      f"  {name:8s} {help_}" for name, help_ in available.items())
+  if not argv or argv[0] in ("-h", "--help"):
+    print(usage)
+    return 0 if argv else 2
+  command = argv[0]
+  if command not in COMMANDS:
+    print(f"dealthdr: unknown command {command!r}\n\n{usage}", file=sys.stderr)
+    return 2
+  if command not in available:
+    print(f"dealthdr: command {command!r} is not available in this version", file=sys.stderr)
+    return 2
+  module = importlib.import_module(COMMANDS[command][0])
+  parser = argparse.ArgumentParser(prog=f"dealthdr {command}", description=COMMANDS[command][1])
+  module.add_arguments(parser)
+  args = parser.parse_args(argv[1:])
+  return int(module.main(args) or 0)
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,37 @@
+"""Building the model and its parameters from a config or a checkpoint (host side)."""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from dealthdr_jax import checkpoints
+from dealthdr_jax import config_utils
+from dealthdr_jax.models.dealthdr import DeAltHDR
+
+
+def init_params(model: DeAltHDR, seed: int = 0, height: int | None = None,
+                width: int | None = None):
+  """Freshly initialised parameters (shapes do not depend on the frame size)."""
+  size = height or model.pad_multiple, width or model.pad_multiple
+  frames = jnp.zeros((1, model.window) + size + (3,), jnp.float32)
+  stops = jnp.zeros((1, model.window), jnp.float32)
+  init = jax.jit(lambda f, s: model.init(jax.random.key(seed), f, s, ratio=1.0)["params"])
+  return init(frames, stops)
+
+
+def load_model(checkpoint: str | None = None, config: str | None = None, seed: int = 0
+               ) -> tuple[DeAltHDR, dict, ml_collections.ConfigDict, str]:
+  """(model, params, config, description) from a params-only checkpoint or a config spec."""
+  if checkpoint:
+    params, cfg = checkpoints.load_params(checkpoint)
+    return DeAltHDR.from_config(cfg.model), params, cfg, f"checkpoint {checkpoint}"
+  if not config:
+    raise ValueError("give a checkpoint or a config")
+  cfg = config_utils.load_config(config)
+  model = DeAltHDR.from_config(cfg.model)
+  return model, init_params(model, seed), cfg, f"config {config} (freshly initialised)"
+
+
+def count_params(params) -> int:
+  return int(sum(x.size for x in jax.tree.leaves(params)))

@@ -1,0 +1,238 @@
+"""The DeAltHDR model: frames of one window → linear HDR of the centre frame.
+
+Per output frame (DESIGN.md §4): linearise and exposure-normalise every frame of the window
+`t-r..t+r`; encode with the dual encoder; estimate flow reference↔neighbour on exposure-
+matched images with the pyramid flow network; align every neighbour at every feature
+scale with FGMA (pure flow warping at scales without FGMA, or at ratio 0); fuse and
+reconstruct linear HDR in the radiance units of §3.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dealthdr_jax.models import fgma as fgma_lib
+from dealthdr_jax.models import flow as flow_lib
+from dealthdr_jax.models import layers
+from dealthdr_jax.models import recon
+from dealthdr_jax.models import response as resp
+from dealthdr_jax.models import warp as warp_lib
+
+# Weights of the unreliability score u = fb_error[px] + PHOTO_WEIGHT·photo + SAT_WEIGHT·sat.
+PHOTO_WEIGHT = 10.0
+SAT_WEIGHT = 1.0
+SATURATED = 0.95
+UNDEREXPOSED = 0.05
+
+
+def _dtype(name: str):
+  return {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[name]
+
+
+class DeAltHDR(nn.Module):
+  """HDR reconstruction from a window of alternating-exposure LDR frames.
+
+  Attributes: see `configs/common.py` (`model` section) for their meaning and presets.
+  """
+  radius: int = 1
+  features: Sequence[int] = (16, 24, 32)
+  flow_levels: int = 4
+  flow_finest_log2: int = 2
+  flow_channels: Sequence[int] = (16, 32, 16)
+  flow_kernel: int = 5
+  fgma_levels: Sequence[int] = (1, 2)
+  fgma_window: int = 3
+  fgma_heads: int = 2
+  head_features: int = 16
+  response: str = "gamma2.2"
+  dtype: str = "float32"
+
+  @classmethod
+  def from_config(cls, model_config) -> "DeAltHDR":
+    """Builds the model from a config's `model` section (a ConfigDict or mapping)."""
+    cfg = dict(model_config)
+    known = {f for f in cls.__dataclass_fields__ if f not in ("parent", "name")}
+    unknown = sorted(set(cfg) - known)
+    if unknown:
+      raise ValueError(f"unknown model config keys {unknown}; known: {sorted(known)}")
+    cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()}
+    return cls(**cfg)
+
+  @property
+  def window(self) -> int:
+    return 2 * self.radius + 1
+
+  @property
+  def pad_multiple(self) -> int:
+    """H and W are padded internally to a multiple of this."""
+    return max(2 ** (self.flow_finest_log2 + self.flow_levels - 1), 2 ** len(self.features))
+
+  @property
+  def min_size(self) -> int:
+    """Smallest frame side: the coarsest flow level must hold at least one pixel."""
+    return 2 ** (self.flow_finest_log2 + self.flow_levels - 1)
+
+  def check_inputs(self, frames, stops) -> None:
+    """Raises ValueError naming the argument and the expected shape or range.
+
+    Shape checks always run; value checks (NaN/Inf, range) run on concrete arrays, i.e.
+    outside `jit` — `dealthdr_jax` entry points call this before compiling.
+    """
+    shape = tuple(np.shape(frames))
+    if len(shape) != 5 or shape[-1] != 3:
+      raise ValueError(f"frames must be [batch, time, height, width, 3], got shape {shape}")
+    b, t, h, w, _ = shape
+    if t != self.window:
+      raise ValueError(f"frames has {t} frames per window, but this model (radius "
+                       f"{self.radius}) needs time = 2*radius+1 = {self.window}")
+    if tuple(np.shape(stops)) != (b, t):
+      raise ValueError(f"stops must be [batch, time] = [{b}, {t}] to match frames, got "
+                       f"shape {tuple(np.shape(stops))}")
+    if min(h, w) < self.min_size:
+      raise ValueError(
+          f"frames are {h}x{w} (height x width), but this model needs at least "
+          f"{self.min_size}x{self.min_size}: its flow pyramid has {self.flow_levels} levels "
+          f"from 1/{2 ** self.flow_finest_log2} resolution down")
+    if isinstance(frames, jax.core.Tracer) or isinstance(stops, jax.core.Tracer):
+      return
+    frames = np.asarray(frames)
+    stops = np.asarray(stops)
+    for name, arr in (("frames", frames), ("stops", stops)):
+      bad = ~np.isfinite(arr)
+      if bad.any():
+        bi, ti = np.argwhere(bad)[0][:2]
+        raise ValueError(f"{name} contains NaN or Inf (first at batch {bi}, frame {ti})")
+    if frames.size and (frames.min() < 0 or frames.max() > 1):
+      raise ValueError(f"frames must be LDR values in [0, 1], got range [{frames.min()}, "
+                       f"{frames.max()}] (8-bit images must be divided by 255, 16-bit by 65535)")
+
+  @nn.compact
+  def __call__(self, frames: jnp.ndarray, stops: jnp.ndarray, ratio: float = 0.25,
+               dense_attention: bool = False) -> tuple[jnp.ndarray, dict]:
+    """Reconstructs the HDR frame at the window's centre.
+
+    Args:
+      frames: [B, T, H, W, 3] float in [0, 1], camera-response-encoded LDR, T = 2r+1,
+        the reference at index r. Any H, W ≥ `min_size` (padded internally).
+      stops: [B, T] exposure of each frame in stops (DESIGN.md §3; any offset).
+      ratio: static share of tokens that get attention in FGMA (0 = pure flow).
+      dense_attention: use FGMA's dense reference path (tests).
+    Returns:
+      hdr: [B, H, W, 3] float32 ≥ 0, linear radiance in §3 units.
+      aux: dict with
+        "flow": [B, M, H, W, 2] reference → neighbour flow at full resolution (M = T-1),
+        "flow_pyramid", "flow_bwd_pyramid": lists (coarse → fine) of [B, M, h, w, 2] at the
+          padded size (crops that are multiples of `pad_multiple` are never padded),
+        "masks": {level: [B, M, h, w]} FGMA selections,
+        "blend_weights": [B, H, W, T], "pad": (pad_h, pad_w).
+    """
+    self.check_inputs(frames, stops)
+    dtype = _dtype(self.dtype)
+    frames = frames.astype(jnp.float32)
+    stops = stops.astype(jnp.float32)
+    b, t, h0, w0, _ = frames.shape
+    m = t - 1
+    r = self.radius
+    pad_h = -h0 % self.pad_multiple
+    pad_w = -w0 % self.pad_multiple
+    frames = jnp.pad(frames, ((0, 0), (0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    h, w = h0 + pad_h, w0 + pad_w
+
+    # Exposure normalisation relative to the window's shortest frame.
+    min_stops = jnp.min(stops, axis=1)                                       # [B]
+    rel = stops - min_stops[:, None]                                         # [B, T]
+    expo = 2.0 ** rel
+    lin = resp.linearise(frames, self.response)
+    radiance = lin / expo[:, :, None, None, None]                            # [B, T, H, W, 3]
+    is_long = rel > 0.5 * jnp.max(rel, axis=1, keepdims=True) + 1e-3
+
+    # Features of every frame.
+    enc_in = jnp.concatenate([frames, radiance], axis=-1).reshape(b * t, h, w, 6)
+    feats = recon.DualEncoder(self.features, dtype, name="encoder")(
+        enc_in.astype(dtype), is_long.reshape(b * t))
+    feats = [f.reshape((b, t) + f.shape[1:]) for f in feats]
+    nbr_ids = [i for i in range(t) if i != r]
+    ref_feats = [f[:, r] for f in feats]
+    nbr_feats = [f[:, nbr_ids] for f in feats]                               # [B, M, h, w, C]
+
+    # Flow on exposure-matched images: the reference re-exposed to each neighbour.
+    gain = (expo[:, nbr_ids] / expo[:, r:r + 1])[:, :, None, None, None]     # [B, M, 1, 1, 1]
+    ref_matched = resp.apply_response(lin[:, r:r + 1] * gain, "gamma2.2")
+    nbr_matched = resp.apply_response(lin[:, nbr_ids], "gamma2.2")
+    ref_matched = ref_matched.reshape(b * m, h, w, 3)
+    nbr_matched = nbr_matched.reshape(b * m, h, w, 3)
+    flows = flow_lib.PyramidFlow(self.flow_levels, self.flow_finest_log2, self.flow_channels,
+                                 self.flow_kernel, dtype, name="flow")(
+        jnp.concatenate([ref_matched, nbr_matched]),
+        jnp.concatenate([nbr_matched, ref_matched]))
+    flows_fwd = [f[:b * m] for f in flows]
+    flows_bwd = [f[b * m:] for f in flows]
+    flow_fine = flows_fwd[-1]                                                # [B·M, h/4, w/4, 2]
+
+    score = None
+    if ratio > 0:
+      score = self._unreliability(ref_matched, nbr_matched, flow_fine, flows_bwd[-1],
+                                  frames[:, r], m)
+
+    aligned, masks = [], {}
+    for level, (rf, nf) in enumerate(zip(ref_feats, nbr_feats)):
+      _, _, fh, fw, c = nf.shape
+      level_flow = warp_lib.resize_flow(flow_fine, fh, fw)
+      nf = nf.reshape(b * m, fh, fw, c)
+      if level in self.fgma_levels and ratio > 0:
+        level_score = jax.image.resize(score, (b * m, fh, fw), method="linear")
+        rf_rep = jnp.repeat(rf[:, None], m, axis=1).reshape(b * m, fh, fw, c)
+        al, mask = fgma_lib.FGMA(self.fgma_heads, self.fgma_window, dense=dense_attention,
+                                 dtype=dtype, name=f"fgma{level}")(
+            rf_rep, nf, level_flow, level_score, ratio)
+      else:
+        al = warp_lib.warp(nf, level_flow, border="edge")
+        mask = jnp.zeros((b * m, fh, fw, 1), jnp.float32)
+      aligned.append(al.reshape(b, m, fh, fw, c))
+      masks[level] = mask.reshape(b, m, fh, fw, 1)
+
+    # Candidate radiances at full resolution: the reference and each warped neighbour.
+    flow_full = warp_lib.resize_flow(flow_fine, h, w)                        # [B·M, H, W, 2]
+    warped_nbr = warp_lib.warp(radiance[:, nbr_ids].reshape(b * m, h, w, 3), flow_full,
+                               border="edge").reshape(b, m, h, w, 3)
+    candidates = jnp.concatenate([radiance[:, r:r + 1], warped_nbr], axis=1)  # [B, T, H, W, 3]
+    full_res = jnp.concatenate(
+        [frames[:, r], radiance[:, r], jnp.moveaxis(warped_nbr, 1, 3).reshape(b, h, w, 3 * m)],
+        axis=-1)
+    hdr_rel, weights = recon.Reconstruction(self.features, self.head_features, dtype,
+                                            name="recon")(
+        ref_feats, aligned, list(masks.values()), full_res, candidates)
+    hdr = hdr_rel * (2.0 ** -min_stops)[:, None, None, None]
+
+    unpad = lambda x: x[:, :h0, :w0] if x.ndim == 4 else x[:, :, :h0, :w0]
+    aux = {
+        "flow": unpad(flow_full.reshape(b, m, h, w, 2)),
+        "flow_pyramid": [f.reshape((b, m) + f.shape[1:]) for f in flows_fwd],
+        "flow_bwd_pyramid": [f.reshape((b, m) + f.shape[1:]) for f in flows_bwd],
+        "masks": {lvl: mk[..., 0] for lvl, mk in masks.items()},
+        "blend_weights": unpad(weights),
+        "pad": (pad_h, pad_w),
+    }
+    return unpad(hdr), aux
+
+  def _unreliability(self, ref_matched, nbr_matched, flow_fwd, flow_bwd, ref_ldr, m):
+    """Flow unreliability at the finest flow resolution → [B·M, h, w] float32.
+
+    Forward-backward inconsistency (pixels) + photometric error after exposure matching
+    + the share of saturated or under-exposed reference pixels (where the neighbour, and
+    so the alignment, matters most).
+    """
+    bm, fh, fw, _ = flow_fwd.shape
+    factor = 2 ** self.flow_finest_log2
+    pool = lambda x: x.reshape(x.shape[0], fh, factor, fw, factor, x.shape[-1]).mean((2, 4))
+    fb = warp_lib.forward_backward_error(flow_fwd, flow_bwd)
+    ref_small, nbr_small = pool(ref_matched), pool(nbr_matched)
+    photo = jnp.mean(jnp.abs(ref_small - warp_lib.warp(nbr_small, flow_fwd)), axis=-1)
+    peak = jnp.max(ref_ldr, axis=-1, keepdims=True)
+    badly_exposed = ((peak > SATURATED) | (peak < UNDEREXPOSED)).astype(jnp.float32)
+    sat = jnp.repeat(pool(badly_exposed)[:, None], m, axis=1).reshape(bm, fh, fw)
+    return jax.lax.stop_gradient(fb + PHOTO_WEIGHT * photo + SAT_WEIGHT * sat)

@@ -1,0 +1,107 @@
+"""Dual (short/long) encoders and the fusion/reconstruction decoder."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from dealthdr_jax.models import layers
+
+
+class DualEncoder(nn.Module):
+  """Feature pyramid with exposure-specific stems and a shared body.
+
+  Short exposures are noisy and long ones blurred, so each class gets its own stem (the
+  first stride-2 conv and a residual block at 1/2); deeper levels are shared. Both stems
+  run on every frame and a per-frame select keeps one: the stems are cheap, and this keeps
+  one program for any exposure pattern and phase.
+
+  Attributes:
+    features: channels at scales 1/2, 1/4, 1/8, ... (one level per entry).
+  """
+  features: Sequence[int]
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray, is_long: jnp.ndarray) -> list[jnp.ndarray]:
+    """Encodes frames.
+
+    Args:
+      x: [N, H, W, 6] `[LDR, linearise(LDR) / e]` per frame.
+      is_long: [N] bool, which stem to use per frame.
+    Returns:
+      one array per level l: [N, H / 2**(l+1), W / 2**(l+1), features[l]].
+    """
+    def stem(name):
+      s = layers.ConvAct(self.features[0], stride=2, dtype=self.dtype, name=f"{name}_conv")(x)
+      return layers.ResBlock(self.dtype, name=f"{name}_block")(s)
+
+    h = jnp.where(is_long[:, None, None, None], stem("long"), stem("short"))
+    pyramid = [h]
+    for level, c in enumerate(self.features[1:], start=1):
+      h = layers.ConvAct(c, stride=2, dtype=self.dtype, name=f"down{level}")(h)
+      h = layers.ResBlock(self.dtype, name=f"block{level}")(h)
+      pyramid.append(h)
+    return pyramid
+
+
+class Reconstruction(nn.Module):
+  """Fuses reference and aligned neighbour features into linear HDR.
+
+  A U-Net decoder over the feature levels predicts, at full resolution, softmax blending
+  weights over the candidate radiances (the reference's and each aligned neighbour's
+  `linearise(LDR) / e`) and a bounded per-pixel log-gain. Output = blend · exp(gain): non-
+  negative by construction and exactly scale-equivariant in the candidates.
+
+  Attributes:
+    features: channels per level, as in DualEncoder.
+    head_features: channels of the full-resolution head.
+  """
+  features: Sequence[int]
+  head_features: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, ref_feats, aligned, masks, full_res, candidates):
+    """Reconstructs HDR.
+
+    Args:
+      ref_feats: per level, [B, h, w, C_l] reference features.
+      aligned: per level, [B, M, h, w, C_l] aligned features of the M neighbours.
+      masks: per level, [B, M, h, w, 1] FGMA selection masks.
+      full_res: [B, H, W, Cf] full-resolution guidance (reference encoding and candidates).
+      candidates: [B, T, H, W, 3] float32 candidate radiances, reference first.
+    Returns:
+      hdr: [B, H, W, 3] float32 ≥ 0; blend weights [B, H, W, T].
+    """
+    fused = []
+    for level, (r, a, m) in enumerate(zip(ref_feats, aligned, masks)):
+      b, nb, h, w, c = a.shape
+      a = jnp.moveaxis(a, 1, 3).reshape(b, h, w, nb * c)
+      m = jnp.moveaxis(m, 1, 3).reshape(b, h, w, nb)
+      x = jnp.concatenate([r, a, m.astype(r.dtype)], axis=-1)
+      fused.append(layers.ConvAct(self.features[level], dtype=self.dtype,
+                                  name=f"fuse{level}")(x))
+    d = layers.ResBlock(self.dtype, name=f"dec{len(fused) - 1}")(fused[-1])
+    for level in reversed(range(len(fused) - 1)):
+      skip = fused[level]
+      d = layers.upsample(d, skip.shape[1], skip.shape[2])
+      d = layers.ConvAct(self.features[level], kernel=1, dtype=self.dtype,
+                         name=f"up{level}")(d) + skip
+      d = layers.ResBlock(self.dtype, name=f"dec{level}")(d)
+    d = layers.ConvAct(self.head_features, kernel=1, dtype=self.dtype, name="head_reduce")(d)
+    d = layers.upsample(d, full_res.shape[1], full_res.shape[2])
+    x = jnp.concatenate([d, full_res.astype(d.dtype)], axis=-1)
+    x = layers.ConvAct(self.head_features, dtype=self.dtype, name="head")(x)
+    num_candidates = candidates.shape[1]
+    out = nn.Conv(num_candidates + 3, (3, 3), padding="SAME", dtype=self.dtype,
+                  kernel_init=nn.initializers.zeros, name="head_out")(x).astype(jnp.float32)
+    logits, log_gain = out[..., :num_candidates], out[..., num_candidates:]
+    # Untrained (zero) logits favour the reference 4:1 over each neighbour.
+    prior = jnp.zeros((num_candidates,), jnp.float32).at[0].set(jnp.log(4.0))
+    weights = jax.nn.softmax(logits + prior, axis=-1)                     # [B, H, W, T]
+    blend = jnp.einsum("bhwt,bthwc->bhwc", weights, candidates)
+    hdr = blend * jnp.exp(2.0 * jnp.tanh(log_gain / 2.0))
+    return hdr, weights

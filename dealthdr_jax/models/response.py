@@ -1,0 +1,44 @@
+"""`jnp` twins of `data_pipeline.response` (camera responses, §3 radiance units).
+
+Tested against the NumPy versions in tests/test_warp_response.py.
+"""
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from data_pipeline import response as np_response
+
+RESPONSES = np_response.RESPONSES
+GAMMA = np_response.GAMMA
+
+
+def linearise(ldr: jnp.ndarray, response: str = "gamma2.2") -> jnp.ndarray:
+  """Inverse camera response. ldr: [..., 3] in [0, 1] → linear [..., 3] in [0, 1]."""
+  x = jnp.clip(ldr, 0.0, 1.0)
+  if response == "gamma2.2":
+    # Gradient of x**2.2 is finite at 0; no epsilon needed.
+    return x ** GAMMA
+  if response == "srgb":
+    return jnp.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+  if response == "linear":
+    return x
+  raise ValueError(f"unknown camera response {response!r}; expected one of {RESPONSES}")
+
+
+def apply_response(linear: jnp.ndarray, response: str = "gamma2.2") -> jnp.ndarray:
+  """Camera response. linear: [..., 3] (clipped to [0, 1]) → encoded [..., 3] in [0, 1]."""
+  x = jnp.clip(linear, 0.0, 1.0)
+  if response == "gamma2.2":
+    # x**(1/2.2) has an infinite slope at 0; keep gradients finite.
+    return jnp.where(x > 1e-6, jnp.maximum(x, 1e-6) ** (1.0 / GAMMA), x * (1e-6 ** (1 / GAMMA - 1)))
+  if response == "srgb":
+    safe = jnp.maximum(x, 0.0031308)
+    return jnp.where(x <= 0.0031308, 12.92 * x, 1.055 * safe ** (1 / 2.4) - 0.055)
+  if response == "linear":
+    return x
+  raise ValueError(f"unknown camera response {response!r}; expected one of {RESPONSES}")
+
+
+def mu_law(hdr: jnp.ndarray, mu: float = np_response.MU) -> jnp.ndarray:
+  """`T(x) = log(1 + mu x) / log(1 + mu)` (DESIGN.md §5)."""
+  return jnp.log1p(mu * hdr) / jnp.log1p(mu)

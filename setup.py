@@ -1,0 +1,26 @@
+"""dealthdr-jax: HDR video from degraded alternating-exposure LDR video, in JAX/Flax."""
+import pathlib
+
+from setuptools import setup
+
+HERE = pathlib.Path(__file__).parent
+REQUIREMENTS = [
+    line.strip() for line in (HERE / "requirements.txt").read_text().splitlines()
+    if line.strip() and not line.startswith("#")
+]
+
+setup(
+    name="dealthdr-jax",
+    version="0.1.0",
+    description="Degraded alternating-exposure video to HDR video (DeAltHDR reimplementation) in JAX/Flax",
+    long_description=(HERE / "README.md").read_text() if (HERE / "README.md").exists() else "",
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=["dealthdr_jax", "dealthdr_jax.models", "data_pipeline", "configs",
+              "configs.ablations"],
+    package_data={"dealthdr_jax": ["assets/*", "assets/**/*"]},
+    include_package_data=True,
+    install_requires=REQUIREMENTS,
+    extras_require={"dev": ["pytest==9.2.0", "pytest-xdist==3.8.0"]},
+    entry_points={"console_scripts": ["dealthdr=dealthdr_jax.cli:main"]},
+)

@@ -1,0 +1,75 @@
+"""Warping vs a known shift and vs `map_coordinates`; jnp responses vs the NumPy ones."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.scipy import ndimage
+
+from data_pipeline import response as np_resp
+from dealthdr_jax.models import response as jnp_resp
+from dealthdr_jax.models import warp as warp_lib
+
+
+def _image(h, w, c=3, seed=0):
+  return jnp.asarray(np.random.default_rng(seed).uniform(size=(1, h, w, c)), jnp.float32)
+
+
+def test_integer_flow_reproduces_known_shift():
+  img = _image(13, 17)
+  dx, dy = 3, -2
+  flow = jnp.broadcast_to(jnp.array([dx, dy], jnp.float32), (1, 13, 17, 2))
+  out = warp_lib.warp(img, flow)
+  # out[y, x] = img[y + dy, x + dx] wherever that is inside the image.
+  np.testing.assert_allclose(out[0, 2:, :17 - dx], img[0, 2 + dy:13 + dy, dx:], atol=1e-6)
+
+
+def test_half_pixel_flow_averages_neighbours():
+  img = _image(8, 9)
+  flow = jnp.broadcast_to(jnp.array([0.5, 0.0], jnp.float32), (1, 8, 9, 2))
+  out = warp_lib.warp(img, flow)
+  np.testing.assert_allclose(out[0, :, :-1], 0.5 * (img[0, :, :-1] + img[0, :, 1:]), atol=1e-6)
+
+
+@pytest.mark.parametrize("border,mode", [("edge", "nearest"), ("zeros", "constant")])
+def test_matches_map_coordinates(border, mode):
+  h, w = 11, 14
+  img = _image(h, w, c=2, seed=1)
+  flow = jnp.asarray(np.random.default_rng(2).normal(scale=4.0, size=(1, h, w, 2)), jnp.float32)
+  out = warp_lib.warp(img, flow, border=border)
+  gy, gx = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+  coords = [gy + flow[0, ..., 1], gx + flow[0, ..., 0]]
+  for ch in range(2):
+    ref = ndimage.map_coordinates(img[0, ..., ch], coords, order=1, mode=mode, cval=0.0)
+    np.testing.assert_allclose(out[0, ..., ch], ref, atol=1e-5)
+
+
+def test_warp_rejects_mismatched_shapes():
+  with pytest.raises(ValueError, match="differ"):
+    warp_lib.warp(_image(8, 8), jnp.zeros((1, 8, 9, 2)))
+  with pytest.raises(ValueError, match="border"):
+    warp_lib.warp(_image(8, 8), jnp.zeros((1, 8, 8, 2)), border="wrap")
+
+
+def test_resize_flow_rescales_vectors():
+  flow = jnp.broadcast_to(jnp.array([1.0, -2.0], jnp.float32), (1, 4, 6, 2))
+  up = warp_lib.resize_flow(flow, 16, 12)
+  np.testing.assert_allclose(up[0, 5, 5], [2.0, -8.0], atol=1e-6)
+
+
+def test_forward_backward_error_zero_for_consistent_flows():
+  fwd = jnp.broadcast_to(jnp.array([2.0, 1.0], jnp.float32), (1, 9, 9, 2))
+  err = warp_lib.forward_backward_error(fwd, -fwd)
+  np.testing.assert_allclose(err, 0.0, atol=1e-5)
+  assert float(warp_lib.forward_backward_error(fwd, fwd).min()) > 4.0
+
+
+@pytest.mark.parametrize("name", np_resp.RESPONSES)
+def test_jnp_responses_match_numpy(name):
+  x = np.linspace(0, 1, 257, dtype=np.float32)
+  np.testing.assert_allclose(jnp_resp.linearise(x, name), np_resp.linearise(x, name), atol=1e-6)
+  np.testing.assert_allclose(jnp_resp.apply_response(x, name), np_resp.apply_response(x, name),
+                             atol=2e-5)
+  np.testing.assert_allclose(jnp_resp.linearise(jnp_resp.apply_response(x, name), name), x,
+                             atol=1e-5)
+  grads = jax.vmap(jax.grad(lambda v: jnp_resp.apply_response(v, name)))(jnp.asarray(x))
+  assert np.all(np.isfinite(grads))
