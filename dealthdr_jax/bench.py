@@ -71,15 +71,16 @@ def benchmark(model, params, height: int, width: int, ratios, batch: int = 1,
     compile_s = time.perf_counter() - start
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    compiled(params, frames, stops).block_until_ready()  # warm-up
     times = []
+    if iters > 0:
+      compiled(params, frames, stops).block_until_ready()  # warm-up
     for _ in range(iters):
       start = time.perf_counter()
       compiled(params, frames, stops).block_until_ready()
       times.append(time.perf_counter() - start)
     mem, mem_source = _peak_memory_mb(compiled)
     results[f"{ratio:g}"] = {
-        "ms_per_frame": 1000 * statistics.median(times) / batch,
+        "ms_per_frame": 1000 * statistics.median(times) / batch if times else None,
         "gflops": cost.get("flops", float("nan")) / 1e9 / batch,
         "peak_mem_mb": mem,
         "peak_mem_source": mem_source,
@@ -99,7 +100,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--size", type=parse_size, default=(512, 512), help="HxW, 720p or 1080p")
   parser.add_argument("--ratios", type=parse_ratios, default=[0.0, 0.25, 0.5, 1.0])
   parser.add_argument("--batch", type=int, default=1)
-  parser.add_argument("--iters", type=int, default=5, help="timed calls per ratio")
+  parser.add_argument("--iters", type=int, default=5,
+                      help="timed calls per ratio (0: FLOPs and memory only, no timing)")
   parser.add_argument("--json", help="write the results here as JSON")
 
 
@@ -114,7 +116,8 @@ def main(args: argparse.Namespace) -> int:
   for r, v in ratios.items():
     attn = f"{v['attn_gflops']:.3f}" if v["attn_gflops"] is not None else "-"
     mem = f"{v['peak_mem_mb']:.0f}" if v["peak_mem_mb"] is not None else "-"
-    print(f"{r:>6} {v['ms_per_frame']:9.1f} {v['gflops']:8.2f} {attn:>11} {mem:>8} "
+    ms = f"{v['ms_per_frame']:.1f}" if v["ms_per_frame"] is not None else "-"
+    print(f"{r:>6} {ms:>9} {v['gflops']:8.2f} {attn:>11} {mem:>8} "
           f"{v['compile_s']:9.1f}")
   if args.json:
     from data_pipeline import hdr_io  # atomic writes live with the file I/O.

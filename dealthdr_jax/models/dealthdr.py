@@ -48,6 +48,10 @@ class DeAltHDR(nn.Module):
   fgma_window: int = 3
   fgma_heads: int = 2
   head_features: int = 16
+  # Ablation switches: FGMA windows at the flow-displaced (True) or the same position;
+  # separate short/long stems (True) or one shared stem.
+  fgma_flow_guided: bool = True
+  dual_encoder: bool = True
   response: str = "gamma2.2"
   dtype: str = "float32"
 
@@ -152,7 +156,9 @@ class DeAltHDR(nn.Module):
 
     # Features of every frame.
     enc_in = jnp.concatenate([frames, radiance], axis=-1).reshape(b * t, h, w, 6)
-    feats = recon.DualEncoder(self.features, dtype, name="encoder")(
+    if not self.dual_encoder:
+      is_long = jnp.zeros_like(is_long)
+    feats = recon.DualEncoder(self.features, dtype, dual=self.dual_encoder, name="encoder")(
         enc_in.astype(dtype), is_long.reshape(b * t))
     feats = [f.reshape((b, t) + f.shape[1:]) for f in feats]
     nbr_ids = [i for i in range(t) if i != r]
@@ -186,9 +192,10 @@ class DeAltHDR(nn.Module):
       if level in self.fgma_levels and ratio > 0:
         level_score = jax.image.resize(score, (b * m, fh, fw), method="linear")
         rf_rep = jnp.repeat(rf[:, None], m, axis=1).reshape(b * m, fh, fw, c)
+        window_flow = level_flow if self.fgma_flow_guided else jnp.zeros_like(level_flow)
         al, mask = fgma_lib.FGMA(self.fgma_heads, self.fgma_window, dense=dense_attention,
                                  dtype=dtype, name=f"fgma{level}")(
-            rf_rep, nf, level_flow, level_score, ratio)
+            rf_rep, nf, level_flow, level_score, ratio, window_flow=window_flow)
       else:
         al = warp_lib.warp(nf, level_flow, border="edge")
         mask = jnp.zeros((b * m, fh, fw, 1), jnp.float32)

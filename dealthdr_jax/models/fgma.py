@@ -73,7 +73,8 @@ class FGMA(nn.Module):
 
   @nn.compact
   def __call__(self, ref_feat: jnp.ndarray, nbr_feat: jnp.ndarray, flow: jnp.ndarray,
-               score: jnp.ndarray, ratio: float) -> tuple[jnp.ndarray, jnp.ndarray]:
+               score: jnp.ndarray, ratio: float, window_flow: jnp.ndarray | None = None
+               ) -> tuple[jnp.ndarray, jnp.ndarray]:
     """Aligns `nbr_feat` to `ref_feat`.
 
     Args:
@@ -82,6 +83,8 @@ class FGMA(nn.Module):
       flow: [N, h, w, 2] float32 reference → neighbour, in pixels of this scale.
       score: [N, h, w] float32 flow unreliability; the top `ratio` share gets attention.
       ratio: static Python float in [0, 1].
+      window_flow: [N, h, w, 2] where the key/value windows are centred (default: `flow`;
+        zeros for the "no flow guidance" ablation).
     Returns:
       aligned: [N, h, w, C] flow-warped features with attention results at selected tokens.
       mask: [N, h, w, 1] float32, 1 at selected tokens.
@@ -90,6 +93,8 @@ class FGMA(nn.Module):
     if c % self.heads:
       raise ValueError(f"FGMA: {self.heads} heads do not divide {c} feature channels")
     warped = warp_lib.warp(nbr_feat, flow, border="edge")
+    if window_flow is None:
+      window_flow = flow
     k = num_selected(ratio, h * w)
     if k == 0:
       return warped, jnp.zeros((n, h, w, 1), jnp.float32)
@@ -106,14 +111,14 @@ class FGMA(nn.Module):
     bias = self.param("rel_pos_bias", nn.initializers.zeros, (self.heads, self.window ** 2))
 
     if self.dense:
-      attended = self._dense(ref_feat, nbr_feat, flow, q_proj, k_proj, v_proj, out_proj, bias)
+      attended = self._dense(ref_feat, nbr_feat, window_flow, q_proj, k_proj, v_proj, out_proj, bias)
       return jnp.where(mask > 0, attended, warped), mask
 
     # Gather the selected queries and their flow-centred key/value windows.
     ref_flat = ref_feat.reshape(n, h * w, c)
     nbr_flat = nbr_feat.reshape(n, h * w, c)
     queries = jnp.take_along_axis(ref_flat, selected[..., None], axis=1)          # [N, k, C]
-    sel_flow = jnp.take_along_axis(flow.reshape(n, h * w, 2), selected[..., None], axis=1)
+    sel_flow = jnp.take_along_axis(window_flow.reshape(n, h * w, 2), selected[..., None], axis=1)
     cy, cx = window_centres(sel_flow, selected // w, selected % w, h, w)            # [N, k]
     dy, dx = window_offsets(self.window)
     wy = jnp.clip(cy[..., None] + dy, 0, h - 1)

@@ -20,9 +20,11 @@ class DualEncoder(nn.Module):
 
   Attributes:
     features: channels at scales 1/2, 1/4, 1/8, ... (one level per entry).
+    dual: False = one shared stem for every frame (ablation).
   """
   features: Sequence[int]
   dtype: Any = jnp.float32
+  dual: bool = True
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, is_long: jnp.ndarray) -> list[jnp.ndarray]:
@@ -38,7 +40,10 @@ class DualEncoder(nn.Module):
       s = layers.ConvAct(self.features[0], stride=2, dtype=self.dtype, name=f"{name}_conv")(x)
       return layers.ResBlock(self.dtype, name=f"{name}_block")(s)
 
-    h = jnp.where(is_long[:, None, None, None], stem("long"), stem("short"))
+    if self.dual:
+      h = jnp.where(is_long[:, None, None, None], stem("long"), stem("short"))
+    else:
+      h = stem("shared")
     pyramid = [h]
     for level, c in enumerate(self.features[1:], start=1):
       h = layers.ConvAct(c, stride=2, dtype=self.dtype, name=f"down{level}")(h)
