@@ -26,7 +26,8 @@ PARAMS_FILE = "params.msgpack"
 CARD_FILE = "card.json"
 
 
-def _write_atomic(path: pathlib.Path, data: bytes) -> None:
+def write_bytes_atomic(path: pathlib.Path, data: bytes) -> None:
+  """Writes `data` to a temporary file beside `path`, then renames it into place."""
   fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
   try:
     with os.fdopen(fd, "wb") as f:
@@ -44,10 +45,10 @@ def save_params(directory, params, config: ml_collections.ConfigDict,
   directory = pathlib.Path(directory)
   directory.mkdir(parents=True, exist_ok=True)
   params = jax.tree.map(np.asarray, jax.device_get(params))
-  _write_atomic(directory / PARAMS_FILE, flax.serialization.msgpack_serialize(params))
-  _write_atomic(directory / CONFIG_FILE, config.to_json(indent=1).encode())
+  write_bytes_atomic(directory / PARAMS_FILE, flax.serialization.msgpack_serialize(params))
+  write_bytes_atomic(directory / CONFIG_FILE, config.to_json(indent=1).encode())
   if card is not None:
-    _write_atomic(directory / CARD_FILE, json.dumps(card, indent=1).encode())
+    write_bytes_atomic(directory / CARD_FILE, json.dumps(card, indent=1).encode())
   return directory
 
 
