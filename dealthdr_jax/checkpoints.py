@@ -10,15 +10,14 @@ format that inference, bench and export accept.
 from __future__ import annotations
 
 import json
-import os
 import pathlib
-import tempfile
 
 import flax.serialization
 import jax
 import ml_collections
 import numpy as np
 
+from data_pipeline import hdr_io
 from dealthdr_jax import config_utils
 
 CONFIG_FILE = "config.json"
@@ -28,15 +27,8 @@ CARD_FILE = "card.json"
 
 def write_bytes_atomic(path: pathlib.Path, data: bytes) -> None:
   """Writes `data` to a temporary file beside `path`, then renames it into place."""
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-  try:
-    with os.fdopen(fd, "wb") as f:
-      f.write(data)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+  with hdr_io.atomic_path(path) as tmp:
+    tmp.write_bytes(data)
 
 
 def save_params(directory, params, config: ml_collections.ConfigDict,
