@@ -1,6 +1,8 @@
 """Building the model and its parameters from a config or a checkpoint (host side)."""
 from __future__ import annotations
 
+import pathlib
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -35,3 +37,18 @@ def load_model(checkpoint: str | None = None, config: str | None = None, seed: i
 
 def count_params(params) -> int:
   return int(sum(x.size for x in jax.tree.leaves(params)))
+
+
+SHIPPED_DIR = pathlib.Path(__file__).resolve().parent / "assets" / "models"
+
+
+def default_checkpoint(clip) -> str:
+  """The shipped model for a clip: 3-exposure if it has three or more exposure levels."""
+  levels = len(set(round(float(s), 2) for s in clip.stops))
+  name = "dealthdr_3exp" if levels >= 3 else "dealthdr_2exp"
+  path = SHIPPED_DIR / name
+  if not checkpoints.is_params_checkpoint(path):
+    raise FileNotFoundError(
+        f"no shipped {name} model in this installation ({path}); pass --checkpoint DIR "
+        "(a params-only checkpoint or a training workdir) or --config NAME for untrained weights")
+  return str(path)
