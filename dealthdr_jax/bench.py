@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dealthdr_jax import modeling
+from dealthdr_jax import predictor as predictor_lib
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -56,9 +57,50 @@ def _peak_memory_mb(compiled) -> tuple[float | None, str]:
     return None, "unavailable"
 
 
+def benchmark_tiled(model, params, height: int, width: int, ratios, tile: int,
+                    overlap: int = 64, iters: int = 3, seed: int = 0) -> dict:
+  """Like `benchmark`, through `Predictor` with `tile`: one compiled tile program per ratio,
+  host-side tiling and blending included in the latency; FLOPs = tile program × tiles;
+  memory = the tile program's."""
+  rng = np.random.default_rng(seed)
+  frames = rng.uniform(0, 1, (model.window, height, width, 3)).astype(np.float32)
+  stops = (np.arange(model.window) % 2 * 3.0).astype(np.float32)
+  results = {}
+  for ratio in ratios:
+    pred = predictor_lib.Predictor(model, params, ratio, tile=tile, overlap=overlap)
+    th, tw = min(pred.tile, height), min(pred.tile, width)
+    n_tiles = (len(predictor_lib.tile_starts(height, th, overlap))
+               * len(predictor_lib.tile_starts(width, tw, overlap)))
+    compiled = pred._program((1, model.window, th, tw, 3))
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    times = []
+    if iters > 0:
+      pred.predict(frames, stops)
+    for _ in range(iters):
+      start = time.perf_counter()
+      pred.predict(frames, stops)
+      times.append(time.perf_counter() - start)
+    mem, mem_source = _peak_memory_mb(compiled)
+    results[f"{ratio:g}"] = {
+        "ms_per_frame": 1000 * statistics.median(times) if times else None,
+        "gflops": cost.get("flops", float("nan")) * n_tiles / 1e9,
+        "peak_mem_mb": mem, "peak_mem_source": mem_source,
+        "compile_s": pred.compile_seconds, "tiles": n_tiles, "tile": [th, tw],
+    }
+  _add_attention_share(results)
+  return results
+
+
+def _add_attention_share(results: dict) -> None:
+  base = results.get("0")
+  for r in results.values():
+    r["attn_gflops"] = r["gflops"] - base["gflops"] if base else None
+
+
 def benchmark(model, params, height: int, width: int, ratios, batch: int = 1,
               iters: int = 5, seed: int = 0) -> dict:
-  """Measures each ratio; returns {"ratios": {"<r>": {...}}, ...} (DESIGN.md §8 schema)."""
+  """Measures each ratio; returns {"<r>": {"ms_per_frame", "gflops", ...}} (DESIGN.md §8)."""
   rng = np.random.default_rng(seed)
   frames = jnp.asarray(rng.uniform(0, 1, (batch, model.window, height, width, 3)), jnp.float32)
   stops = jnp.asarray(np.tile(np.arange(model.window) % 2 * 3.0, (batch, 1)), jnp.float32)
@@ -86,9 +128,7 @@ def benchmark(model, params, height: int, width: int, ratios, batch: int = 1,
         "peak_mem_source": mem_source,
         "compile_s": compile_s,
     }
-  base = results.get("0")
-  for r in results.values():
-    r["attn_gflops"] = r["gflops"] - base["gflops"] if base else None
+  _add_attention_share(results)
   return results
 
 
@@ -102,6 +142,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--batch", type=int, default=1)
   parser.add_argument("--iters", type=int, default=5,
                       help="timed calls per ratio (0: FLOPs and memory only, no timing)")
+  parser.add_argument("--tile", type=int, help="benchmark tiled inference with this tile side")
+  parser.add_argument("--overlap", type=int, default=64, help="tile overlap in pixels")
   parser.add_argument("--json", help="write the results here as JSON")
 
 
@@ -111,7 +153,11 @@ def main(args: argparse.Namespace) -> int:
   device = jax.devices()[0]
   print(f"bench: {description}, {modeling.count_params(params):,} params, {h}x{w}, "
         f"batch {args.batch}, on {device.device_kind} ({jax.default_backend()})")
-  ratios = benchmark(model, params, h, w, args.ratios, args.batch, args.iters)
+  if args.tile:
+    ratios = benchmark_tiled(model, params, h, w, args.ratios, args.tile, args.overlap,
+                             args.iters)
+  else:
+    ratios = benchmark(model, params, h, w, args.ratios, args.batch, args.iters)
   print(f"{'ratio':>6} {'ms/frame':>9} {'GFLOPs':>8} {'attn GFLOPs':>11} {'peak MB':>8} {'compile s':>9}")
   for r, v in ratios.items():
     attn = f"{v['attn_gflops']:.3f}" if v["attn_gflops"] is not None else "-"
@@ -123,6 +169,7 @@ def main(args: argparse.Namespace) -> int:
     from data_pipeline import hdr_io  # atomic writes live with the file I/O.
     out = {"device": f"{device.device_kind} ({jax.default_backend()})", "model": description,
            "params": modeling.count_params(params), "size": [h, w], "batch": args.batch,
+           "tile": args.tile,
            "ratios": ratios}
     with hdr_io.atomic_path(args.json) as tmp:
       with open(tmp, "w") as f:

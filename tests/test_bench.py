@@ -1,0 +1,30 @@
+"""`dealthdr bench` output: the DESIGN §8 JSON schema, FLOPs per ratio, tiled variant."""
+import json
+
+from dealthdr_jax import cli
+
+
+def test_bench_json_schema(tmp_path):
+  out = tmp_path / "bench.json"
+  rc = cli.main(["bench", "--config", "dealthdr_2exp:size=tiny", "--size", "48x64",
+                 "--ratios", "0,0.5", "--iters", "1", "--json", str(out)])
+  assert rc == 0
+  result = json.loads(out.read_text())
+  assert result["size"] == [48, 64] and "cpu" in result["device"].lower()
+  r0, r5 = result["ratios"]["0"], result["ratios"]["0.5"]
+  for r in (r0, r5):
+    assert r["ms_per_frame"] > 0 and r["gflops"] > 0 and r["peak_mem_mb"] > 0
+  assert r0["attn_gflops"] == 0 and r5["attn_gflops"] > 0
+
+
+def test_bench_tiled_reports_smaller_programs(tmp_path):
+  full, tiled = tmp_path / "full.json", tmp_path / "tiled.json"
+  common = ["bench", "--config", "dealthdr_2exp:size=tiny", "--size", "96x128", "--ratios",
+            "0.25", "--iters", "0"]
+  assert cli.main(common + ["--json", str(full)]) == 0
+  assert cli.main(common + ["--tile", "64", "--overlap", "16", "--json", str(tiled)]) == 0
+  f = json.loads(full.read_text())["ratios"]["0.25"]
+  t = json.loads(tiled.read_text())["ratios"]["0.25"]
+  assert t["tiles"] == 2 * 3 and t["tile"] == [64, 64]  # starts y: 0,32; x: 0,48,64
+  assert t["peak_mem_mb"] < f["peak_mem_mb"]
+  assert t["gflops"] > f["gflops"]  # overlapping tiles recompute their overlap
