@@ -34,7 +34,7 @@ def make_predictor(method: str, checkpoint: str | None, config: str | None,
   """(predictor, window radius, description) for the chosen method."""
   if method == "dealthdr":
     model, params, cfg, description = modeling.load_model(
-        checkpoint or (None if config else modeling.default_checkpoint(clip)), config)
+        checkpoint or (None if config else modeling.default_checkpoint(clip.stops)), config)
     if model.response != clip.response:
       model = model.clone(response=clip.response)
     ratio = cfg.attn_ratio if attn_ratio is None else attn_ratio

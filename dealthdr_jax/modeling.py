@@ -42,9 +42,9 @@ def count_params(params) -> int:
 SHIPPED_DIR = pathlib.Path(__file__).resolve().parent / "assets" / "models"
 
 
-def default_checkpoint(clip) -> str:
-  """The shipped model for a clip: 3-exposure if it has three or more exposure levels."""
-  levels = len(set(round(float(s), 2) for s in clip.stops))
+def default_checkpoint(stops) -> str:
+  """The shipped model for a clip's stops: 3-exposure if they have three or more levels."""
+  levels = len(set(round(float(s), 2) for s in stops))
   name = "dealthdr_3exp" if levels >= 3 else "dealthdr_2exp"
   path = SHIPPED_DIR / name
   if not checkpoints.is_params_checkpoint(path):
