@@ -225,7 +225,11 @@ def probe_frame(path: pathlib.Path) -> tuple[int, int, int]:
 
 
 class _VideoFrames:
-  """Sequential PyAV decoder with restart for backward access (videos are for streaming)."""
+  """Sequential PyAV decoder with restart for backward access (videos are for streaming).
+
+  The frame count comes from the container, or from counting packets; a video whose
+  stream ends early fails when the missing frame is requested, naming it.
+  """
 
   def __init__(self, path: pathlib.Path):
     import av  # Imported lazily: only video input needs it.
@@ -237,7 +241,9 @@ class _VideoFrames:
         fmt = stream.codec_context.format
         self.size = (stream.codec_context.height, stream.codec_context.width)
         depth = max((c.bits for c in fmt.components), default=8) if fmt else 8
-        self.n_frames = sum(1 for _ in container.decode(stream))
+        # The container's count when it has one, else count packets (no decoding).
+        self.n_frames = stream.frames or sum(
+            1 for p in container.demux(stream) if p.size)
     except (IndexError, av.FFmpegError, OSError) as e:
       raise ClipError(f"{path}: unreadable video or no video stream ({e})") from e
     self.bits = 8 if depth <= 8 else 16
@@ -304,8 +310,10 @@ class Clip:
 
   def frame_codes(self, i: int) -> np.ndarray:
     """Frame i as stored: [H, W, 3] uint8 (bits=8) or uint16 (bits=16)."""
-    return hdr_io.to_code_values(self.frame(i), self.bits) if self._video is None else (
-        self._checked(i, self._video.codes(self._index(i))))
+    i = self._index(i)
+    if self._video is None:
+      return hdr_io.to_code_values(self.frame(i), self.bits)
+    return self._checked(i, self._video.codes(i))
 
   def frame(self, i: int) -> np.ndarray:
     """Frame i: [H, W, 3] float32 in [0, 1], response-encoded (not linearised)."""

@@ -8,7 +8,7 @@ reconstruct linear HDR in the radiance units of §3.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 import flax.linen as nn
 import jax
@@ -17,7 +17,6 @@ import numpy as np
 
 from dealthdr_jax.models import fgma as fgma_lib
 from dealthdr_jax.models import flow as flow_lib
-from dealthdr_jax.models import layers
 from dealthdr_jax.models import recon
 from dealthdr_jax.models import response as resp
 from dealthdr_jax.models import warp as warp_lib
