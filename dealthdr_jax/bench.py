@@ -148,7 +148,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-  model, params, _, description = modeling.load_model(args.checkpoint, args.config)
+  model, params, _, description = modeling.load_model(
+      args.checkpoint, args.config, overrides=getattr(args, "config_overrides", None))
   h, w = args.size
   device = jax.devices()[0]
   print(f"bench: {description}, {modeling.count_params(params):,} params, {h}x{w}, "

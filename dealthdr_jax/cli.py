@@ -1,13 +1,15 @@
 """The `dealthdr` console script: parses the subcommand and hands over to its module.
 
 Each subcommand lives in its own module exposing `add_arguments(parser)` and
-`main(args) -> int`; only the chosen one is imported.
+`main(args) -> int`; only the chosen one is imported. Arguments `--config.a.b=value`
+become `args.config_overrides` for commands that take `--config`.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
 import importlib.util
+import os
 import sys
 
 COMMANDS = {
@@ -44,8 +46,22 @@ def main(argv: list[str] | None = None) -> int:
   module = importlib.import_module(COMMANDS[command][0])
   parser = argparse.ArgumentParser(prog=f"dealthdr {command}", description=COMMANDS[command][1])
   module.add_arguments(parser)
-  args = parser.parse_args(argv[1:])
-  return int(module.main(args) or 0)
+  # `--config.a.b=value` overrides of a locked config, for commands that take --config.
+  overrides = [a for a in argv[1:] if a.startswith("--config.")]
+  args = parser.parse_args([a for a in argv[1:] if not a.startswith("--config.")])
+  if overrides:
+    if not hasattr(args, "config"):
+      parser.error(f"{command} takes no config overrides: {overrides}")
+    args.config_overrides = overrides
+  try:
+    return int(module.main(args) or 0)
+  except (ValueError, KeyError, FileNotFoundError, FileExistsError, AttributeError) as e:
+    # Bad input: one clear line, no traceback (DEALTHDR_DEBUG=1 shows it).
+    if os.environ.get("DEALTHDR_DEBUG"):
+      raise
+    message = e.args[0] if isinstance(e, KeyError) and e.args else e
+    print(f"dealthdr {command}: error: {message}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ def resolve_config_path(name: str) -> pathlib.Path:
   if path.suffix != ".py":
     path = CONFIGS_DIR / f"{name}.py"
   if not path.is_file():
-    available = sorted(p.stem for p in CONFIGS_DIR.glob("*.py") if not p.stem.startswith("_"))
+    available = sorted(p.stem for p in CONFIGS_DIR.glob("*.py")
+                       if "def get_config" in p.read_text())
     raise FileNotFoundError(f"config file {name!r} not found (as a path or in {CONFIGS_DIR}); "
                             f"available: {available}")
   return path

@@ -22,15 +22,18 @@ def init_params(model: DeAltHDR, seed: int = 0, height: int | None = None,
   return init(frames, stops)
 
 
-def load_model(checkpoint: str | None = None, config: str | None = None, seed: int = 0
+def load_model(checkpoint: str | None = None, config: str | None = None, seed: int = 0,
+               overrides: list[str] | None = None
                ) -> tuple[DeAltHDR, dict, ml_collections.ConfigDict, str]:
-  """(model, params, config, description) from a params-only checkpoint or a config spec."""
+  """(model, params, config, description) from a params-only checkpoint or a config spec
+  (with optional `a.b=value` overrides)."""
   if checkpoint:
     params, cfg = checkpoints.load_params(checkpoint)
     return DeAltHDR.from_config(cfg.model), params, cfg, f"checkpoint {checkpoint}"
   if not config:
     raise ValueError("give a checkpoint or a config")
   cfg = config_utils.load_config(config)
+  config_utils.apply_overrides(cfg, overrides or [])
   model = DeAltHDR.from_config(cfg.model)
   return model, init_params(model, seed), cfg, f"config {config} (freshly initialised)"
 

@@ -28,3 +28,17 @@ def test_bench_tiled_reports_smaller_programs(tmp_path):
   assert t["tiles"] == 2 * 3 and t["tile"] == [64, 64]  # starts y: 0,32; x: 0,48,64
   assert t["peak_mem_mb"] < f["peak_mem_mb"]
   assert t["gflops"] > f["gflops"]  # overlapping tiles recompute their overlap
+
+
+def test_cli_config_overrides_and_clear_errors(capsys):
+  rc = cli.main(["bench", "--config", "dealthdr_2exp:size=tiny", "--size", "32x32", "--ratios",
+                 "0.5", "--iters", "0", "--config.model.fgma_window=5"])
+  assert rc == 0
+  rc = cli.main(["bench", "--config", "dealthdr_2exp:size=tiny", "--iters", "0",
+                 "--config.model.fgma_windw=5"])
+  err = capsys.readouterr().err
+  assert rc == 2 and "unknown config key 'model.fgma_windw'" in err and "fgma_window" in err
+  assert "Traceback" not in err
+  assert cli.main(["bench", "--config", "no_such_config"]) == 2
+  assert "not found" in capsys.readouterr().err
+  assert cli.main(["frobnicate"]) == 2
