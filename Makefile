@@ -6,8 +6,8 @@ PYTEST_ARGS ?=
 
 $(VENV)/.installed: setup.py requirements.txt
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[dev]'
+	$(VENV)/bin/pip install -q --progress-bar off --upgrade pip
+	$(VENV)/bin/pip install -q --progress-bar off -e '.[dev]' 2>&1 | grep -v '^WARNING: Location' || true
 	touch $@
 
 .PHONY: setup demo test bench

@@ -30,7 +30,7 @@ def test_export_round_trip_without_model_code(tmp_path):
   stops = np.array([[0.0, 3.0, 0.0]], np.float32)
   np.save(tmp_path / "frames.npy", frames)
   np.save(tmp_path / "stops.npy", stops)
-  expected, _ = model.apply({"params": params}, frames, stops, ratio=0.5)
+  expected = jax.jit(lambda f, s: model.apply({"params": params}, f, s, ratio=0.5)[0])(frames, stops)
 
   # A fresh interpreter runs the folder's own script; the model code must not be imported.
   code = ("import sys, runpy\n"
