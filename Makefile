@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 $(VENV)/.installed: setup.py requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --progress-bar off --upgrade pip
-	$(VENV)/bin/pip install -q --progress-bar off -e '.[dev]' 2>&1 | grep -v '^WARNING: Location' || true
+	$(VENV)/bin/pip install -q --progress-bar off -e '.[dev]'
 	touch $@
 
 .PHONY: setup demo test bench
