@@ -81,3 +81,93 @@ def base_config(pattern: str, size: str, radius: int, ratio: float) -> ml_collec
   config.train_ratios = (0.0, 0.1, 0.25, 0.5, 1.0)
   config.seed = 0
   return config
+
+
+# Training presets per model size (DESIGN.md §5). `tiny` is the runlocal preset of the
+# tests: 32×32 crops, a handful of steps, every interval small so each code path runs.
+TRAIN_PRESETS = {
+    # Data "toy" (built-in sliding texture): the smoke preset needs no simulator.
+    "tiny": dict(source="toy", total_steps=12, batch_size=4, crop=32, lr=1e-3,
+                 warmup_steps=2, log_every=2, eval_every=6, checkpoint_every=6, image_every=6,
+                 val_size=4, train_ratios=(0.0, 0.5)),
+    "small": dict(source="synthetic", total_steps=20_000, batch_size=4, crop=64, lr=4e-4,
+                  warmup_steps=500, log_every=50, eval_every=1000, checkpoint_every=1000, image_every=1000,
+                  val_size=16, train_ratios=(0.0, 0.1, 0.25, 0.5, 1.0)),
+    "base": dict(source="synthetic", total_steps=200_000, batch_size=8, crop=192, lr=4e-4,
+                 warmup_steps=2000, log_every=100, eval_every=5000, checkpoint_every=5000, image_every=5000,
+                 val_size=64, train_ratios=(0.0, 0.1, 0.25, 0.5, 1.0)),
+}
+
+
+def train_config(config: ml_collections.ConfigDict, stage: int = 1) -> None:
+  """Adds the training sections to an (unlocked) experiment config, in place.
+
+  Every config gets every key, for both stages, so command-line overrides are uniform;
+  stage-2 configs change `stage`, `init_from`, the schedule and the data source.
+  """
+  if stage not in (1, 2):
+    raise ValueError(f"stage must be 1 or 2, got {stage}")
+  p = TRAIN_PRESETS[config.size]
+  config.stage = stage
+  # Stage 2: a stage-1 training workdir or a params-only checkpoint to start from.
+  config.init_from = ""
+  config.train_ratios = p["train_ratios"]
+  config.total_steps = p["total_steps"]
+  # Global batch (all processes together); must divide by the `data` mesh axis.
+  config.batch_size = p["batch_size"]
+
+  config.data = ml_collections.ConfigDict()
+  # "synthetic": data_pipeline's simulator; "clips": folders/videos without GT (stage 2);
+  # "toy": a built-in shifting-texture generator (tests, no data_pipeline needed).
+  config.data.source = p["source"]
+  config.data.crop = p["crop"]
+  config.data.worker_count = 0
+  # "clips": a folder of clip folders and/or videos (DESIGN.md §7); videos need `exposures`.
+  config.data.clips = ""
+  config.data.exposures = ""
+  # "synthetic" in stage 2: simulate with a camera unlike stage 1's (unpaired clips).
+  config.data.other_camera = stage == 2
+  config.data.val_size = p["val_size"]
+  config.data.val_seed = 1_000_003
+
+  config.optim = ml_collections.ConfigDict()
+  config.optim.lr = p["lr"]
+  config.optim.end_lr = 1e-7
+  config.optim.warmup_steps = p["warmup_steps"]
+  config.optim.weight_decay = 1e-4
+  config.optim.b1 = 0.9
+  config.optim.b2 = 0.999
+  config.optim.grad_clip = 5.0
+  # EMA of the parameters (0 = off). Stage 2 needs it: the EMA is the teacher.
+  config.optim.ema_decay = 0.999 if stage == 2 else 0.0
+
+  config.loss = ml_collections.ConfigDict()
+  config.loss.mu = 5000.0
+  # Flow EPE weight, cosine-decayed from `flow_weight` to `flow_weight_end` over
+  # `flow_decay_frac` of the run.
+  config.loss.flow_weight = 0.1
+  config.loss.flow_weight_end = 0.0
+  config.loss.flow_decay_frac = 0.5
+  # Stage 2 terms.
+  config.loss.subset_weight = 1.0
+  config.loss.teacher_weight = 1.0
+  config.loss.reexpose_weight = 0.5
+
+  # Device mesh: `shape` (-1 = all remaining devices) over `axes`; the batch is split
+  # over `data`. `param_rules`: (regex over "a/b/kernel" names, axis names or None per
+  # dimension) → how a parameter is split; unmatched parameters are replicated.
+  config.mesh = ml_collections.ConfigDict()
+  config.mesh.shape = (-1,)
+  config.mesh.axes = ("data",)
+  config.mesh.param_rules = ()
+
+  # Keep-best tracks validation PSNR-T at checkpoints that coincide with a validation,
+  # so keep checkpoint_every a multiple of eval_every.
+  config.log_every = p["log_every"]
+  config.eval_every = p["eval_every"]
+  config.checkpoint_every = p["checkpoint_every"]
+  config.image_every = p["image_every"]
+  config.keep_checkpoints = 3
+  # Which parameters the params-only export in `<workdir>/export/` holds: the EMA if
+  # there is one, else the raw parameters ("ema" falls back to "params" without EMA).
+  config.export_params = "ema"

@@ -4,6 +4,13 @@ radius defaults to 2 so that every exposure level is in the window (DESIGN.md §
 Presets via the argument: `size` (tiny | small | base), `radius` (1 | 2), `ratio`.
 
   dealthdr bench --config configs/dealthdr_3exp.py:size=small --size 512x512
+
+Training (stage 1; the same presets as configs/dealthdr_2exp.py, five-frame windows, so
+each step costs ~5/3 of the 2-exposure one):
+
+  dealthdr train --config configs/dealthdr_3exp.py:size=tiny --workdir /tmp/tiny3
+      runlocal/test preset: toy data, 12 steps, ~40 s on 2 CPU cores; an export only.
+  dealthdr train --config configs/dealthdr_3exp.py:size=small --workdir runs/3exp_small
 """
 from configs import common
 
@@ -11,5 +18,6 @@ from configs import common
 def get_config(arg=None):
   arg = common.parse_arg(arg, size="small", radius=2, ratio=0.25)
   config = common.base_config("3exp", arg.size, arg.radius, arg.ratio)
+  common.train_config(config, stage=1)
   config.lock()
   return config

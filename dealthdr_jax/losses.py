@@ -1,0 +1,190 @@
+"""Training losses (DESIGN.md §5): pure `jnp` functions of predictions and targets.
+
+Stage 1 (supervised by the simulator):
+  * `hdr_loss`: L1 between μ-law tone-mapped HDR images, both divided per sample by the
+    target's maximum (so bright and dark scenes weigh the same).
+  * `flow_pyramid_loss`: end-point error of every level of the flow pyramid against the
+    ground-truth flow, area-downsampled to that level with its vectors rescaled.
+  * `flow_weight`: the flow term's weight, decaying over training.
+Stage 2 (self-supervised, no ground truth):
+  * `hdr_loss` again, with a stop-gradient target (full window → window subset; EMA
+    teacher → student).
+  * `reexposure_loss`: the predicted HDR re-exposed to the reference (and, through the
+    flow, to its neighbours) and passed through the camera response must match the
+    observed LDR wherever that LDR is well exposed.
+  * `subset_index_maps`: the frame index maps that turn a window into a smaller one,
+    mirrored at its new edges like a clip edge (data_pipeline.clips.window_indices).
+"""
+from __future__ import annotations
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dealthdr_jax.models import response as resp
+from dealthdr_jax.models import warp as warp_lib
+
+MU = resp.np_response.MU
+WELL_EXPOSED_LOW = resp.np_response.WELL_EXPOSED_LOW
+WELL_EXPOSED_HIGH = resp.np_response.WELL_EXPOSED_HIGH
+
+
+def normalise_by_target(pred: jnp.ndarray, target: jnp.ndarray, eps: float = 1e-8
+                        ) -> tuple[jnp.ndarray, jnp.ndarray]:
+  """Divides both by the target's per-sample maximum.
+
+  Args:
+    pred, target: [B, H, W, 3] linear HDR (≥ 0).
+  Returns:
+    (pred, target) / max(target) per sample: the target in [0, 1]; the prediction is not
+    clipped at 1 (unlike the evaluation metrics), so a too-bright prediction still gets
+    a gradient.
+  """
+  peak = jnp.max(target, axis=(1, 2, 3), keepdims=True)
+  scale = 1.0 / jnp.maximum(peak, eps)
+  return jnp.maximum(pred * scale, 0.0), target * scale
+
+
+def hdr_loss(pred: jnp.ndarray, target: jnp.ndarray, mu: float = MU) -> jnp.ndarray:
+  """μ-law L1 of DESIGN.md §5. pred, target: [B, H, W, 3] linear HDR → scalar."""
+  p, t = normalise_by_target(pred.astype(jnp.float32), target.astype(jnp.float32))
+  return jnp.mean(jnp.abs(resp.mu_law(p, mu) - resp.mu_law(t, mu)))
+
+
+def downsample_flow(flow: jnp.ndarray, height: int, width: int) -> jnp.ndarray:
+  """Area-averages a flow field to (height, width) and rescales its vectors.
+
+  Args:
+    flow: [..., H, W, 2] in pixels of the (H, W) grid; H, W multiples of height, width.
+  Returns:
+    [..., height, width, 2] in pixels of the (height, width) grid.
+  """
+  *lead, h, w, _ = flow.shape
+  if h % height or w % width:
+    raise ValueError(f"flow of size {h}x{w} cannot be area-downsampled to {height}x{width}")
+  fy, fx = h // height, w // width
+  pooled = flow.reshape(*lead, height, fy, width, fx, 2).mean(axis=(-4, -2))
+  return pooled * jnp.array([1.0 / fx, 1.0 / fy], flow.dtype)
+
+
+def flow_pyramid_loss(pyramid: list[jnp.ndarray], gt_flow: jnp.ndarray,
+                      valid: jnp.ndarray | None = None) -> jnp.ndarray:
+  """Mean end-point error over the levels of a flow pyramid.
+
+  Args:
+    pyramid: coarse → fine, each [B, M, h, w, 2] in pixels of its level (the model's
+      `aux["flow_pyramid"]`).
+    gt_flow: [B, M, H, W, 2] reference → neighbour flow at full resolution (H, W
+      multiples of every level's size).
+    valid: optional [B, M, H, W] weights (e.g. 1 - occlusion), downsampled like the flow.
+  Returns:
+    scalar: the average over levels of the (weighted) mean EPE of that level, in pixels
+    of that level.
+  """
+  gt_flow = gt_flow.astype(jnp.float32)
+  errors = []
+  for flow in pyramid:
+    h, w = flow.shape[-3:-1]
+    gt = downsample_flow(gt_flow, h, w)
+    epe = jnp.sqrt(jnp.sum((flow.astype(jnp.float32) - gt) ** 2, axis=-1) + 1e-9)
+    if valid is None:
+      errors.append(jnp.mean(epe))
+    else:
+      *lead, big_h, big_w = valid.shape
+      weight = valid.astype(jnp.float32).reshape(
+          *lead, h, big_h // h, w, big_w // w).mean(axis=(-3, -1))
+      errors.append(jnp.sum(epe * weight) / jnp.maximum(jnp.sum(weight), 1.0))
+  return jnp.mean(jnp.stack(errors))
+
+
+def flow_weight(step, initial: float, final: float, decay_steps: int) -> jnp.ndarray:
+  """Cosine decay of the flow-loss weight from `initial` to `final` over `decay_steps`."""
+  if decay_steps <= 0:
+    return jnp.asarray(final, jnp.float32)
+  frac = jnp.clip(jnp.asarray(step, jnp.float32) / decay_steps, 0.0, 1.0)
+  return final + (initial - final) * 0.5 * (1.0 + jnp.cos(jnp.pi * frac))
+
+
+def well_exposed_mask(ldr: jnp.ndarray, low: float = WELL_EXPOSED_LOW,
+                      high: float = WELL_EXPOSED_HIGH) -> jnp.ndarray:
+  """[..., H, W, 3] LDR → [..., H, W, 1] float: 1 where every channel is in (low, high)."""
+  ok = jnp.all((ldr > low) & (ldr < high), axis=-1, keepdims=True)
+  return ok.astype(jnp.float32)
+
+
+def reexposure_loss(hdr: jnp.ndarray, frames: jnp.ndarray, stops: jnp.ndarray,
+                    flow: jnp.ndarray | None = None, response: str = "gamma2.2",
+                    low: float = WELL_EXPOSED_LOW, high: float = WELL_EXPOSED_HIGH
+                    ) -> jnp.ndarray:
+  """Re-exposure consistency of a predicted HDR frame with the observed LDR window.
+
+  For the reference frame r: `response(clip(H · 2**stops_r))` vs `frames[:, r]`. For each
+  neighbour j (when `flow` is given): the neighbour warped to the reference by the flow,
+  `warp(frames[:, j], flow_j)`, vs `response(clip(H · 2**stops_j))`. Pixels count where
+  the observed (warped) LDR is well exposed and the warp stays inside the image.
+
+  Args:
+    hdr: [B, H, W, 3] predicted linear HDR of the reference (§3 units).
+    frames: [B, T, H, W, 3] observed LDR in [0, 1], reference at T // 2.
+    stops: [B, T] exposures in stops (the same units the model saw).
+    flow: optional [B, T-1, H, W, 2] reference → neighbour flow (neighbours in frame
+      order, skipping the reference), e.g. the model's `aux["flow"]`.
+    response: the clip's camera response.
+  Returns:
+    scalar: masked mean L1 in LDR units.
+  """
+  b, t, h, w, _ = frames.shape
+  r = t // 2
+  hdr = hdr.astype(jnp.float32)
+  expo = 2.0 ** stops.astype(jnp.float32)                                  # [B, T]
+
+  def rendered(i):
+    return resp.apply_response(hdr * expo[:, i, None, None, None], response)
+
+  observed = [frames[:, r]]
+  predicted = [rendered(r)]
+  inside = [jnp.ones((b, h, w, 1), jnp.float32)]
+  if flow is not None:
+    gy, gx = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32),
+                          jnp.arange(w, dtype=jnp.float32), indexing="ij")
+    for k, j in enumerate(i for i in range(t) if i != r):
+      f = flow[:, k].astype(jnp.float32)
+      observed.append(warp_lib.warp(frames[:, j], f, border="edge"))
+      predicted.append(rendered(j))
+      x, y = gx + f[..., 0], gy + f[..., 1]
+      inside.append(((x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1))
+                    .astype(jnp.float32)[..., None])
+  observed = jnp.stack(observed, 1)                                         # [B, K, H, W, 3]
+  predicted = jnp.stack(predicted, 1)
+  mask = jax.lax.stop_gradient(well_exposed_mask(observed, low, high) * jnp.stack(inside, 1))
+  err = jnp.abs(predicted - observed) * mask
+  return jnp.sum(err) / jnp.maximum(3.0 * jnp.sum(mask), 1.0)
+
+
+def subset_index_maps(radius: int) -> np.ndarray:
+  """Frame index maps that shrink a window of 2r+1 frames to a sub-window.
+
+  Each map keeps a contiguous sub-window `[r-a, r+b]` (0 ≤ a, b ≤ r, at least one
+  neighbour kept, at least one dropped) and fills the dropped positions by mirroring about
+  the kept edges without repeating the edge frame, as at a clip edge (so exposures keep
+  alternating). `frames[:, map]` is then the input the model would see there.
+
+  Returns:
+    [K, 2r+1] int32 index maps, K ≥ 1.
+  """
+  t = 2 * radius + 1
+  maps = []
+  for a, b in itertools.product(range(radius + 1), repeat=2):
+    if a + b == 0 or (a, b) == (radius, radius):
+      continue
+    lo, hi = radius - a, radius + b
+    n = hi - lo + 1
+    period = 2 * (n - 1)
+    row = []
+    for i in range(t):
+      m = (i - lo) % period
+      row.append(lo + (m if m < n else period - m))
+    maps.append(row)
+  return np.asarray(maps, np.int32)

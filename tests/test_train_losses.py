@@ -1,0 +1,165 @@
+"""Training building blocks against simple references (in-process, no compilation-heavy work):
+losses, sub-window maps, the per-step ratio, configs, sharding helpers, pre-flight checks."""
+import json
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from data_pipeline import clips as clips_lib
+from data_pipeline import response as np_response
+from dealthdr_jax import checkpointing
+from dealthdr_jax import config_utils
+from dealthdr_jax import input_pipeline
+from dealthdr_jax import losses
+from dealthdr_jax import sharding
+from dealthdr_jax import toy_data
+from dealthdr_jax import train
+
+
+def test_hdr_loss_zero_for_equal_and_scale_invariant():
+  rng = np.random.default_rng(0)
+  gt = rng.uniform(0, 4, (2, 8, 8, 3)).astype(np.float32)
+  assert float(losses.hdr_loss(gt, gt)) == 0.0
+  pred = gt * 0.8
+  a = float(losses.hdr_loss(pred, gt))
+  b = float(losses.hdr_loss(pred * 100, gt * 100))  # Normalised by the GT max per sample.
+  assert a > 0 and abs(a - b) < 1e-6
+  # Too bright still has a gradient (no clipping at the GT peak).
+  g = jax.grad(lambda p: losses.hdr_loss(p, jnp.asarray(gt)))(jnp.asarray(gt * 3))
+  assert float(jnp.abs(g).min()) > 0
+  # Reference: mean |T(p/m) - T(g/m)| with m the GT max of each sample.
+  m = gt.max(axis=(1, 2, 3), keepdims=True)
+  ref = np.mean(np.abs(np_response.mu_law(pred / m) - np_response.mu_law(gt / m)))
+  assert abs(a - ref) < 1e-6
+
+
+def test_downsample_flow_scales_vectors():
+  flow = np.zeros((1, 2, 16, 16, 2), np.float32)
+  flow[..., 0], flow[..., 1] = 4.0, -8.0
+  small = losses.downsample_flow(jnp.asarray(flow), 4, 8)
+  assert small.shape == (1, 2, 4, 8, 2)
+  np.testing.assert_allclose(small[..., 0], 2.0)   # width 16 → 8
+  np.testing.assert_allclose(small[..., 1], -2.0)  # height 16 → 4
+
+
+def test_flow_pyramid_loss_zero_for_exact_pyramid_and_masked():
+  gt = jnp.full((1, 2, 16, 16, 2), 4.0)
+  pyramid = [losses.downsample_flow(gt, s, s) for s in (2, 4, 8)]
+  assert float(losses.flow_pyramid_loss(pyramid, gt)) < 1e-3
+  wrong = [p + 1.0 for p in pyramid]
+  assert abs(float(losses.flow_pyramid_loss(wrong, gt)) - np.sqrt(2)) < 1e-3
+  assert float(losses.flow_pyramid_loss(wrong, gt, valid=jnp.zeros((1, 2, 16, 16)))) == 0.0
+
+
+def test_flow_weight_decays():
+  w = [float(losses.flow_weight(s, 0.1, 0.0, 100)) for s in (0, 50, 100, 200)]
+  assert w[0] == pytest.approx(0.1) and w[1] == pytest.approx(0.05)
+  assert w[2] == pytest.approx(0.0, abs=1e-7) and w[3] == pytest.approx(0.0, abs=1e-7)
+
+
+@pytest.mark.parametrize("radius", [1, 2])
+def test_subset_maps_mirror_like_clip_edges(radius):
+  maps = losses.subset_index_maps(radius)
+  t = 2 * radius + 1
+  assert maps.shape[1] == t and len(maps) == (radius + 1) ** 2 - 2
+  for row in maps:
+    assert row[radius] == radius                  # The reference stays.
+    assert len(set(row)) < t                      # Something was dropped.
+    assert len(set(row)) > 1                      # A neighbour is kept.
+  if radius == 1:
+    assert sorted(map(tuple, maps)) == [(0, 1, 0), (2, 1, 2)]
+  # Same rule as the clip reader: a clip [lo..hi] seen from its edge.
+  row = maps[0]
+  lo, hi = min(row), max(row)
+  expected = [lo + i for i in clips_lib.window_indices(hi - lo + 1, radius - lo, radius)]
+  assert list(row) == expected
+
+
+def test_reexposure_loss_zero_for_consistent_scene():
+  s = toy_data.sample(0, 3, frames=3, crop=16, noise=0.0)
+  frames = s["frames"][None]
+  stops = s["stops"][None]
+  flow = s["flow"][None][:, [0, 2]]
+  hdr = s["hdr"][None]
+  # Ideal re-exposure differs from the 8-bit-quantised observation by < 1/510.
+  assert float(losses.reexposure_loss(hdr, frames, stops, flow)) < 3e-3
+  assert float(losses.reexposure_loss(hdr * 2, frames, stops, flow)) > 0.05
+
+
+def test_toy_sample_conventions():
+  s = toy_data.sample(1, 0, frames=3, crop=16, noise=0.0)
+  ref = np_response.ldr_to_radiance(s["frames"][1], s["stops"][1])
+  ok = np_response.well_exposed(s["frames"][1])
+  np.testing.assert_allclose(ref[ok], s["hdr"][ok], rtol=0.05, atol=1e-3)
+  assert s["stops"].min() == 0 and np.all(s["flow"][1] == 0)
+
+
+def test_sample_ratio_deterministic():
+  ratios = (0.0, 0.25, 1.0)
+  a = [train.sample_ratio(0, s, ratios) for s in range(50)]
+  assert a == [train.sample_ratio(0, s, ratios) for s in range(50)]
+  assert set(a) == set(ratios)
+
+
+def test_tree_shardings_rules():
+  mesh = sharding.make_mesh((-1,), ("data",))
+  tree = {"params": {"conv": {"kernel": jnp.zeros((3, 3, 4, 8)), "bias": jnp.zeros(8)}}}
+  out = sharding.tree_shardings(mesh, tree, [("conv/bias", ("data",))])
+  assert out["params"]["conv"]["kernel"].spec == jax.sharding.PartitionSpec()
+  assert out["params"]["conv"]["bias"].spec == jax.sharding.PartitionSpec("data")
+  with pytest.raises(ValueError, match="mesh.axes"):
+    sharding.make_mesh((-1,), ("model",))
+
+
+@pytest.mark.parametrize("name", ["dealthdr_2exp", "dealthdr_3exp", "dealthdr_2exp_stage2"])
+def test_configs_have_training_sections(name):
+  for size in ("tiny", "small", "base"):
+    config = config_utils.load_config(f"{name}:size={size}")
+    train.check_config(config)
+    assert config.data.crop % 16 == 0 and config.batch_size > 0
+  with pytest.raises(KeyError, match="optim.lrr"):
+    config_utils.apply_overrides(config, ["--config.optim.lrr=1"])
+
+
+def test_bad_inputs_fail_before_compute(tmp_path):
+  config = config_utils.load_config("dealthdr_2exp_stage2:size=tiny")
+  config.data.source = "clips"
+  config.data.clips = str(tmp_path / "missing")
+  with pytest.raises(input_pipeline.DataError, match="not a folder"):
+    train.prepare(config, tmp_path / "w")
+  (tmp_path / "empty").mkdir()
+  config.data.clips = str(tmp_path / "empty")
+  with pytest.raises(input_pipeline.DataError, match="no clip folders"):
+    train.prepare(config, tmp_path / "w")
+  bad = tmp_path / "clips" / "a"
+  bad.mkdir(parents=True)
+  (bad / "0.png").write_bytes(b"not a png")
+  (bad / "1.png").write_bytes(b"not a png")
+  config.data.clips = str(tmp_path / "clips")
+  with pytest.raises(input_pipeline.DataError, match="unreadable clip"):
+    train.prepare(config, tmp_path / "w")
+  config.data.source = "nope"
+  with pytest.raises(input_pipeline.DataError, match="unknown data.source"):
+    train.prepare(config, tmp_path / "w")
+  assert not (tmp_path / "w").exists()
+
+
+def test_incompatible_workdir_refused_and_untouched(tmp_path):
+  # A fake checkpoint whose config has another model.
+  step_dir = tmp_path / "checkpoints" / "6" / "config"
+  step_dir.mkdir(parents=True)
+  other = config_utils.load_config("dealthdr_2exp:size=small")
+  (step_dir / "metadata").write_text(json.dumps(checkpointing.config_dict(other)))
+  before = sorted((p, p.stat().st_mtime_ns) for p in tmp_path.rglob("*"))
+  config = config_utils.load_config("dealthdr_2exp:size=tiny")
+  with pytest.raises(checkpointing.IncompatibleCheckpointError, match="model.features"):
+    train.prepare(config, tmp_path)
+  assert sorted((p, p.stat().st_mtime_ns) for p in tmp_path.rglob("*")) == before
+  # Only the compute dtype differs: allowed.
+  other = config_utils.load_config("dealthdr_2exp:size=tiny")
+  other.model.dtype = "bfloat16"
+  (step_dir / "metadata").write_text(json.dumps(checkpointing.config_dict(other)))
+  train.prepare(config, tmp_path)
