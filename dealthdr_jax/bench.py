@@ -134,7 +134,7 @@ def benchmark(model, params, height: int, width: int, ratios, batch: int = 1,
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
   src = parser.add_mutually_exclusive_group()
-  src.add_argument("--checkpoint", help="params-only checkpoint folder")
+  src.add_argument("--checkpoint", help="params-only checkpoint or training workdir")
   src.add_argument("--config", default="dealthdr_2exp:size=small",
                    help="config file or name, with optional :arg (freshly initialised weights)")
   parser.add_argument("--size", type=parse_size, default=(512, 512), help="HxW, 720p or 1080p")

@@ -50,6 +50,7 @@ def export_program(model, params, height: int, width: int, ratio: float, batch: 
 def export(checkpoint: str, out: str, height: int, width: int, ratio: float | None,
            batch: int = 1, platforms: tuple[str, ...] = ("cpu",)) -> pathlib.Path:
   """Writes the export folder (each file atomically); returns its path."""
+  checkpoint = modeling.resolve_checkpoint(checkpoint)
   model, params, config, _ = modeling.load_model(checkpoint)
   ratio = config.attn_ratio if ratio is None else ratio
   model.check_inputs(np.zeros((batch, model.window, height, width, 3), np.float32),
@@ -59,7 +60,7 @@ def export(checkpoint: str, out: str, height: int, width: int, ratio: float | No
   if out.exists() and (not out.is_dir() or any(out.iterdir())):
     raise FileExistsError(f"export folder {out} already exists and is not empty")
   card = None
-  card_path = pathlib.Path(checkpoint) / checkpoints.CARD_FILE
+  card_path = checkpoint / checkpoints.CARD_FILE
   if card_path.is_file():
     card = json.loads(card_path.read_text())
   out.parent.mkdir(parents=True, exist_ok=True)
@@ -82,7 +83,7 @@ def export(checkpoint: str, out: str, height: int, width: int, ratio: float | No
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-  parser.add_argument("--checkpoint", required=True, help="params-only checkpoint folder")
+  parser.add_argument("--checkpoint", required=True, help="params-only checkpoint or training workdir")
   parser.add_argument("--out", required=True, help="export folder to write")
   parser.add_argument("--size", type=bench.parse_size, default=(512, 512), help="HxW of the program")
   parser.add_argument("--ratio", type=float, default=None, help="attention ratio (default: config's)")

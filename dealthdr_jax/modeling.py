@@ -22,14 +22,22 @@ def init_params(model: DeAltHDR, seed: int = 0, height: int | None = None,
   return init(frames, stops)
 
 
+def resolve_checkpoint(path) -> pathlib.Path:
+  """A params-only checkpoint folder, or a training workdir → its params-only export (the
+  best one if present)."""
+  from dealthdr_jax import checkpointing  # Imports orbax only when a checkpoint is read.
+  return checkpointing.resolve_params_dir(path)
+
+
 def load_model(checkpoint: str | None = None, config: str | None = None, seed: int = 0,
                overrides: list[str] | None = None
                ) -> tuple[DeAltHDR, dict, ml_collections.ConfigDict, str]:
-  """(model, params, config, description) from a params-only checkpoint or a config spec
-  (with optional `a.b=value` overrides)."""
+  """(model, params, config, description) from a checkpoint (params-only folder or training
+  workdir) or a config spec (freshly initialised, with optional `a.b=value` overrides)."""
   if checkpoint:
-    params, cfg = checkpoints.load_params(checkpoint)
-    return DeAltHDR.from_config(cfg.model), params, cfg, f"checkpoint {checkpoint}"
+    resolved = resolve_checkpoint(checkpoint)
+    params, cfg = checkpoints.load_params(resolved)
+    return DeAltHDR.from_config(cfg.model), params, cfg, f"checkpoint {resolved}"
   if not config:
     raise ValueError("give a checkpoint or a config")
   cfg = config_utils.load_config(config)

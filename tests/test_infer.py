@@ -80,7 +80,7 @@ def test_existing_output_and_unknown_checkpoint(static_clip, tmp_path):
   with pytest.raises(FileExistsError, match="not empty"):
     infer.run_inference(str(clip), str(out), config="dealthdr_2exp:size=tiny")
   assert (out / "mine.txt").read_text() == "keep"
-  with pytest.raises(FileNotFoundError, match="does not exist"):
+  with pytest.raises(FileNotFoundError, match="neither a params-only checkpoint nor a training"):
     infer.run_inference(str(clip), str(tmp_path / "o2"), checkpoint=str(tmp_path / "nope"))
   assert not (tmp_path / "o2").exists()
   with pytest.raises(ValueError, match="video"):
