@@ -7,7 +7,8 @@ Every entry is trained with `dealthdr train`'s own `train_and_evaluate` (same se
 and data), then run through `dealthdr infer` on the same rendered test clips and scored
 with `dealthdr eval`'s metrics; FLOPs and ms/frame come from `dealthdr bench` at the test
 clip size. The full model is evaluated at every ratio of the sweep (one model serves every
-ratio); each ablation at its config's inference ratio. Runs resume from their workdirs.
+ratio); each ablation at its config's inference ratio; both baselines run on the same clips
+for reference. Runs resume from their workdirs and predictions are cached.
 """
 from __future__ import annotations
 
@@ -36,6 +37,26 @@ ENTRIES = {
 }
 
 
+def score(pred_root: pathlib.Path, clips, **infer_kwargs) -> dict:
+  """Mean metrics over the test clips of one method (predictions cached in pred_root)."""
+  scores = []
+  for clip in clips:
+    pred = pred_root / clip.name
+    if not (pred / "run.json").exists():
+      infer.run_inference(str(clip), str(pred), preview=False, progress=False, overwrite=True,
+                          **infer_kwargs)
+    scores.append(evaluate.evaluate_folders(pred, clip)["mean"])
+  return {k: float(np.mean([s[k] for s in scores])) for k in ("psnr_t", "psnr_l", "ssim_t")}
+
+
+def baseline_row(method: str, clips, out: pathlib.Path) -> dict:
+  row = {"entry": f"baseline: {method}", "ratio": None, "steps": 0,
+         **score(out / "pred" / method, clips, method=method),
+         "gflops": None, "ms_per_frame": None}
+  print(json.dumps(row), flush=True)
+  return row
+
+
 def run(out: pathlib.Path, size: str, steps: int, overrides: list[str], only: list[str],
         test_clips: int, test_frames: int, test_size: tuple[int, int], seed: int) -> list[dict]:
   out.mkdir(parents=True, exist_ok=True)
@@ -43,7 +64,7 @@ def run(out: pathlib.Path, size: str, steps: int, overrides: list[str], only: li
   if len(clips) != test_clips:
     clips = synth.write_clips(out / "testset", num_clips=test_clips, num_frames=test_frames,
                               size=test_size, pattern="2exp", seed=seed, overwrite=True)
-  rows = []
+  rows = [baseline_row(method, clips, out) for method in ("reference_only", "dis_flow")]
   for name in only:
     config = config_utils.load_config(f"{ENTRIES[name]}:size={size}")
     config_utils.apply_overrides(config, [f"total_steps={steps}"] + overrides)
@@ -53,14 +74,8 @@ def run(out: pathlib.Path, size: str, steps: int, overrides: list[str], only: li
     model, params, _, _ = modeling.load_model(str(workdir / "export"))
     cost = bench.benchmark(model, params, *test_size, ratios, iters=3)
     for ratio in ratios:
-      scores = []
-      for clip in clips:
-        pred = out / "pred" / f"{name}_r{ratio:g}" / clip.name
-        if not (pred / "run.json").exists():
-          infer.run_inference(str(clip), str(pred), checkpoint=str(workdir / "export"),
-                              attn_ratio=ratio, preview=False, progress=False, overwrite=True)
-        scores.append(evaluate.evaluate_folders(pred, clip)["mean"])
-      mean = {k: float(np.mean([s[k] for s in scores])) for k in ("psnr_t", "psnr_l", "ssim_t")}
+      mean = score(out / "pred" / f"{name}_r{ratio:g}", clips,
+                   checkpoint=str(workdir / "export"), attn_ratio=ratio)
       c = cost[f"{ratio:g}"]
       rows.append({"entry": name, "ratio": ratio, "steps": summary["step"], **mean,
                    "gflops": c["gflops"], "ms_per_frame": c["ms_per_frame"]})
@@ -71,10 +86,11 @@ def run(out: pathlib.Path, size: str, steps: int, overrides: list[str], only: li
 def markdown(rows: list[dict], test_size) -> str:
   lines = [f"| entry | ratio | steps | PSNR-T | PSNR-L | SSIM-T | GFLOPs ({test_size[0]}×"
            f"{test_size[1]}) | ms/frame (CPU) |", "|---|---|---|---|---|---|---|---|"]
+  fmt = lambda v, spec: "–" if v is None else format(v, spec)
   for r in rows:
-    lines.append(f"| {r['entry']} | {r['ratio']:g} | {r['steps']} | {r['psnr_t']:.2f} | "
-                 f"{r['psnr_l']:.2f} | {r['ssim_t']:.4f} | {r['gflops']:.2f} | "
-                 f"{r['ms_per_frame']:.0f} |")
+    lines.append(f"| {r['entry']} | {fmt(r['ratio'], 'g')} | {r['steps']} | "
+                 f"{r['psnr_t']:.2f} | {r['psnr_l']:.2f} | {r['ssim_t']:.4f} | "
+                 f"{fmt(r['gflops'], '.2f')} | {fmt(r['ms_per_frame'], '.0f')} |")
   return "\n".join(lines) + "\n"
 
 
