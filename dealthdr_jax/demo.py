@@ -49,9 +49,9 @@ def run_demo(out: str, *, frames: int = 8, size=(192, 256), seed: int = 7,
   [clip_dir] = synth.write_clips(out / "clip", num_clips=1, num_frames=frames, size=size,
                                  pattern="2exp", seed=seed, overwrite=True)
   try:
+    label = f"dealthdr (checkpoint {checkpoint})" if checkpoint else "dealthdr (shipped model)"
     checkpoint = checkpoint or modeling.default_checkpoint(stops=[0.0, 3.0])
     ours = {"checkpoint": checkpoint}
-    label = "dealthdr (shipped model)"
   except FileNotFoundError:
     ours = {"config": UNTRAINED_CONFIG}
     label = "dealthdr (UNTRAINED: no shipped model yet)"
