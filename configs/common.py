@@ -121,6 +121,11 @@ def train_config(config: ml_collections.ConfigDict, stage: int = 1) -> None:
   # "toy": a built-in shifting-texture generator (tests, no data_pipeline needed).
   config.data.source = p["source"]
   config.data.crop = p["crop"]
+  # "synthetic": a folder of .exr/.hdr images mixed with procedural scenes (half each);
+  # `data.num_val_sources` of them (chosen by name hash) are held out for validation.
+  # Empty = procedural scenes only.
+  config.data.source_dir = ""
+  config.data.num_val_sources = 2
   config.data.worker_count = 0
   # "clips": a folder of clip folders and/or videos (DESIGN.md §7); videos need `exposures`.
   config.data.clips = ""

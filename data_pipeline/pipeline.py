@@ -40,8 +40,9 @@ def as_config(config: sim_lib.SimulatorConfig | Mapping[str, Any] | None
   (defaults).
 
   An experiment config (one with `data` and `pattern` sections, as in `configs/`) is also
-  accepted: size = (data.crop, data.crop), pattern, radius = model.radius, and any fields
-  in an optional `data.simulator` dict override the defaults.
+  accepted: size = (data.crop, data.crop), pattern, radius = model.radius, source_dir and
+  num_val_sources = data.source_dir / data.num_val_sources when set, and any fields in an
+  optional `data.simulator` dict override the defaults.
   """
   if config is None:
     return sim_lib.SimulatorConfig()
@@ -54,6 +55,9 @@ def as_config(config: sim_lib.SimulatorConfig | Mapping[str, Any] | None
     fields = {"size": (int(data["crop"]), int(data["crop"])), "pattern": config["pattern"]}
     if "model" in config and "radius" in config["model"]:
       fields["radius"] = int(config["model"]["radius"])
+    if data.get("source_dir"):
+      fields["source_dir"] = str(data["source_dir"])
+      fields["num_val_sources"] = int(data.get("num_val_sources", 2))
     fields.update(data.get("simulator") or {})
     return sim_lib.SimulatorConfig.from_dict(fields)
   return sim_lib.SimulatorConfig.from_dict(config)

@@ -101,6 +101,13 @@ def check(config) -> None:
     raise DataError("data.source='clips' has no ground truth; it needs stage=2")
   if source == "synthetic":
     _pipeline_module()
+    if config.data.source_dir:
+      try:  # Validates the folder (readable HDR images, enough to hold some out) now.
+        from data_pipeline import sources  # pylint: disable=g-import-not-at-top
+        sources.ImageFolderSource(config.data.source_dir, split="train",
+                                  num_val=int(config.data.num_val_sources))
+      except (OSError, ValueError) as e:
+        raise DataError(f"data.source_dir={config.data.source_dir!r}: {e}") from e
   if source == "clips":
     check_clips(config)
 

@@ -163,3 +163,25 @@ def test_incompatible_workdir_refused_and_untouched(tmp_path):
   other.model.dtype = "bfloat16"
   (step_dir / "metadata").write_text(json.dumps(checkpointing.config_dict(other)))
   train.prepare(config, tmp_path)
+
+
+def test_source_dir_reaches_the_simulator_with_held_out_validation(tmp_path, hdr_sources_dir):
+  from data_pipeline import pipeline  # pylint: disable=g-import-not-at-top
+  from data_pipeline import sources  # pylint: disable=g-import-not-at-top
+  config = config_utils.load_config("dealthdr_2exp:size=small")
+  config_utils.apply_overrides(config, [f"--config.data.source_dir={hdr_sources_dir}",
+                                        "--config.data.num_val_sources=3"])
+  input_pipeline.check(config)
+  sim_config = pipeline.as_config(config)
+  assert sim_config.source_dir == str(hdr_sources_dir) and sim_config.source_split == "train"
+  val_config = pipeline.validation_config(config)
+  assert val_config.source_split == "val" and val_config.num_val_sources == 3
+  train_names = set(sources.ImageFolderSource(hdr_sources_dir, split="train", num_val=3,
+                                              validate=False).train_names)
+  val_names = set(sources.ImageFolderSource(hdr_sources_dir, split="val", num_val=3,
+                                            validate=False).val_names)
+  assert len(val_names) == 3 and not train_names & val_names
+  config.data.source_dir = str(tmp_path / "missing")
+  with pytest.raises(input_pipeline.DataError, match="missing.*does not exist"):
+    train.prepare(config, tmp_path / "w")
+  assert not (tmp_path / "w").exists()

@@ -17,13 +17,10 @@ import json
 import pathlib
 import sys
 
-import numpy as np
-
 from data_pipeline import synth
 from dealthdr_jax import bench
 from dealthdr_jax import config_utils
-from dealthdr_jax import evaluate
-from dealthdr_jax import infer
+from dealthdr_jax import harness
 from dealthdr_jax import modeling
 from dealthdr_jax import train
 
@@ -37,21 +34,9 @@ ENTRIES = {
 }
 
 
-def score(pred_root: pathlib.Path, clips, **infer_kwargs) -> dict:
-  """Mean metrics over the test clips of one method (predictions cached in pred_root)."""
-  scores = []
-  for clip in clips:
-    pred = pred_root / clip.name
-    if not (pred / "run.json").exists():
-      infer.run_inference(str(clip), str(pred), preview=False, progress=False, overwrite=True,
-                          **infer_kwargs)
-    scores.append(evaluate.evaluate_folders(pred, clip)["mean"])
-  return {k: float(np.mean([s[k] for s in scores])) for k in ("psnr_t", "psnr_l", "ssim_t")}
-
-
 def baseline_row(method: str, clips, out: pathlib.Path) -> dict:
   row = {"entry": f"baseline: {method}", "ratio": None, "steps": 0,
-         **score(out / "pred" / method, clips, method=method),
+         **harness.score(out / "pred" / method, clips, method=method),
          "gflops": None, "ms_per_frame": None}
   print(json.dumps(row), flush=True)
   return row
@@ -74,7 +59,7 @@ def run(out: pathlib.Path, size: str, steps: int, overrides: list[str], only: li
     model, params, _, _ = modeling.load_model(str(workdir / "export"))
     cost = bench.benchmark(model, params, *test_size, ratios, iters=3)
     for ratio in ratios:
-      mean = score(out / "pred" / f"{name}_r{ratio:g}", clips,
+      mean = harness.score(out / "pred" / f"{name}_r{ratio:g}", clips,
                    checkpoint=str(workdir / "export"), attn_ratio=ratio)
       c = cost[f"{ratio:g}"]
       rows.append({"entry": name, "ratio": ratio, "steps": summary["step"], **mean,
@@ -84,14 +69,11 @@ def run(out: pathlib.Path, size: str, steps: int, overrides: list[str], only: li
 
 
 def markdown(rows: list[dict], test_size) -> str:
-  lines = [f"| entry | ratio | steps | PSNR-T | PSNR-L | SSIM-T | GFLOPs ({test_size[0]}×"
-           f"{test_size[1]}) | ms/frame (CPU) |", "|---|---|---|---|---|---|---|---|"]
-  fmt = lambda v, spec: "–" if v is None else format(v, spec)
-  for r in rows:
-    lines.append(f"| {r['entry']} | {fmt(r['ratio'], 'g')} | {r['steps']} | "
-                 f"{r['psnr_t']:.2f} | {r['psnr_l']:.2f} | {r['ssim_t']:.4f} | "
-                 f"{fmt(r['gflops'], '.2f')} | {fmt(r['ms_per_frame'], '.0f')} |")
-  return "\n".join(lines) + "\n"
+  return harness.markdown(rows, [
+      ("entry", "entry", "s"), ("ratio", "ratio", "g"), ("steps", "steps", "d"),
+      ("PSNR-T", "psnr_t", ".2f"), ("PSNR-L", "psnr_l", ".2f"), ("SSIM-T", "ssim_t", ".4f"),
+      (f"GFLOPs ({test_size[0]}×{test_size[1]})", "gflops", ".2f"),
+      ("ms/frame (CPU)", "ms_per_frame", ".0f")])
 
 
 def main(argv=None) -> int:

@@ -1,0 +1,152 @@
+"""The README's results table: baselines vs the shipped models on held-out synthetic clips.
+
+  python tools/results_table.py --out out/results --sources ../shared/hdr_sources \\
+      --stage2 runs/2exp_small_stage2
+
+Three fixed test sets are rendered by the camera simulator, with content only from the
+held-out validation images of `--sources` (the same name-hash split that training holds
+out, `data_pipeline.sources.split_names`), never seen in training:
+  2exp         the stage-1 camera family (gamma 2.2 / sRGB responses, 8–12 bit, stage-1
+               noise ranges), two alternating exposures 1–4 stops apart;
+  3exp         the same camera, three alternating exposures;
+  other camera two exposures from `simulator.stage2_camera`: randomised sigmoid responses
+               and a noisier sensor. Every method is told the response is gamma 2.2 (the
+               user of a real camera does not know its curve), which is what stage 2 must
+               adapt to.
+Rows: both baselines, the shipped model of the pattern at attention ratios 0 / 0.25 / 1,
+and on the other-camera set the stage-1 model before and after stage-2 fine-tuning
+(`--stage2`: that run's workdir or params-only export). Metrics are `dealthdr eval`'s
+(mean over clips of the per-clip mean); ms/frame is the steady-state time of one output
+frame at the test size on this machine (`dealthdr bench` for the model, the baseline
+function on one window for the baselines).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import statistics
+import sys
+import time
+
+import numpy as np
+
+from data_pipeline import clips as clips_lib
+from data_pipeline import simulator as sim_lib
+from data_pipeline import synth
+from dealthdr_jax import baselines
+from dealthdr_jax import bench
+from dealthdr_jax import harness
+from dealthdr_jax import modeling
+
+RATIOS = (0.0, 0.25, 1.0)
+COLUMNS = [("test set", "set", "s"), ("method", "method", "s"), ("ratio", "ratio", "g"),
+           ("PSNR-T", "psnr_t", ".2f"), ("PSNR-L", "psnr_l", ".2f"), ("SSIM-T", "ssim_t", ".4f"),
+           ("ms/frame", "ms_per_frame", ".0f")]
+
+
+def test_config(pattern: str, size, sources: str, other_camera: bool) -> sim_lib.SimulatorConfig:
+  config = sim_lib.SimulatorConfig(
+      size=size, pattern=pattern, responses=("gamma2.2", "srgb"), response_weights=(0.7, 0.3),
+      source_dir=sources, source_split="val", procedural_fraction=0.0)
+  return sim_lib.stage2_camera(config) if other_camera else config
+
+
+def render(out: pathlib.Path, name: str, config, num_clips: int, frames: int, seed: int):
+  folder = out / "testsets" / name
+  found = sorted(folder.glob("clip_*"))
+  if len(found) == num_clips:
+    return found
+  return synth.write_clips(folder, num_clips=num_clips, num_frames=frames, size=config.size,
+                           seed=seed, overwrite=True, config=config)
+
+
+def baseline_ms(method: str, clip: pathlib.Path, response: str | None, iters: int = 5) -> float:
+  """Median ms for one output frame of a baseline on the middle window of `clip`."""
+  opened = clips_lib.open_clip(clip, response=response)
+  response = opened.response
+  radius = 2 if len(set(np.round(opened.stops, 3))) > 2 else 1
+  windows = list(clips_lib.iter_windows(opened, radius))
+  _, frames, stops = windows[len(windows) // 2]
+  fn = baselines.BASELINES[method]
+  times = []
+  for _ in range(iters):
+    start = time.perf_counter()
+    fn(np.asarray(frames, np.float32), np.asarray(stops, np.float32), response=response)
+    times.append(time.perf_counter() - start)
+  return 1e3 * statistics.median(times)
+
+
+def model_ms(checkpoint: str, size, ratios) -> dict[float, float]:
+  model, params, _, _ = modeling.load_model(checkpoint)
+  cost = bench.benchmark(model, params, *size, ratios, iters=5)
+  return {r: cost[f"{r:g}"]["ms_per_frame"] for r in ratios}
+
+
+def run(args) -> list[dict]:
+  out = pathlib.Path(args.out)
+  size = args.size
+  sets = [  # (folder, label, simulator config, model)
+      ("2exp", "2exp", test_config("2exp", size, args.sources, False), args.model_2exp),
+      ("3exp", "3exp", test_config("3exp", size, args.sources, False), args.model_3exp),
+      ("other_camera", "other camera (2exp)", test_config("2exp", size, args.sources, True),
+       args.model_2exp),
+  ]
+  rows = []
+  for k, (tag, set_name, config, model) in enumerate(sets):
+    clips = render(out, tag, config, args.clips, args.frames, args.seed + k)
+    # The stage-1 camera's clips declare their response in meta.json; the other camera's
+    # say "sigmoid" (which no method is told): everyone assumes gamma 2.2 there.
+    response = "gamma2.2" if tag == "other_camera" else None
+    common = {"response": response}
+
+    def add(label, ratio, ms, **kwargs):
+      scores = harness.score(out / "pred" / tag / f"{label}_r{ratio}".replace(" ", "_"),
+                             clips, **common, **kwargs)
+      rows.append({"set": set_name, "method": label, "ratio": ratio, **scores,
+                   "ms_per_frame": ms})
+      print(json.dumps(rows[-1]), flush=True)
+
+    for method in ("reference_only", "dis_flow"):
+      add(method, None, baseline_ms(method, clips[0], response), method=method)
+    if tag == "other_camera":
+      ms = model_ms(model, size, (0.25,))[0.25]
+      add("dealthdr stage 1", 0.25, ms, method="dealthdr", checkpoint=model, attn_ratio=0.25)
+      if args.stage2:
+        add("dealthdr stage 2", 0.25, ms, method="dealthdr", checkpoint=args.stage2,
+            attn_ratio=0.25)
+      continue
+    ms = model_ms(model, size, RATIOS)
+    for ratio in RATIOS:
+      add("dealthdr", ratio, ms[ratio], method="dealthdr", checkpoint=model, attn_ratio=ratio)
+  return rows
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("--out", required=True)
+  parser.add_argument("--sources", default=os.environ.get("DEALTHDR_HDR_SOURCES",
+                                                          "../shared/hdr_sources"),
+                      help="folder of .exr/.hdr images; only its held-out split is used")
+  shipped = modeling.SHIPPED_DIR
+  parser.add_argument("--model-2exp", default=str(shipped / "dealthdr_2exp"))
+  parser.add_argument("--model-3exp", default=str(shipped / "dealthdr_3exp"))
+  parser.add_argument("--stage2", help="stage-2 workdir or export (other-camera rows)")
+  parser.add_argument("--clips", type=int, default=4)
+  parser.add_argument("--frames", type=int, default=8)
+  parser.add_argument("--size", type=bench.parse_size, default=(192, 256))
+  parser.add_argument("--seed", type=int, default=4242)
+  args = parser.parse_args(argv)
+  if not pathlib.Path(args.sources).is_dir():
+    parser.error(f"--sources {args.sources}: no such folder")
+  rows = run(args)
+  table = harness.markdown(rows, COLUMNS)
+  pathlib.Path(args.out, "results.md").write_text(table)
+  pathlib.Path(args.out, "results.json").write_text(json.dumps(rows, indent=1))
+  print(table)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

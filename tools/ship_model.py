@@ -1,0 +1,88 @@
+"""Copies a trained model into the package as a shipped default, with its JSON card.
+
+  python tools/ship_model.py --workdir runs/2exp_small --name dealthdr_2exp \\
+      --command "dealthdr train --config configs/dealthdr_2exp.py:size=small ..." \\
+      --machine "2-core CPU (no accelerator)" --wall-minutes 62
+
+The params-only export of the run (its best-by-validation export when there is one) is
+written to `dealthdr_jax/assets/models/<name>/` (params.msgpack, config.json, card.json).
+The card holds the training card the run wrote (steps, validation and last training
+metrics), the command, machine and wall time given here, the data (procedural scenes and
+the named HDR images, with the validation images held out), and the parameter count.
+`--results results.json` (tools/results_table.py) adds the rows of this model's pattern.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+
+from data_pipeline import sources
+from dealthdr_jax import checkpoints
+from dealthdr_jax import modeling
+
+
+def build_card(params, config, run_card: dict, args) -> dict:
+  card = {
+      "name": args.name,
+      "pattern": config.pattern,
+      "size": config.size,
+      "parameters": modeling.count_params(params),
+      "default_attn_ratio": float(config.attn_ratio),
+      "train_ratios": list(config.train_ratios),
+      "training": {
+          "command": args.command,
+          "machine": args.machine,
+          "wall_minutes": args.wall_minutes,
+          "stage": config.stage,
+          "steps": run_card.get("step"),
+          "batch_size": config.batch_size,
+          "crop": config.data.crop,
+          "exported_params": run_card.get("params"),
+          "final_train_metrics": run_card.get("train"),
+          "validation_metrics": run_card.get("val"),
+      },
+  }
+  data = {"source": config.data.source,
+          "procedural": "data_pipeline.sources.procedural_scene (half of the scenes)"}
+  if config.data.source_dir:
+    folder = pathlib.Path(config.data.source_dir)
+    names = [p.name for p in sorted(folder.iterdir())
+             if p.suffix.lower() in (".exr", ".hdr")]
+    train, val = sources.split_names(names, num_val=int(config.data.num_val_sources))
+    data.update({"hdr_images_train": train, "hdr_images_held_out": val,
+                 "hdr_images_origin": "../shared/hdr_sources (licences there)"})
+  card["training"]["data"] = data
+  if args.results:
+    rows = json.loads(pathlib.Path(args.results).read_text())
+    card["results"] = [r for r in rows if r["set"].startswith(config.pattern)
+                       or (config.pattern == "2exp" and r["set"].startswith("other"))]
+  return card
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("--workdir", required=True, help="training workdir or params-only export")
+  parser.add_argument("--name", required=True, choices=("dealthdr_2exp", "dealthdr_3exp"))
+  parser.add_argument("--command", required=True, help="the training command(s) that made it")
+  parser.add_argument("--machine", required=True)
+  parser.add_argument("--wall-minutes", type=float, required=True)
+  parser.add_argument("--results", help="results.json of tools/results_table.py")
+  parser.add_argument("--out", default=str(modeling.SHIPPED_DIR))
+  args = parser.parse_args(argv)
+  source = modeling.resolve_checkpoint(args.workdir)
+  params, config = checkpoints.load_params(source)
+  run_card = {}
+  if (source / checkpoints.CARD_FILE).is_file():
+    run_card = json.loads((source / checkpoints.CARD_FILE).read_text())
+  card = build_card(params, config, run_card, args)
+  target = pathlib.Path(args.out) / args.name
+  checkpoints.save_params(target, params, config, card)
+  print(f"shipped {source} → {target} ({card['parameters']} parameters, "
+        f"step {card['training']['steps']})")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
