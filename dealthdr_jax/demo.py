@@ -1,10 +1,12 @@
 """`dealthdr demo`: render a degraded alternating-exposure clip, reconstruct it, score it.
 
-Everything comes from the installed package: the simulator renders a 2-exposure clip with
-noise and motion blur (procedural HDR content), the shipped model reconstructs it (or,
-while no trained model is shipped, freshly initialised weights of the small config, which
-is said loudly), both baselines run through the same `infer` path, each is scored against
-the ground truth, and a side-by-side PNG shows inputs / baseline / ours / GT.
+Everything comes from the installed package: the simulator renders an 8-frame 2-exposure
+clip (192×256, procedural HDR content, Poisson-Gaussian noise, motion blur in the long
+frames, 8-bit gamma 2.2), the shipped model (`dealthdr_jax/assets/models/dealthdr_2exp`,
+chosen by the clip's exposures) reconstructs it, both baselines run through the same
+`infer` path, each is scored against the ground truth, and a side-by-side PNG shows
+inputs / baselines / ours / GT. An installation without the shipped model (a trimmed
+package) falls back to freshly initialised weights and says so loudly.
 """
 from __future__ import annotations
 
