@@ -126,6 +126,12 @@ def train_config(config: ml_collections.ConfigDict, stage: int = 1) -> None:
   # Empty = procedural scenes only.
   config.data.source_dir = ""
   config.data.num_val_sources = 2
+  # "synthetic": camera responses the simulator draws from, with weights (() = uniform).
+  # The model linearises with `model.response` whatever the sample's response was, so
+  # other responses teach it to guess; a fine-tune on `("gamma2.2",)` alone removes the
+  # bias that guessing leaves on clips whose response is known.
+  config.data.responses = ("gamma2.2", "srgb", "sigmoid")
+  config.data.response_weights = (0.5, 0.2, 0.3)
   config.data.worker_count = 0
   # "clips": a folder of clip folders and/or videos (DESIGN.md §7); videos need `exposures`.
   config.data.clips = ""

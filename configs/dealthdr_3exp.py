@@ -11,6 +11,16 @@ each step costs ~5/3 of the 2-exposure one):
   dealthdr train --config configs/dealthdr_3exp.py:size=tiny --workdir /tmp/tiny3
       runlocal/test preset: toy data, 12 steps, ~40 s on 2 CPU cores; an export only.
   dealthdr train --config configs/dealthdr_3exp.py:size=small --workdir runs/3exp_small
+
+The shipped 3-exposure model (dealthdr_jax/assets/models/dealthdr_3exp) is
+
+  dealthdr train --config configs/dealthdr_3exp.py:size=small --workdir runs/3exp_small \
+      --config.total_steps=10000 --config.data.source_dir=../shared/hdr_sources \
+      --config.data.worker_count=1
+
+  10k steps, 52 min wall on the 2-core CPU dev machine (sharing it with the 2-exposure
+  run), same data and held-out images as the 2-exposure model. Validation PSNR-T: 27.3 dB
+  at step 1000, 29.0 at 5000, 29.6 at 10000 (PSNR-L 30.3).
 """
 from configs import common
 

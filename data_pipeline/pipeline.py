@@ -40,8 +40,9 @@ def as_config(config: sim_lib.SimulatorConfig | Mapping[str, Any] | None
   (defaults).
 
   An experiment config (one with `data` and `pattern` sections, as in `configs/`) is also
-  accepted: size = (data.crop, data.crop), pattern, radius = model.radius, source_dir and
-  num_val_sources = data.source_dir / data.num_val_sources when set, and any fields in an
+  accepted: size = (data.crop, data.crop), pattern, radius = model.radius, source_dir,
+  num_val_sources, responses and response_weights from `data` when set (weights that do
+  not match the responses in length mean uniform), and any fields in an
   optional `data.simulator` dict override the defaults.
   """
   if config is None:
@@ -55,6 +56,11 @@ def as_config(config: sim_lib.SimulatorConfig | Mapping[str, Any] | None
     fields = {"size": (int(data["crop"]), int(data["crop"])), "pattern": config["pattern"]}
     if "model" in config and "radius" in config["model"]:
       fields["radius"] = int(config["model"]["radius"])
+    if data.get("responses"):
+      responses = data["responses"]
+      fields["responses"] = (responses,) if isinstance(responses, str) else tuple(responses)
+      weights = tuple(data.get("response_weights") or ())
+      fields["response_weights"] = weights if len(weights) == len(fields["responses"]) else None
     if data.get("source_dir"):
       fields["source_dir"] = str(data["source_dir"])
       fields["num_val_sources"] = int(data.get("num_val_sources", 2))

@@ -181,6 +181,13 @@ def test_source_dir_reaches_the_simulator_with_held_out_validation(tmp_path, hdr
   val_names = set(sources.ImageFolderSource(hdr_sources_dir, split="val", num_val=3,
                                             validate=False).val_names)
   assert len(val_names) == 3 and not train_names & val_names
+  assert sim_config.responses == ("gamma2.2", "srgb", "sigmoid")
+  config_utils.apply_overrides(config, ["--config.data.responses=('gamma2.2',)"])
+  sim_config = pipeline.as_config(config)
+  assert sim_config.responses == ("gamma2.2",) and sim_config.response_weights is None
+  from data_pipeline import camera  # pylint: disable=g-import-not-at-top
+  batch = next(input_pipeline.make_train_iterator(config, seed=0, batch_size=4))
+  assert (batch["response_id"] == camera.ALL_RESPONSES.index("gamma2.2")).all()
   config.data.source_dir = str(tmp_path / "missing")
   with pytest.raises(input_pipeline.DataError, match="missing.*does not exist"):
     train.prepare(config, tmp_path / "w")
