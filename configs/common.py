@@ -66,7 +66,8 @@ def model_config(size: str, radius: int, response: str = "gamma2.2",
     raise ValueError(f"radius must be 1 or 2, got {radius}")
   return ml_collections.ConfigDict(dict(MODEL_PRESETS[size], radius=radius,
                                         response=response, dtype=dtype,
-                                        fgma_flow_guided=True, dual_encoder=True))
+                                        fgma_flow_guided=True, dual_encoder=True,
+                                        exposure_prior=False))
 
 
 def base_config(pattern: str, size: str, radius: int, ratio: float) -> ml_collections.ConfigDict:

@@ -86,9 +86,26 @@ def _normalise(x):
   return x
 
 
+# Model switches without parameters: a run may start (`init_from`) from weights trained
+# with another setting of these.
+PARAMETER_FREE = ("dtype", "exposure_prior", "response")
+
+
+def _model_section(config: dict) -> dict:
+  """The `model` section with the model's defaults filled in for keys an older config
+  lacks (so a checkpoint from before a switch existed still matches)."""
+  from dealthdr_jax.models.dealthdr import DeAltHDR  # pylint: disable=g-import-not-at-top
+  fields = DeAltHDR.__dataclass_fields__
+  section = dict(_normalise(config.get("model", {})))
+  for key, field in fields.items():
+    if key not in ("parent", "name") and key not in section and not callable(field.default):
+      section[key] = _normalise(field.default)
+  return section
+
+
 def model_differences(saved: dict, current: dict, ignore=("dtype",)) -> list[str]:
   """Keys of the `model` sections that differ (compute dtype may change)."""
-  a, b = _normalise(saved.get("model", {})), _normalise(current.get("model", {}))
+  a, b = _model_section(saved), _model_section(current)
   keys = sorted((set(a) | set(b)) - set(ignore))
   return [f"model.{k}: checkpoint {a.get(k)!r} vs config {b.get(k)!r}"
           for k in keys if a.get(k) != b.get(k)]
@@ -169,7 +186,7 @@ def load_init_params(path: str, config: ml_collections.ConfigDict) -> Any:
     saved = config_dict(saved)
   else:
     params, saved = _params_from_workdir(directory)
-  diffs = model_differences(saved, config_dict(config))
+  diffs = model_differences(saved, config_dict(config), ignore=PARAMETER_FREE)
   if diffs:
     raise IncompatibleCheckpointError(
         f"init_from={path!r} holds a different model: " + "; ".join(diffs))

@@ -131,3 +131,32 @@ def test_configs_are_locked_and_overridable():
     config_utils.load_config("no_such_config")
   with pytest.raises(ValueError, match="unknown model config keys"):
     DeAltHDR.from_config(dict(config.model, extra=1))
+
+
+def test_exposure_prior_moves_weight_off_clipped_candidates(tiny):
+  model, params = tiny
+  frames, stops = _clip(model, 32, 32)
+  r = model.window // 2
+  frames[:, :] = 0.5
+  frames[:, r] = 1.0  # The reference is clipped everywhere; the neighbours are well exposed.
+  plain = model.apply({"params": params}, frames, stops, ratio=0.0)[1]["blend_weights"]
+  prior = model.clone(exposure_prior=True).apply({"params": params}, frames, stops,
+                                                 ratio=0.0)[1]["blend_weights"]
+  # The untrained head: plain softmax favours the reference 4:1 over each neighbour; the
+  # prior scales the clipped reference's odds by 0.01 / 1.01.
+  n = model.window - 1
+  np.testing.assert_allclose(plain[..., 0], 4 / (4 + n), rtol=1e-4)
+  np.testing.assert_allclose(prior[..., 0], 4 * 0.01 / (4 * 0.01 + n * 1.01), rtol=1e-3)
+
+
+def test_parameter_free_switches_do_not_block_init_from():
+  from dealthdr_jax import checkpointing  # pylint: disable=g-import-not-at-top
+  old = {"model": {"radius": 1, "response": "gamma2.2"}}  # Before exposure_prior existed.
+  assert checkpointing.model_differences(old, {"model": {"radius": 1, "exposure_prior": False}}) == []
+  switched = {"model": {"radius": 1, "exposure_prior": True}}
+  assert checkpointing.model_differences(old, switched) == [
+      "model.exposure_prior: checkpoint False vs config True"]
+  assert checkpointing.model_differences(old, switched,
+                                         ignore=checkpointing.PARAMETER_FREE) == []
+  assert checkpointing.model_differences(old, {"model": {"radius": 2}},
+                                         ignore=checkpointing.PARAMETER_FREE)

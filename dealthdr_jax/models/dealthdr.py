@@ -51,6 +51,10 @@ class DeAltHDR(nn.Module):
   # separate short/long stems (True) or one shared stem.
   fgma_flow_guided: bool = True
   dual_encoder: bool = True
+  # Adds log(well-exposedness + 0.01) of each candidate's LDR value to its blend logit, so
+  # clipped or nearly black candidates start near zero weight (the learned logits can
+  # still override); no parameters, so it can be switched on for a fine-tune.
+  exposure_prior: bool = False
   response: str = "gamma2.2"
   dtype: str = "float32"
 
@@ -209,9 +213,15 @@ class DeAltHDR(nn.Module):
     full_res = jnp.concatenate(
         [frames[:, r], radiance[:, r], jnp.moveaxis(warped_nbr, 1, 3).reshape(b, h, w, 3 * m)],
         axis=-1)
+    prior = None
+    if self.exposure_prior:
+      cand_expo = jnp.concatenate([expo[:, r:r + 1], expo[:, nbr_ids]], axis=1)  # [B, T]
+      cand_ldr = resp.apply_response(
+          jnp.clip(candidates * cand_expo[:, :, None, None, None], 0.0, 1.0), self.response)
+      prior = jnp.moveaxis(jnp.log(resp.well_exposedness(cand_ldr.max(-1)) + 0.01), 1, -1)
     hdr_rel, weights = recon.Reconstruction(self.features, self.head_features, dtype,
                                             name="recon")(
-        ref_feats, aligned, list(masks.values()), full_res, candidates)
+        ref_feats, aligned, list(masks.values()), full_res, candidates, prior)
     hdr = hdr_rel * (2.0 ** -min_stops)[:, None, None, None]
 
     unpad = lambda x: x[:, :h0, :w0] if x.ndim == 4 else x[:, :, :h0, :w0]

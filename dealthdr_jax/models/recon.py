@@ -69,7 +69,7 @@ class Reconstruction(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, ref_feats, aligned, masks, full_res, candidates):
+  def __call__(self, ref_feats, aligned, masks, full_res, candidates, prior=None):
     """Reconstructs HDR.
 
     Args:
@@ -78,6 +78,7 @@ class Reconstruction(nn.Module):
       masks: per level, [B, M, h, w, 1] FGMA selection masks.
       full_res: [B, H, W, Cf] full-resolution guidance (reference encoding and candidates).
       candidates: [B, T, H, W, 3] float32 candidate radiances, reference first.
+      prior: optional [B, H, W, T] float32 added to the blend logits.
     Returns:
       hdr: [B, H, W, 3] float32 ≥ 0; blend weights [B, H, W, T].
     """
@@ -105,8 +106,10 @@ class Reconstruction(nn.Module):
                   kernel_init=nn.initializers.zeros, name="head_out")(x).astype(jnp.float32)
     logits, log_gain = out[..., :num_candidates], out[..., num_candidates:]
     # Untrained (zero) logits favour the reference 4:1 over each neighbour.
-    prior = jnp.zeros((num_candidates,), jnp.float32).at[0].set(jnp.log(4.0))
-    weights = jax.nn.softmax(logits + prior, axis=-1)                     # [B, H, W, T]
+    logits = logits + jnp.zeros((num_candidates,), jnp.float32).at[0].set(jnp.log(4.0))
+    if prior is not None:
+      logits = logits + prior
+    weights = jax.nn.softmax(logits, axis=-1)                             # [B, H, W, T]
     blend = jnp.einsum("bhwt,bthwc->bhwc", weights, candidates)
     hdr = blend * jnp.exp(2.0 * jnp.tanh(log_gain / 2.0))
     return hdr, weights

@@ -42,3 +42,15 @@ def apply_response(linear: jnp.ndarray, response: str = "gamma2.2") -> jnp.ndarr
 def mu_law(hdr: jnp.ndarray, mu: float = np_response.MU) -> jnp.ndarray:
   """`T(x) = log(1 + mu x) / log(1 + mu)` (DESIGN.md §5)."""
   return jnp.log1p(mu * hdr) / jnp.log1p(mu)
+
+
+def _smoothstep(lo: float, hi: float, x: jnp.ndarray) -> jnp.ndarray:
+  t = jnp.clip((x - lo) / (hi - lo), 0.0, 1.0)
+  return t * t * (3.0 - 2.0 * t)
+
+
+def well_exposedness(value: jnp.ndarray) -> jnp.ndarray:
+  """Smooth weight in [0, 1] of an encoded LDR value (e.g. a pixel's largest channel):
+  0 when saturated (≥ 0.97) or black (≤ 0.02), 1 between 0.20 and 0.80 (the same ramps as
+  the baselines' merge)."""
+  return (1.0 - _smoothstep(0.80, 0.97, value)) * _smoothstep(0.02, 0.20, value)
