@@ -15,7 +15,7 @@ out, `data_pipeline.sources.split_names`), never seen in training:
                adapt to.
 Rows: both baselines, the shipped model of the pattern at attention ratios 0 / 0.25 / 1,
 and on the other-camera set the stage-1 model before and after stage-2 fine-tuning
-(`--stage2`: that run's workdir or params-only export). Metrics are `dealthdr eval`'s
+(`--stage2`: each such run's workdir or params-only export). Metrics are `dealthdr eval`'s
 (mean over clips of the per-clip mean); ms/frame is the steady-state time of one output
 frame at the test size on this machine (`dealthdr bench` for the model, the baseline
 function on one window for the baselines).
@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import pathlib
+import re
 import statistics
 import sys
 import time
@@ -37,6 +38,7 @@ from data_pipeline import simulator as sim_lib
 from data_pipeline import synth
 from dealthdr_jax import baselines
 from dealthdr_jax import bench
+from dealthdr_jax import checkpoints
 from dealthdr_jax import harness
 from dealthdr_jax import modeling
 
@@ -102,7 +104,7 @@ def run(args) -> list[dict]:
     common = {"response": response}
 
     def add(label, ratio, ms, **kwargs):
-      scores = harness.score(out / "pred" / tag / f"{label}_r{ratio}".replace(" ", "_"),
+      scores = harness.score(out / "pred" / tag / re.sub(r"[^\w.-]+", "_", f"{label}_r{ratio}"),
                              clips, **common, **kwargs)
       rows.append({"set": set_name, "method": label, "ratio": ratio, **scores,
                    "ms_per_frame": ms})
@@ -113,9 +115,11 @@ def run(args) -> list[dict]:
     if tag == "other_camera":
       ms = model_ms(model, size, (0.25,))[0.25]
       add("dealthdr stage 1", 0.25, ms, method="dealthdr", checkpoint=model, attn_ratio=0.25)
-      if args.stage2:
-        add("dealthdr stage 2", 0.25, ms, method="dealthdr", checkpoint=args.stage2,
-            attn_ratio=0.25)
+      for stage2 in args.stage2 or ():
+        _, stage2_config = checkpoints.load_params(modeling.resolve_checkpoint(stage2))
+        add(f"dealthdr stage 2 (lr {stage2_config.optim.lr:g}, "
+            f"{stage2_config.total_steps} steps)", 0.25, ms, method="dealthdr",
+            checkpoint=stage2, attn_ratio=0.25)
       continue
     ms = model_ms(model, size, RATIOS)
     for ratio in RATIOS:
@@ -132,7 +136,8 @@ def main(argv=None) -> int:
   shipped = modeling.SHIPPED_DIR
   parser.add_argument("--model-2exp", default=str(shipped / "dealthdr_2exp"))
   parser.add_argument("--model-3exp", default=str(shipped / "dealthdr_3exp"))
-  parser.add_argument("--stage2", help="stage-2 workdir or export (other-camera rows)")
+  parser.add_argument("--stage2", action="append",
+                      help="stage-2 workdir or export (other-camera rows; repeatable)")
   parser.add_argument("--clips", type=int, default=4)
   parser.add_argument("--frames", type=int, default=8)
   parser.add_argument("--size", type=bench.parse_size, default=(192, 256))
