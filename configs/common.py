@@ -67,7 +67,7 @@ def model_config(size: str, radius: int, response: str = "gamma2.2",
   return ml_collections.ConfigDict(dict(MODEL_PRESETS[size], radius=radius,
                                         response=response, dtype=dtype,
                                         fgma_flow_guided=True, dual_encoder=True,
-                                        exposure_prior=False))
+                                        exposure_prior=False, response_calibration=0))
 
 
 def base_config(pattern: str, size: str, radius: int, ratio: float) -> ml_collections.ConfigDict:
@@ -150,6 +150,9 @@ def train_config(config: ml_collections.ConfigDict, stage: int = 1) -> None:
   config.optim.b1 = 0.9
   config.optim.b2 = 0.999
   config.optim.grad_clip = 5.0
+  # Learning rate of the response calibration curve (models with
+  # `model.response_calibration` > 0, i.e. stage 2), on the same schedule shape.
+  config.optim.calibration_lr = 3e-3
   # EMA of the parameters (0 = off). Stage 2 needs it: the EMA is the teacher.
   config.optim.ema_decay = 0.999 if stage == 2 else 0.0
 
@@ -164,6 +167,8 @@ def train_config(config: ml_collections.ConfigDict, stage: int = 1) -> None:
   config.loss.subset_weight = 1.0
   config.loss.teacher_weight = 1.0
   config.loss.reexpose_weight = 0.5
+  # Smoothness of the learned response calibration curve (`losses.curve_roughness`).
+  config.loss.curve_smoothness = 5e-4
 
   # Device mesh: `shape` (-1 = all remaining devices) over `axes`; the batch is split
   # over `data`. `param_rules`: (regex over "a/b/kernel" names, axis names or None per

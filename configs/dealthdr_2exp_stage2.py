@@ -41,5 +41,7 @@ def get_config(arg=None):
     config.optim.lr = 1e-5
     config.optim.warmup_steps = 100
   config.loss.flow_weight = 0.0
+  # Learn the camera's response (a 32-segment monotone curve on top of `model.response`).
+  config.model.response_calibration = 8 if arg.size == "tiny" else 32
   config.lock()
   return config

@@ -89,6 +89,10 @@ def _normalise(x):
 # Model switches without parameters: a run may start (`init_from`) from weights trained
 # with another setting of these.
 PARAMETER_FREE = ("dtype", "exposure_prior", "response")
+# Model switches that add parameters of their own: a run may start from weights trained
+# without them (the added parameters start at their initial values, see
+# `train._load_init_params`).
+ADDED_PARAMETERS = ("response_calibration",)
 
 
 def _model_section(config: dict) -> dict:
@@ -186,7 +190,8 @@ def load_init_params(path: str, config: ml_collections.ConfigDict) -> Any:
     saved = config_dict(saved)
   else:
     params, saved = _params_from_workdir(directory)
-  diffs = model_differences(saved, config_dict(config), ignore=PARAMETER_FREE)
+  diffs = model_differences(saved, config_dict(config),
+                            ignore=PARAMETER_FREE + ADDED_PARAMETERS)
   if diffs:
     raise IncompatibleCheckpointError(
         f"init_from={path!r} holds a different model: " + "; ".join(diffs))

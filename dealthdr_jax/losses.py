@@ -10,8 +10,13 @@ Stage 2 (self-supervised, no ground truth):
   * `hdr_loss` again, with a stop-gradient target (full window → window subset; EMA
     teacher → student).
   * `reexposure_loss`: the predicted HDR re-exposed to the reference (and, through the
-    flow, to its neighbours) and passed through the camera response must match the
-    observed LDR wherever that LDR is well exposed.
+    flow, to its neighbours) and passed through the camera response (and the inverse of
+    the model's learned calibration curve, if it has one) must match the observed LDR
+    wherever that LDR is well exposed. Exposure ratios are known, so this pins the curve:
+    only the true response makes every exposure of a pixel agree.
+  * `curve_roughness`: keeps the learned calibration curve smooth, which also fixes the
+    one thing re-exposure cannot see, the curve's scale (radiance × c with curve × c is
+    just as consistent; a smooth curve cannot hide the factor in its clipped top segment).
   * `subset_index_maps`: the frame index maps that turn a window into a smaller one,
     mirrored at its new edges like a clip edge (data_pipeline.clips.window_indices).
 """
@@ -116,8 +121,8 @@ def well_exposed_mask(ldr: jnp.ndarray, low: float = WELL_EXPOSED_LOW,
 
 def reexposure_loss(hdr: jnp.ndarray, frames: jnp.ndarray, stops: jnp.ndarray,
                     flow: jnp.ndarray | None = None, response: str = "gamma2.2",
-                    low: float = WELL_EXPOSED_LOW, high: float = WELL_EXPOSED_HIGH
-                    ) -> jnp.ndarray:
+                    low: float = WELL_EXPOSED_LOW, high: float = WELL_EXPOSED_HIGH,
+                    curve: jnp.ndarray | None = None) -> jnp.ndarray:
   """Re-exposure consistency of a predicted HDR frame with the observed LDR window.
 
   For the reference frame r: `response(clip(H · 2**stops_r))` vs `frames[:, r]`. For each
@@ -132,6 +137,10 @@ def reexposure_loss(hdr: jnp.ndarray, frames: jnp.ndarray, stops: jnp.ndarray,
     flow: optional [B, T-1, H, W, 2] reference → neighbour flow (neighbours in frame
       order, skipping the reference), e.g. the model's `aux["flow"]`.
     response: the clip's camera response.
+    curve: optional [K+1] knots of the model's response calibration (aux
+      "response_curve"): the model reads `curve(LDR)`, so its output is rendered through
+      `response` and then the curve's inverse before the comparison. The comparison stays
+      in observed-LDR units, where the curve cannot shrink the error by flattening.
   Returns:
     scalar: masked mean L1 in LDR units.
   """
@@ -141,7 +150,8 @@ def reexposure_loss(hdr: jnp.ndarray, frames: jnp.ndarray, stops: jnp.ndarray,
   expo = 2.0 ** stops.astype(jnp.float32)                                  # [B, T]
 
   def rendered(i):
-    return resp.apply_response(hdr * expo[:, i, None, None, None], response)
+    ldr = resp.apply_response(hdr * expo[:, i, None, None, None], response)
+    return ldr if curve is None else resp.invert_curve(ldr, curve)
 
   observed = [frames[:, r]]
   predicted = [rendered(r)]
@@ -161,6 +171,13 @@ def reexposure_loss(hdr: jnp.ndarray, frames: jnp.ndarray, stops: jnp.ndarray,
   mask = jax.lax.stop_gradient(well_exposed_mask(observed, low, high) * jnp.stack(inside, 1))
   err = jnp.abs(predicted - observed) * mask
   return jnp.sum(err) / jnp.maximum(3.0 * jnp.sum(mask), 1.0)
+
+
+def curve_roughness(curve: jnp.ndarray) -> jnp.ndarray:
+  """Mean squared difference of neighbouring log-slopes of a `response.curve_knots`
+  curve ([K+1] knots; for softmax increments, the differences of neighbouring logits)."""
+  log_slope = jnp.log(jnp.maximum(jnp.diff(curve.astype(jnp.float32)), 1e-12))
+  return jnp.mean(jnp.diff(log_slope) ** 2)
 
 
 def subset_index_maps(radius: int) -> np.ndarray:

@@ -108,13 +108,20 @@ def stage2_step(state: train_state.TrainState, batch: dict[str, jnp.ndarray], *,
   (a) the full-window output (stop-gradient) supervises the output of a random sub-window;
   (b) the EMA teacher's full-window output supervises the student's;
   (c) the output re-exposed to every frame of the window matches the well-exposed LDR.
+  With a response calibration (`model.response_calibration`), (c) also trains the curve
+  and `loss.curve_smoothness` keeps it smooth (losses.curve_roughness).
   Args: as `stage1_step`; only frames and stops are used.
   """
   frames, stops = batch["frames"], batch["stops"]
   b = frames.shape[0]
   key = jax.random.fold_in(jax.random.key(config.seed), state.step)
   sub_frames, sub_stops = subset_window(frames, stops, key, model.radius)
-  teacher, _ = model.apply({"params": state.ema_params}, frames, stops, ratio=ratio)
+  # The teacher is the EMA of the network, read through the student's current response
+  # calibration (a property of the camera, not something to smooth over time).
+  teacher_params = dict(state.ema_params)
+  if train_state.CALIBRATION in teacher_params:
+    teacher_params[train_state.CALIBRATION] = state.params[train_state.CALIBRATION]
+  teacher, _ = model.apply({"params": teacher_params}, frames, stops, ratio=ratio)
   teacher = jax.lax.stop_gradient(teacher)
 
   def loss_fn(params):
@@ -124,9 +131,12 @@ def stage2_step(state: train_state.TrainState, batch: dict[str, jnp.ndarray], *,
     subset_l = losses.hdr_loss(sub, jax.lax.stop_gradient(full), config.loss.mu)
     teacher_l = losses.hdr_loss(full, teacher, config.loss.mu)
     reexpose_l = losses.reexposure_loss(full, frames, stops, aux["flow"][:b],
-                                        response=model.response)
+                                        response=model.response,
+                                        curve=aux.get("response_curve"))
     loss = (config.loss.subset_weight * subset_l + config.loss.teacher_weight * teacher_l
             + config.loss.reexpose_weight * reexpose_l)
+    if "response_curve" in aux:
+      loss += config.loss.curve_smoothness * losses.curve_roughness(aux["response_curve"])
     return loss, (subset_l, teacher_l, reexpose_l)
 
   (loss, (subset_l, teacher_l, reexpose_l)), grads = jax.value_and_grad(
@@ -221,6 +231,12 @@ def _load_init_params(model: DeAltHDR, config: ml_collections.ConfigDict):
     return None
   loaded = checkpointing.load_init_params(config.init_from, config)
   expected = jax.eval_shape(lambda: _random_init(model, config.seed))
+  missing = [k for k in expected if k not in loaded]
+  if missing and set(missing) <= set(checkpointing.ADDED_PARAMETERS):
+    # e.g. a stage-1 model fine-tuned with a response calibration it did not have.
+    fresh = _random_init(model, config.seed)
+    loaded = {**loaded, **{k: jax.device_get(fresh[k]) for k in missing}}
+    logging_utils.log(f"init_from lacks {missing}: they start at their initial values")
   same = jax.tree.structure(loaded) == jax.tree.structure(expected) and all(
       np.shape(a) == b.shape for a, b in zip(jax.tree.leaves(loaded), jax.tree.leaves(expected)))
   if not same:

@@ -2,7 +2,10 @@
 
 The optimizer is AdamW with linear warm-up then cosine decay to `optim.end_lr`, global-
 norm gradient clipping, and an optional EMA of the parameters (`optim.ema_decay` > 0),
-which is exported for inference and serves as the stage-2 teacher.
+which is exported for inference and serves as the stage-2 teacher. A model with a
+learned response calibration (`model.response_calibration` > 0) trains that curve with
+its own Adam (`optim.calibration_lr`, same schedule shape, no weight decay): the curve
+must move far in a short fine-tune whose network learning rate is tiny.
 """
 from __future__ import annotations
 
@@ -15,6 +18,9 @@ import ml_collections
 import optax
 
 from dealthdr_jax import sharding as sharding_lib
+
+# Top-level parameter name of the model's response calibration curve.
+CALIBRATION = "response_calibration"
 
 
 @flax.struct.dataclass
@@ -37,13 +43,28 @@ def learning_rate_schedule(optim: ml_collections.ConfigDict, total_steps: int
 
 
 def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  optim = config.optim
   parts = []
-  if config.optim.grad_clip > 0:
-    parts.append(optax.clip_by_global_norm(config.optim.grad_clip))
-  parts.append(optax.adamw(learning_rate_schedule(config.optim, config.total_steps),
-                           b1=config.optim.b1, b2=config.optim.b2,
-                           weight_decay=config.optim.weight_decay))
+  if optim.grad_clip > 0:
+    parts.append(optax.clip_by_global_norm(optim.grad_clip))
+  network = optax.adamw(learning_rate_schedule(optim, config.total_steps),
+                        b1=optim.b1, b2=optim.b2, weight_decay=optim.weight_decay)
+  if config.model.get("response_calibration", 0) > 0:
+    curve_optim = ml_collections.ConfigDict(optim.to_dict())
+    curve_optim.lr = optim.calibration_lr
+    curve_optim.end_lr = optim.calibration_lr * 0.01
+    curve = optax.adam(learning_rate_schedule(curve_optim, config.total_steps),
+                       b1=optim.b1, b2=optim.b2)
+    parts.append(optax.multi_transform({"network": network, "curve": curve}, _labels))
+  else:
+    parts.append(network)
   return optax.chain(*parts)
+
+
+def _labels(params):
+  """"curve" for the calibration logits, "network" for every other parameter."""
+  return {name: jax.tree.map(lambda _, n=name: "curve" if n == CALIBRATION else "network",
+                             sub) for name, sub in params.items()}
 
 
 def create(params, tx: optax.GradientTransformation) -> TrainState:

@@ -7,6 +7,7 @@ import pytest
 from dealthdr_jax import checkpoints
 from dealthdr_jax import config_utils
 from dealthdr_jax import modeling
+from dealthdr_jax.models import response as resp
 from dealthdr_jax.models.dealthdr import DeAltHDR
 
 
@@ -149,6 +150,25 @@ def test_exposure_prior_moves_weight_off_clipped_candidates(tiny):
   np.testing.assert_allclose(prior[..., 0], 4 * 0.01 / (4 * 0.01 + n * 1.01), rtol=1e-3)
 
 
+def test_response_calibration_starts_as_identity_and_bends_the_input(tiny):
+  model, params = tiny
+  frames, stops = _clip(model, 32, 32)
+  calibrated = model.clone(response_calibration=8)
+  curve_logits = {"response_calibration": jnp.zeros(8)}
+  plain, _ = model.apply({"params": params}, frames, stops, ratio=0.0)
+  same, aux = calibrated.apply({"params": {**params, **curve_logits}}, frames, stops, ratio=0.0)
+  np.testing.assert_allclose(same, plain, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(aux["response_curve"], np.linspace(0, 1, 9), atol=1e-6)
+  # A non-identity curve is the same as feeding the model the curved frames.
+  logits = jnp.linspace(-1.0, 1.0, 8)
+  bent, _ = calibrated.apply({"params": {**params, "response_calibration": logits}},
+                             frames, stops, ratio=0.0)
+  curved = resp.apply_curve(jnp.asarray(frames), resp.curve_knots(logits))
+  expected, _ = model.apply({"params": params}, curved, stops, ratio=0.0)
+  np.testing.assert_allclose(bent, expected, rtol=1e-5, atol=1e-6)
+  assert float(jnp.max(jnp.abs(bent - plain))) > 1e-3
+
+
 def test_parameter_free_switches_do_not_block_init_from():
   from dealthdr_jax import checkpointing  # pylint: disable=g-import-not-at-top
   old = {"model": {"radius": 1, "response": "gamma2.2"}}  # Before exposure_prior existed.
@@ -160,3 +180,8 @@ def test_parameter_free_switches_do_not_block_init_from():
                                          ignore=checkpointing.PARAMETER_FREE) == []
   assert checkpointing.model_differences(old, {"model": {"radius": 2}},
                                          ignore=checkpointing.PARAMETER_FREE)
+  # A switch that adds parameters (stage 2's response calibration) may be turned on too.
+  calibrated = {"model": {"radius": 1, "response_calibration": 32}}
+  assert checkpointing.model_differences(
+      old, calibrated, ignore=checkpointing.PARAMETER_FREE + checkpointing.ADDED_PARAMETERS) == []
+  assert checkpointing.model_differences(old, calibrated)

@@ -97,6 +97,8 @@ def run(args) -> list[dict]:
   ]
   rows = []
   for k, (tag, set_name, config, model) in enumerate(sets):
+    if args.sets and tag not in args.sets:
+      continue
     clips = render(out, tag, config, args.clips, args.frames, args.seed + k)
     # The stage-1 camera's clips declare their response in meta.json; the other camera's
     # say "sigmoid" (which no method is told): everyone assumes gamma 2.2 there.
@@ -116,10 +118,11 @@ def run(args) -> list[dict]:
       ms = model_ms(model, size, (0.25,))[0.25]
       add("dealthdr stage 1", 0.25, ms, method="dealthdr", checkpoint=model, attn_ratio=0.25)
       for stage2 in args.stage2 or ():
-        _, stage2_config = checkpoints.load_params(modeling.resolve_checkpoint(stage2))
-        add(f"dealthdr stage 2 (lr {stage2_config.optim.lr:g}, "
-            f"{stage2_config.total_steps} steps)", 0.25, ms, method="dealthdr",
-            checkpoint=stage2, attn_ratio=0.25)
+        _, s2 = checkpoints.load_params(modeling.resolve_checkpoint(stage2))
+        curve = s2.model.get("response_calibration", 0)
+        add(f"dealthdr stage 2 (lr {s2.optim.lr:g}, {s2.total_steps} steps"
+            + (f", {curve}-segment response calibration)" if curve else ")"), 0.25, ms,
+            method="dealthdr", checkpoint=stage2, attn_ratio=0.25)
       continue
     ms = model_ms(model, size, RATIOS)
     for ratio in RATIOS:
@@ -138,6 +141,8 @@ def main(argv=None) -> int:
   parser.add_argument("--model-3exp", default=str(shipped / "dealthdr_3exp"))
   parser.add_argument("--stage2", action="append",
                       help="stage-2 workdir or export (other-camera rows; repeatable)")
+  parser.add_argument("--sets", nargs="+", choices=("2exp", "3exp", "other_camera"),
+                      help="only these test sets (default: all three)")
   parser.add_argument("--clips", type=int, default=4)
   parser.add_argument("--frames", type=int, default=8)
   parser.add_argument("--size", type=bench.parse_size, default=(192, 256))

@@ -55,6 +55,11 @@ class DeAltHDR(nn.Module):
   # clipped or nearly black candidates start near zero weight (the learned logits can
   # still override); no parameters, so it can be switched on for a fine-tune.
   exposure_prior: bool = False
+  # Learned response calibration: K > 0 adds K logits of a monotone curve (identity at
+  # init, `response.curve_knots`) applied to the LDR before `response`'s linearisation,
+  # so stage 2 can learn a camera whose curve differs from the assumed one. The curve is
+  # in aux["response_curve"] for the re-exposure loss. 0 = off (no parameter).
+  response_calibration: int = 0
   response: str = "gamma2.2"
   dtype: str = "float32"
 
@@ -135,7 +140,9 @@ class DeAltHDR(nn.Module):
         "flow_pyramid", "flow_bwd_pyramid": lists (coarse → fine) of [B, M, h, w, 2] at the
           padded size (crops that are multiples of `pad_multiple` are never padded),
         "masks": {level: [B, M, h, w]} FGMA selections,
-        "blend_weights": [B, H, W, T], "pad": (pad_h, pad_w).
+        "blend_weights": [B, H, W, T], "pad": (pad_h, pad_w),
+        "response_curve": [K+1] the calibration curve's knots (only with
+          `response_calibration` > 0).
     """
     self.check_inputs(frames, stops)
     dtype = _dtype(self.dtype)
@@ -148,6 +155,11 @@ class DeAltHDR(nn.Module):
     pad_w = -w0 % self.pad_multiple
     frames = jnp.pad(frames, ((0, 0), (0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
     h, w = h0 + pad_h, w0 + pad_w
+    curve = None
+    if self.response_calibration > 0:
+      curve = resp.curve_knots(self.param("response_calibration", nn.initializers.zeros,
+                                          (self.response_calibration,), jnp.float32))
+      frames = resp.apply_curve(frames, curve)
 
     # Exposure normalisation relative to the window's shortest frame.
     min_stops = jnp.min(stops, axis=1)                                       # [B]
@@ -233,6 +245,8 @@ class DeAltHDR(nn.Module):
         "blend_weights": unpad(weights),
         "pad": (pad_h, pad_w),
     }
+    if curve is not None:
+      aux["response_curve"] = curve                                          # [K+1]
     return unpad(hdr), aux
 
   def _unreliability(self, ref_matched, nbr_matched, flow_fwd, flow_bwd, ref_ldr, m):

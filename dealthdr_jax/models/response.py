@@ -1,9 +1,11 @@
-"""`jnp` twins of `data_pipeline.response` (camera responses, §3 radiance units).
+"""`jnp` twins of `data_pipeline.response` (camera responses, §3 radiance units), and the
+learnable monotone curve that stage 2 uses to calibrate an unknown camera's response.
 
 Tested against the NumPy versions in tests/test_warp_response.py.
 """
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 
 from data_pipeline import response as np_response
@@ -54,3 +56,33 @@ def well_exposedness(value: jnp.ndarray) -> jnp.ndarray:
   0 when saturated (≥ 0.97) or black (≤ 0.02), 1 between 0.20 and 0.80 (the same ramps as
   the baselines' merge)."""
   return (1.0 - _smoothstep(0.80, 0.97, value)) * _smoothstep(0.02, 0.20, value)
+
+
+def curve_knots(logits: jnp.ndarray) -> jnp.ndarray:
+  """[K] logits → [K+1] values of a monotone curve on [0, 1] at x = 0, 1/K, …, 1.
+
+  The curve's increments are `softmax(logits)`, so it starts at 0, ends at 1 and is
+  non-decreasing; zero logits give the identity.
+  """
+  steps = jax.nn.softmax(logits.astype(jnp.float32))
+  return jnp.concatenate([jnp.zeros((1,), jnp.float32), jnp.cumsum(steps)])
+
+
+def apply_curve(x: jnp.ndarray, knots: jnp.ndarray) -> jnp.ndarray:
+  """The piecewise-linear curve through (i/K, knots[i]) at x (clipped to [0, 1])."""
+  k = knots.shape[0] - 1
+  pos = jnp.clip(x, 0.0, 1.0) * k
+  i = jnp.clip(jnp.floor(pos), 0, k - 1).astype(jnp.int32)
+  lo, hi = knots[i], knots[i + 1]
+  return lo + (pos - i) * (hi - lo)
+
+
+def invert_curve(y: jnp.ndarray, knots: jnp.ndarray) -> jnp.ndarray:
+  """Inverse of `apply_curve` (on flat stretches, their left end); differentiable in both
+  `y` and `knots`."""
+  k = knots.shape[0] - 1
+  y = jnp.clip(y, 0.0, 1.0)
+  i = jnp.clip(jnp.searchsorted(knots, y, side="right") - 1, 0, k - 1)
+  lo, hi = knots[i], knots[i + 1]
+  frac = jnp.clip((y - lo) / jnp.maximum(hi - lo, 1e-12), 0.0, 1.0)
+  return (i + frac) / k
