@@ -7,6 +7,8 @@ A workdir looks like
   <workdir>/export/        params-only checkpoint (`checkpoints.save_params`) of the
                            final parameters (EMA if enabled), readable by infer/export
   <workdir>/export_best/   the same for the best validation PSNR-T, when there is one
+                           (stage 1 only: stage 2's validation is on the stage-1
+                           camera, so its best would be the least adapted step)
   <workdir>/config.json, metrics.jsonl, tensorboard/
 
 Saves are asynchronous; the latest `keep_checkpoints` are kept, plus the best one by
@@ -54,6 +56,28 @@ def make_manager(workdir: pathlib.Path, keep: int, read_only: bool = False
       cleanup_tmp_directories=not read_only, read_only=read_only, create=not read_only)
   return ocp.CheckpointManager(pathlib.Path(workdir).absolute() / CHECKPOINT_DIR,
                                options=options, item_names=("state", "data", "config"))
+
+
+def best_step(manager: ocp.CheckpointManager, workdir: pathlib.Path) -> int | None:
+  """The kept checkpoint step with the highest validation PSNR-T in the workdir's
+  metrics.jsonl (the later one on ties), or None when no kept step was validated.
+
+  Read from metrics.jsonl because orbax keeps the metrics given to `save` only in memory
+  when a preservation policy (not `best_fn`) is set: `CheckpointManager.best_step` would
+  return the latest step, and a resumed run would know no metrics of earlier steps.
+  """
+  kept = set(manager.all_steps())
+  scores = {}
+  path = pathlib.Path(workdir) / "metrics.jsonl"
+  if path.is_file():
+    for line in path.read_text(encoding="utf-8").splitlines():
+      try:
+        row = json.loads(line)
+      except json.JSONDecodeError:  # A line cut short by a kill.
+        continue
+      if row.get("step") in kept and "val/" + BEST_METRIC in row:
+        scores[row["step"]] = float(row["val/" + BEST_METRIC])
+  return max(scores, key=lambda k: (scores[k], k)) if scores else None
 
 
 def latest_step(workdir: pathlib.Path) -> int | None:

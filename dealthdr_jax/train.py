@@ -415,7 +415,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
             "params": "ema" if use_ema else "raw", "workdir": str(workdir.absolute())}
     export_dir = workdir / checkpointing.EXPORT_DIR
     checkpointing.export_params(export_dir, pick(state), config, card)
-    best = manager.best_step()
+    best = checkpointing.best_step(manager, workdir) if config.stage == 1 else None
     if best is not None:
       best_state = state if best == step else checkpointing.restore_state(manager, best,
                                                                           abstract)

@@ -255,3 +255,21 @@ def test_source_dir_reaches_the_simulator_with_held_out_validation(tmp_path, hdr
   with pytest.raises(input_pipeline.DataError, match="missing.*does not exist"):
     train.prepare(config, tmp_path / "w")
   assert not (tmp_path / "w").exists()
+
+
+def test_best_step_is_the_best_validated_kept_checkpoint(tmp_path):
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  manager = checkpointing.make_manager(tmp_path, keep=1)
+  rows = []
+  for step, psnr_t in [(10, 25.0), (20, 27.5), (30, 26.0), (40, 26.5)]:
+    manager.save(step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave({"w": np.full(2, step, np.float32)})),
+        metrics={checkpointing.BEST_METRIC: psnr_t})
+    rows += [{"step": step, "train/loss": 1.0}, {"step": step, "val/psnr_t": psnr_t}]
+  manager.wait_until_finished()
+  (tmp_path / "metrics.jsonl").write_text(
+      "\n".join(json.dumps(r) for r in rows) + '\n{"step": 50, "val/ps')  # cut by a kill
+  assert manager.all_steps() == [20, 40]  # latest 1 + best 1 kept
+  assert checkpointing.best_step(manager, tmp_path) == 20
+  assert checkpointing.best_step(manager, tmp_path / "elsewhere") is None
+  manager.close()
