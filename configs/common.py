@@ -139,6 +139,8 @@ def train_config(config: ml_collections.ConfigDict, stage: int = 1) -> None:
   config.data.exposures = ""
   # "synthetic" in stage 2: simulate with a camera unlike stage 1's (unpaired clips).
   config.data.other_camera = stage == 2
+  # Its response: one fixed curve ("sigmoid:N,SIGMA"), or "sigmoid" for a random one per clip.
+  config.data.other_camera_response = "sigmoid:0.6,0.5"
   config.data.val_size = p["val_size"]
   config.data.val_seed = 1_000_003
 

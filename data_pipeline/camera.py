@@ -101,18 +101,42 @@ def _clipped_normal(rng: np.random.Generator, spec: tuple[float, float, float, f
   return float(np.clip(rng.normal(mean, std), low, high))
 
 
+def parse_response(name: str) -> tuple[str, float | None, float | None]:
+  """A response name → (family, n, sigma). Names are `ALL_RESPONSES` ("sigmoid" = a random
+  shape per draw) or "sigmoid:N,SIGMA", one fixed sigmoid (a single camera's curve).
+
+  Raises:
+    ValueError: for an unknown family or a malformed / non-positive sigmoid shape.
+  """
+  family, _, shape = name.partition(":")
+  if family not in ALL_RESPONSES or (shape and family != "sigmoid"):
+    raise ValueError(f"unknown camera response {name!r}; expected one of {ALL_RESPONSES} "
+                     "or 'sigmoid:N,SIGMA'")
+  if not shape:
+    return family, None, None
+  try:
+    n, sigma = (float(v) for v in shape.split(","))
+  except ValueError:
+    raise ValueError(f"camera response {name!r}: expected 'sigmoid:N,SIGMA' with two "
+                     "numbers, e.g. 'sigmoid:0.6,0.5'") from None
+  if not (n > 0 and sigma > 0):
+    raise ValueError(f"camera response {name!r}: N and SIGMA must be positive")
+  return family, n, sigma
+
+
 def sample_response(rng: np.random.Generator, names: Sequence[str] = ALL_RESPONSES,
                     weights: Sequence[float] | None = None) -> CameraResponse:
-  """Draws a response family from `names` (with `weights`) and, for "sigmoid", its shape."""
+  """Draws a response from `names` (with `weights`; see `parse_response`) and, for a plain
+  "sigmoid", its shape."""
   names = tuple(names)
-  for name in names:
-    if name not in ALL_RESPONSES:
-      raise ValueError(f"unknown camera response {name!r}; expected one of {ALL_RESPONSES}")
+  parsed = [parse_response(name) for name in names]
   p = None if weights is None else np.asarray(weights, np.float64) / np.sum(weights)
-  name = names[int(rng.choice(len(names), p=p))]
-  if name == "sigmoid":
-    return CameraResponse(name, _clipped_normal(rng, SIGMOID_N), _clipped_normal(rng, SIGMOID_SIGMA))
-  return CameraResponse(name)
+  family, n, sigma = parsed[int(rng.choice(len(names), p=p))]
+  if family == "sigmoid":
+    if n is None:
+      n, sigma = _clipped_normal(rng, SIGMOID_N), _clipped_normal(rng, SIGMOID_SIGMA)
+    return CameraResponse(family, n, sigma)
+  return CameraResponse(family)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -180,25 +180,27 @@ def make_synthetic_loader(config=None, *, seed: int, batch_size: int, shard_inde
                           shard_count: int = 1, worker_count: int = 0,
                           num_epochs: int | None = None, num_samples: int | None = None,
                           crop: tuple[int, int] | None = None, augment: bool = True,
-                          other_camera: bool = False, num_threads: int = 1,
-                          prefetch: int = 2, worker_buffer_size: int = 2
-                          ) -> grain.DatasetIterator:
+                          other_camera: bool = False,
+                          other_camera_response: str = sim_lib.STAGE2_RESPONSE,
+                          num_threads: int = 1, prefetch: int = 2,
+                          worker_buffer_size: int = 2) -> grain.DatasetIterator:
   """`iter(make_synthetic_dataset(...))`: a checkpointable iterator of batch dicts
   (module docstring) with `get_state()` / `set_state(state)`; same arguments."""
   return iter(make_synthetic_dataset(
       config, seed=seed, batch_size=batch_size, shard_index=shard_index,
       shard_count=shard_count, worker_count=worker_count, num_epochs=num_epochs,
       num_samples=num_samples, crop=crop, augment=augment, other_camera=other_camera,
-      num_threads=num_threads, prefetch=prefetch, worker_buffer_size=worker_buffer_size))
+      other_camera_response=other_camera_response, num_threads=num_threads, prefetch=prefetch, worker_buffer_size=worker_buffer_size))
 
 
 def make_synthetic_dataset(config=None, *, seed: int, batch_size: int, shard_index: int = 0,
                            shard_count: int = 1, worker_count: int = 0,
                            num_epochs: int | None = None, num_samples: int | None = None,
                            crop: tuple[int, int] | None = None, augment: bool = True,
-                           other_camera: bool = False, num_threads: int = 1,
-                           prefetch: int = 2, worker_buffer_size: int = 2
-                           ) -> grain.IterDataset:
+                           other_camera: bool = False,
+                           other_camera_response: str = sim_lib.STAGE2_RESPONSE,
+                           num_threads: int = 1, prefetch: int = 2,
+                           worker_buffer_size: int = 2) -> grain.IterDataset:
   """Batched synthetic training data for one process.
 
   Args:
@@ -214,15 +216,16 @@ def make_synthetic_dataset(config=None, *, seed: int, batch_size: int, shard_ind
     num_samples: size of a finite sample set (all shards together).
     crop: (H, W) random crop of the rendered `config.size`; None = no crop.
     augment: random flips and time reversal (and the crop position).
-    other_camera: render with `simulator.stage2_camera(config)` (stage-2 unlabeled data
-      from a camera unlike stage 1's; GT keys are still present).
+    other_camera: render with `simulator.stage2_camera(config, other_camera_response)`
+      (stage-2 unlabeled data from a camera unlike stage 1's; GT keys are still present).
+    other_camera_response: that camera's response (`camera.parse_response`).
     num_threads, prefetch: thread prefetch inside each process.
   Returns:
     An IterDataset; `iter(ds)` gives a checkpointable iterator.
   """
   config = as_config(config)
   if other_camera:
-    config = sim_lib.stage2_camera(config)
+    config = sim_lib.stage2_camera(config, other_camera_response)
   if worker_count > 0:
     from absl import flags  # grain's worker processes read absl flags.
     if not flags.FLAGS.is_parsed():

@@ -86,8 +86,7 @@ class SimulatorConfig:
       if b not in camera.BITS:
         raise ValueError(f"bits must be among {camera.BITS}, got {b}")
     for r in self.responses:
-      if r not in camera.ALL_RESPONSES:
-        raise ValueError(f"unknown response {r!r}; expected one of {camera.ALL_RESPONSES}")
+      camera.parse_response(r)
     if self.response_weights is not None and len(self.response_weights) != len(self.responses):
       raise ValueError("response_weights must match responses in length")
     if self.sequence_fraction > 0 and not self.sequence_dir:
@@ -131,10 +130,16 @@ def _from_dict(cls, d: Mapping[str, Any]):
   return cls(**kwargs)
 
 
-def stage2_camera(config: SimulatorConfig) -> SimulatorConfig:
-  """A different camera for stage-2 style unlabeled clips: sigmoid responses only and a
-  noisier, smaller-pixel sensor range than the stage-1 default."""
-  return config.replace(responses=("sigmoid",), response_weights=None,
+# The response of `stage2_camera`: one fixed sigmoid (HDRFlow's curve family), unlike any
+# stage-1 curve (at LDR 0.5 it reads 0.10 linear where gamma 2.2 reads 0.22).
+STAGE2_RESPONSE = "sigmoid:0.6,0.5"
+
+
+def stage2_camera(config: SimulatorConfig, response: str = STAGE2_RESPONSE) -> SimulatorConfig:
+  """A different camera for stage-2 style unlabeled clips: one response curve (`response`,
+  "sigmoid" for a random shape per clip instead) and a noisier, smaller-pixel sensor range
+  than the stage-1 default."""
+  return config.replace(responses=(response,), response_weights=None,
                         noise=camera.NoiseRanges(full_well=(2500.0, 12000.0),
                                                  gain=(2.0, 32.0), read_noise=(1.5, 8.0)))
 

@@ -108,6 +108,12 @@ def check(config) -> None:
                                   num_val=int(config.data.num_val_sources))
       except (OSError, ValueError) as e:
         raise DataError(f"data.source_dir={config.data.source_dir!r}: {e}") from e
+    if config.stage == 2 and config.data.other_camera and "other_camera_response" in config.data:
+      from data_pipeline import camera  # pylint: disable=g-import-not-at-top
+      try:
+        camera.parse_response(config.data.other_camera_response)
+      except ValueError as e:
+        raise DataError(f"data.other_camera_response: {e}") from e
   if source == "clips":
     check_clips(config)
 
@@ -179,6 +185,8 @@ def make_train_iterator(config: ml_collections.ConfigDict, *, seed: int, batch_s
   kwargs = {}
   if config.stage == 2 and config.data.other_camera:
     kwargs["other_camera"] = True
+    if "other_camera_response" in config.data:  # Older configs: the simulator's default.
+      kwargs["other_camera_response"] = config.data.other_camera_response
   return pipeline.make_synthetic_loader(
       config, seed=seed, batch_size=batch_size, shard_index=shard_index,
       shard_count=shard_count, worker_count=config.data.worker_count, **kwargs)

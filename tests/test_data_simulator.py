@@ -177,6 +177,22 @@ def test_sampled_sigmoid_parameters_stay_in_range():
   assert s.min() >= 0.4 and s.max() <= 0.8 and abs(s.mean() - 0.6) < 0.02
 
 
+def test_stage2_camera_is_one_fixed_curve_and_bad_specs_are_named():
+  rng = np.random.default_rng(0)
+  fixed = [camera.sample_response(rng, ("sigmoid:0.6,0.5",)) for _ in range(20)]
+  assert {(r.name, r.n, r.sigma) for r in fixed} == {("sigmoid", 0.6, 0.5)}
+  other = simulator.stage2_camera(simulator.SimulatorConfig(size=(32, 32)))
+  assert other.responses == (simulator.STAGE2_RESPONSE,)
+  shapes = {tuple(np.round(simulator.render_clip(seed, other)["response_params"], 6))
+            for seed in range(3)}
+  assert len(shapes) == 1
+  for bad in ("sigmoid:0.6", "sigmoid:a,b", "sigmoid:-1,0.5", "gamma2.2:1,1", "log"):
+    with pytest.raises(ValueError, match="camera response"):
+      camera.parse_response(bad)
+  with pytest.raises(ValueError, match="sigmoid:N,SIGMA"):
+    simulator.SimulatorConfig(responses=("sigmoid:0.6",))
+
+
 @pytest.mark.parametrize("pattern,levels", [("2exp", 2), ("3exp", 3)])
 def test_patterns(pattern, levels):
   rng = np.random.default_rng(0)

@@ -9,8 +9,9 @@ out, `data_pipeline.sources.split_names`), never seen in training:
   2exp         the stage-1 camera family (gamma 2.2 / sRGB responses, 8–12 bit, stage-1
                noise ranges), two alternating exposures 1–4 stops apart;
   3exp         the same camera, three alternating exposures;
-  other camera two exposures from `simulator.stage2_camera`: randomised sigmoid responses
-               and a noisier sensor. Every method is told the response is gamma 2.2 (the
+  other camera two exposures from `simulator.stage2_camera`: one sigmoid response curve
+               (`--other-camera-response`, the one stage 2 trains on by default) and
+               a noisier sensor. Every method is told the response is gamma 2.2 (the
                user of a real camera does not know its curve), which is what stage 2 must
                adapt to.
 Rows: both baselines, the shipped model of the pattern at attention ratios 0 / 0.25 / 1,
@@ -48,11 +49,13 @@ COLUMNS = [("test set", "set", "s"), ("method", "method", "s"), ("ratio", "ratio
            ("ms/frame", "ms_per_frame", ".0f")]
 
 
-def test_config(pattern: str, size, sources: str, other_camera: bool) -> sim_lib.SimulatorConfig:
+def test_config(pattern: str, size, sources: str, other_camera: str | None = None
+                ) -> sim_lib.SimulatorConfig:
+  """A test set's simulator; `other_camera` = that camera's response (None: stage 1's)."""
   config = sim_lib.SimulatorConfig(
       size=size, pattern=pattern, responses=("gamma2.2", "srgb"), response_weights=(0.7, 0.3),
       source_dir=sources, source_split="val", procedural_fraction=0.0)
-  return sim_lib.stage2_camera(config) if other_camera else config
+  return sim_lib.stage2_camera(config, other_camera) if other_camera else config
 
 
 def render(out: pathlib.Path, name: str, config, num_clips: int, frames: int, seed: int):
@@ -90,9 +93,10 @@ def run(args) -> list[dict]:
   out = pathlib.Path(args.out)
   size = args.size
   sets = [  # (folder, label, simulator config, model)
-      ("2exp", "2exp", test_config("2exp", size, args.sources, False), args.model_2exp),
-      ("3exp", "3exp", test_config("3exp", size, args.sources, False), args.model_3exp),
-      ("other_camera", "other camera (2exp)", test_config("2exp", size, args.sources, True),
+      ("2exp", "2exp", test_config("2exp", size, args.sources), args.model_2exp),
+      ("3exp", "3exp", test_config("3exp", size, args.sources), args.model_3exp),
+      ("other_camera", "other camera (2exp)", test_config("2exp", size, args.sources,
+                                                       args.other_camera_response),
        args.model_2exp),
   ]
   rows = []
@@ -143,6 +147,9 @@ def main(argv=None) -> int:
                       help="stage-2 workdir or export (other-camera rows; repeatable)")
   parser.add_argument("--sets", nargs="+", choices=("2exp", "3exp", "other_camera"),
                       help="only these test sets (default: all three)")
+  parser.add_argument("--other-camera-response", default=sim_lib.STAGE2_RESPONSE,
+                      help="the other camera's response: 'sigmoid:N,SIGMA' (one camera, the "
+                           "default matches stage-2 training) or 'sigmoid' (random per clip)")
   parser.add_argument("--clips", type=int, default=4)
   parser.add_argument("--frames", type=int, default=8)
   parser.add_argument("--size", type=bench.parse_size, default=(192, 256))
