@@ -15,29 +15,35 @@ reading through it. With known exposure ratios the re-exposure loss does pin the
 
 Data: real clip folders / videos (`data.source=clips`, `data.clips=DIR`, videos also
 need `data.exposures='0,3'`), or unpaired synthetic clips from a different simulated
-camera (`data.source=synthetic`, the default here). Validation stays on the fixed
-synthetic set with GT, so PSNR-T tracks whether fine-tuning hurts the supervised task.
+camera (`data.source=synthetic`, the default here): `simulator.stage2_camera`, one fixed
+sigmoid response (`data.other_camera_response`, default 'sigmoid:0.6,0.5'; 'sigmoid'
+draws a new curve per clip) and a noisier sensor. Validation stays on the fixed synthetic
+set of the stage-1 camera with GT, so PSNR-T there shows how far the model has left it.
 
-  dealthdr train --config configs/dealthdr_2exp_stage2.py:size=small --workdir runs/s2 \\
+  dealthdr train --config configs/dealthdr_2exp_stage2.py:size=small --workdir runs/s2 \
       --config.init_from=runs/s1 --config.data.source=clips --config.data.clips=/data/clips
 
 Measured on a 2-core CPU: `small` runs ~6.7 steps/s (27 samples/s) at batch 4, 64×64
 crops (three forward passes per step: student full + sub-window, EMA teacher), so the
-2000-step preset takes ~5 min of steps (~8 min wall with validation and start-up). The
+2000-step preset takes ~5 min of steps (~7 min wall with validation and start-up). The
 README's before/after-stage-2 rows come from
 
   dealthdr train --config configs/dealthdr_2exp_stage2.py:size=small \
-      --workdir runs/2exp_stage2_calib --config.init_from=dealthdr_jax/assets/models/dealthdr_2exp \
+      --workdir runs/2exp_stage2_fixed --config.init_from=dealthdr_jax/assets/models/dealthdr_2exp \
       --config.data.source_dir=../shared/hdr_sources --config.data.worker_count=1
 
-  (from the shipped 2-exposure model; unpaired clips of `simulator.stage2_camera`:
-  randomised sigmoid responses, a noisier sensor). 2000 steps, 8 min wall on the 2-core
-  CPU: re-exposure loss 0.045 → 0.039; the learned curve at LDR 0.1/0.3/0.5/0.7/0.9 is
-  0.092/0.240/0.391/0.577/0.854 where the mean sigmoid camera needs 0.105/0.251/0.403/
-  0.587/0.834; held-out other-camera PSNR-T 28.73 → 31.65 dB. Validation on the stage-1
-  camera (gamma/sRGB/sigmoid mix) drops 31.30 → 28.65 dB: the model is now this camera's.
-  The same preset without the curve (`--config.model.response_calibration=0`) changed
-  nothing measurable (28.73 → 28.72 dB). Real clips are not measured yet.
+  and the same with --workdir runs/2exp_stage2_fixed_nocurve
+  --config.model.response_calibration=0 (no curve). 2000 steps each, 7 min wall on the
+  2-core CPU. With the curve: re-exposure loss 0.046 → 0.032; the learned curve at LDR
+  0.1/0.3/0.5/0.7/0.9 is 0.076/0.216/0.367/0.553/0.832 where this camera needs
+  0.080/0.207/0.350/0.535/0.804 (linear values now 8–11 % off, gamma 2.2 alone 28–126 %);
+  held-out other-camera PSNR-T 27.06 → 32.84 dB; validation on the stage-1 camera 31.30 →
+  27.16 dB (the model is now this camera's). Without the curve: re-exposure loss 0.046 →
+  0.045, other-camera PSNR-T 27.06 → 27.05, validation 31.30 → 31.30: the three losses
+  alone cannot see a wrong response. An earlier run on the per-clip random sigmoid camera
+  (`data.other_camera_response=sigmoid`, `tools/results_table.py
+  --other-camera-response sigmoid`) went 28.73 → 31.65 dB: one curve fits that family's
+  mean, −7.1 dB on its clip farthest from it. Real clips are not measured yet.
 
 `size=tiny` is the test preset (12 steps, 32×32 toy crops, ~30 s on 2 cores, mostly compilation).
 """
