@@ -20,7 +20,7 @@ sigmoid response (`data.other_camera_response`, default 'sigmoid:0.6,0.5'; 'sigm
 draws a new curve per clip) and a noisier sensor. Validation stays on the fixed synthetic
 set of the stage-1 camera with GT, so PSNR-T there shows how far the model has left it.
 
-  dealthdr train --config configs/dealthdr_2exp_stage2.py:size=small --workdir runs/s2 \
+  dealthdr train --config configs/dealthdr_2exp_stage2.py:size=small --workdir runs/s2 \\
       --config.init_from=runs/s1 --config.data.source=clips --config.data.clips=/data/clips
 
 Measured on a 2-core CPU: `small` runs ~6.7 steps/s (27 samples/s) at batch 4, 64×64
@@ -28,8 +28,8 @@ crops (three forward passes per step: student full + sub-window, EMA teacher), s
 2000-step preset takes ~5 min of steps (~7 min wall with validation and start-up). The
 README's before/after-stage-2 rows come from
 
-  dealthdr train --config configs/dealthdr_2exp_stage2.py:size=small \
-      --workdir runs/2exp_stage2_fixed --config.init_from=dealthdr_jax/assets/models/dealthdr_2exp \
+  dealthdr train --config configs/dealthdr_2exp_stage2.py:size=small \\
+      --workdir runs/2exp_stage2_fixed --config.init_from=dealthdr_jax/assets/models/dealthdr_2exp \\
       --config.data.source_dir=../shared/hdr_sources --config.data.worker_count=1
 
   and the same with --workdir runs/2exp_stage2_fixed_nocurve

@@ -190,7 +190,8 @@ def make_synthetic_loader(config=None, *, seed: int, batch_size: int, shard_inde
       config, seed=seed, batch_size=batch_size, shard_index=shard_index,
       shard_count=shard_count, worker_count=worker_count, num_epochs=num_epochs,
       num_samples=num_samples, crop=crop, augment=augment, other_camera=other_camera,
-      other_camera_response=other_camera_response, num_threads=num_threads, prefetch=prefetch, worker_buffer_size=worker_buffer_size))
+      other_camera_response=other_camera_response, num_threads=num_threads,
+      prefetch=prefetch, worker_buffer_size=worker_buffer_size))
 
 
 def make_synthetic_dataset(config=None, *, seed: int, batch_size: int, shard_index: int = 0,

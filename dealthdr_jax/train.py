@@ -234,9 +234,9 @@ def _load_init_params(model: DeAltHDR, config: ml_collections.ConfigDict):
   missing = [k for k in expected if k not in loaded]
   if missing and set(missing) <= set(checkpointing.ADDED_PARAMETERS):
     # e.g. a stage-1 model fine-tuned with a response calibration it did not have.
-    fresh = _random_init(model, config.seed)
-    loaded = {**loaded, **{k: jax.device_get(fresh[k]) for k in missing}}
-    logging_utils.log(f"init_from lacks {missing}: they start at their initial values")
+    loaded = {**loaded, **{k: jax.tree.map(lambda e: np.zeros(e.shape, e.dtype), expected[k])
+                           for k in missing}}
+    logging_utils.log(f"init_from lacks {missing}: they start at zero")
   same = jax.tree.structure(loaded) == jax.tree.structure(expected) and all(
       np.shape(a) == b.shape for a, b in zip(jax.tree.leaves(loaded), jax.tree.leaves(expected)))
   if not same:

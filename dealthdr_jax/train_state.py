@@ -33,13 +33,16 @@ class TrainState:
   ema_params: Any
 
 
-def learning_rate_schedule(optim: ml_collections.ConfigDict, total_steps: int
+def learning_rate_schedule(optim: ml_collections.ConfigDict, total_steps: int,
+                           peak: float | None = None, end: float | None = None
                            ) -> optax.Schedule:
-  """Linear warm-up from 0 to `optim.lr`, then cosine decay to `optim.end_lr`."""
+  """Linear warm-up from 0 to `peak` (default `optim.lr`), then cosine decay to `end`
+  (default `optim.end_lr`)."""
   warmup = max(0, min(int(optim.warmup_steps), total_steps - 1))
   return optax.warmup_cosine_decay_schedule(
-      init_value=0.0, peak_value=optim.lr, warmup_steps=warmup,
-      decay_steps=max(total_steps, warmup + 1), end_value=optim.end_lr)
+      init_value=0.0, peak_value=optim.lr if peak is None else peak, warmup_steps=warmup,
+      decay_steps=max(total_steps, warmup + 1),
+      end_value=optim.end_lr if end is None else end)
 
 
 def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
@@ -50,10 +53,9 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
   network = optax.adamw(learning_rate_schedule(optim, config.total_steps),
                         b1=optim.b1, b2=optim.b2, weight_decay=optim.weight_decay)
   if config.model.get("response_calibration", 0) > 0:
-    curve_optim = ml_collections.ConfigDict(optim.to_dict())
-    curve_optim.lr = optim.calibration_lr
-    curve_optim.end_lr = optim.calibration_lr * 0.01
-    curve = optax.adam(learning_rate_schedule(curve_optim, config.total_steps),
+    curve = optax.adam(learning_rate_schedule(optim, config.total_steps,
+                                              peak=optim.calibration_lr,
+                                              end=optim.calibration_lr * 0.01),
                        b1=optim.b1, b2=optim.b2)
     parts.append(optax.multi_transform({"network": network, "curve": curve}, _labels))
   else:

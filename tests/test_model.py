@@ -156,7 +156,8 @@ def test_response_calibration_starts_as_identity_and_bends_the_input(tiny):
   calibrated = model.clone(response_calibration=8)
   curve_logits = {"response_calibration": jnp.zeros(8)}
   plain, _ = model.apply({"params": params}, frames, stops, ratio=0.0)
-  same, aux = calibrated.apply({"params": {**params, **curve_logits}}, frames, stops, ratio=0.0)
+  same, aux = calibrated.apply({"params": {**params, **curve_logits}}, frames, stops,
+                               ratio=0.0)
   np.testing.assert_allclose(same, plain, rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(aux["response_curve"], np.linspace(0, 1, 9), atol=1e-6)
   # A non-identity curve is the same as feeding the model the curved frames.
