@@ -6,8 +6,8 @@ PYTEST_ARGS ?=
 
 $(VENV)/.installed: setup.py requirements.txt
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --progress-bar off --upgrade pip
-	$(VENV)/bin/pip install -q --progress-bar off -e '.[dev]'
+	$(VENV)/bin/pip install -qq --progress-bar off --upgrade pip
+	$(VENV)/bin/pip install -qq --progress-bar off -e '.[dev]'
 	touch $@
 
 .PHONY: setup demo test bench

@@ -288,8 +288,9 @@ class Clip:
     response: camera response name (one of `response.RESPONSES`).
     size: (height, width) of every frame.
     bits: 8 or 16, bit depth of every frame.
-    frame_paths: [N] frame files (None for a video).
+    frame_paths: [N] frame files (None for a video or arrays).
     gt_paths: [N] ground-truth EXR files, or None.
+  A clip made from arrays in memory (`open_arrays`) has `source` "<arrays>".
   """
   source: pathlib.Path
   names: tuple[str, ...]
@@ -300,6 +301,7 @@ class Clip:
   frame_paths: tuple[pathlib.Path, ...] | None = None
   gt_paths: tuple[pathlib.Path, ...] | None = None
   _video: _VideoFrames | None = dataclasses.field(default=None, repr=False)
+  _arrays: Sequence[np.ndarray] | None = dataclasses.field(default=None, repr=False)
 
   def __len__(self) -> int:
     return len(self.names)
@@ -311,6 +313,8 @@ class Clip:
   def frame_codes(self, i: int) -> np.ndarray:
     """Frame i as stored: [H, W, 3] uint8 (bits=8) or uint16 (bits=16)."""
     i = self._index(i)
+    if self._arrays is not None and self._arrays[i].dtype.kind == "u":
+      return self._checked(i, np.asarray(self._arrays[i]))
     if self._video is None:
       return hdr_io.to_code_values(self.frame(i), self.bits)
     return self._checked(i, self._video.codes(i))
@@ -318,8 +322,17 @@ class Clip:
   def frame(self, i: int) -> np.ndarray:
     """Frame i: [H, W, 3] float32 in [0, 1], response-encoded (not linearised)."""
     i = self._index(i)
-    if self._video is not None:
+    if self._video is not None or (self._arrays is not None
+                                   and self._arrays[i].dtype.kind == "u"):
       return self.frame_codes(i).astype(np.float32) / np.float32(2**self.bits - 1)
+    if self._arrays is not None:
+      image = np.asarray(self._arrays[i], np.float32)
+      if not np.isfinite(image).all() or image.min() < 0 or image.max() > 1:
+        raise ClipError(f"frame {i} of the input array has values outside [0, 1] (min "
+                        f"{np.nanmin(image):g}, max {np.nanmax(image):g}, finite: "
+                        f"{bool(np.isfinite(image).all())}); expected display-encoded LDR in "
+                        "[0, 1], or uint8/uint16 code values")
+      return self._checked(i, image)
     path = self.frame_paths[i]
     image, bits = hdr_io.read_ldr(path)
     if bits != self.bits:
@@ -470,6 +483,55 @@ def open_clip(source: str | os.PathLike, exposures: str | os.PathLike | None = N
   size, bits = _check_frames(frames)
   return Clip(source=source, names=names, stops=stops, response=response, size=size,
               bits=bits, frame_paths=tuple(frames), gt_paths=gt_paths)
+
+
+def open_arrays(frames: Sequence[np.ndarray], stops: str | Sequence[float],
+                response: str = "gamma2.2") -> Clip:
+  """A clip of frames already in memory (no copy is made).
+
+  Args:
+    frames: [N, H, W, 3] (an array, or a sequence of [H, W, 3] arrays): uint8 or uint16
+      code values, or floats in [0, 1], as the camera wrote them (not linearised).
+    stops: [N] exposures in stops, or a shorter repeating pattern (a sequence, or a string
+      such as "0,3") tiled from the first frame; shifted so that the shortest is 0.
+    response: the camera response (one of `response.RESPONSES`).
+  Raises:
+    ClipError naming the frame or argument at fault. Float frames are range-checked when
+    they are read.
+  """
+  n = len(frames)
+  if n < 2:
+    raise ClipError(f"frames: {n} frame(s); a clip needs at least 2 frames so that each "
+                    "output has a differently exposed neighbour")
+  first = np.shape(frames[0])
+  dtypes = set()
+  for i in range(n):
+    shape, dtype = np.shape(frames[i]), np.asarray(frames[i][:0]).dtype
+    if len(shape) != 3 or shape[2] != 3:
+      raise ClipError(f"frame {i} has shape {shape}; expected [height, width, 3] (RGB), "
+                      "i.e. frames of shape [N, H, W, 3]")
+    if shape != first:
+      raise ClipError(f"frame {i} is {shape[0]}x{shape[1]}, expected {first[0]}x{first[1]} "
+                      "like frame 0")
+    if dtype not in (np.uint8, np.uint16) and dtype.kind != "f":
+      raise ClipError(f"frame {i} has dtype {dtype}; expected uint8, uint16 or float in [0, 1]")
+    dtypes.add(dtype)
+  if len(dtypes) > 1:
+    raise ClipError(f"frames mix dtypes {sorted(map(str, dtypes))}; expected one")
+  if isinstance(stops, str):
+    stops = resolve_exposures(stops, n)
+  else:
+    values = np.asarray(stops, np.float64).reshape(-1)
+    if values.size == 0 or values.size > n or not np.isfinite(values).all():
+      raise ClipError(f"stops: {values.size} value(s) {values.tolist()} for {n} frames; "
+                      "expected one finite number (stops) per frame, or a shorter repeating "
+                      "pattern such as (0, 3)")
+    stops = normalise_stops(_tile(values, n))
+  [dtype] = dtypes
+  bits = 8 if dtype == np.uint8 else 16
+  return Clip(source=pathlib.Path("<arrays>"), names=tuple(f"{i:06d}" for i in range(n)),
+              stops=stops, response=_check_response(response, "response"),
+              size=tuple(first[:2]), bits=bits, _arrays=frames)
 
 
 def _open_video(path: pathlib.Path, exposures, response) -> Clip:

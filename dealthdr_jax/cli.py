@@ -15,11 +15,14 @@ import sys
 COMMANDS = {
     "demo": ("dealthdr_jax.demo", "render a clip, run the shipped model, write results"),
     "synth": ("data_pipeline.synth", "write synthetic clip folders with ground truth"),
-    "train": ("dealthdr_jax.train", "train (stage 1 or 2, by config); resumes from the workdir"),
-    "infer": ("dealthdr_jax.infer", "HDR for every frame of a clip folder or video"),
-    "eval": ("dealthdr_jax.evaluate", "PSNR-T, PSNR-L, SSIM-T of predictions vs ground truth"),
-    "bench": ("dealthdr_jax.bench", "latency, FLOPs and memory per attention ratio"),
-    "export": ("dealthdr_jax.export", "params-only checkpoint + serialized StableHLO program"),
+    "train": ("dealthdr_jax.training.train",
+              "train (stage 1 or 2, by config); resumes from the workdir"),
+    "infer": ("dealthdr_jax.inference.infer", "HDR for every frame of a clip folder or video"),
+    "eval": ("dealthdr_jax.evaluation.evaluate",
+             "PSNR-T, PSNR-L, SSIM-T of predictions vs ground truth"),
+    "bench": ("dealthdr_jax.inference.bench", "latency, FLOPs and memory per attention ratio"),
+    "export": ("dealthdr_jax.inference.export",
+               "params-only checkpoint + serialized StableHLO program"),
 }
 
 

@@ -20,10 +20,10 @@ import numpy as np
 
 from data_pipeline import hdr_io
 from data_pipeline import synth
-from dealthdr_jax import evaluate
-from dealthdr_jax import infer
-from dealthdr_jax import modeling
-from dealthdr_jax import visualize
+from dealthdr_jax import model_files
+from dealthdr_jax.evaluation import evaluate
+from dealthdr_jax.inference import infer
+from dealthdr_jax.inference import preview
 
 UNTRAINED_CONFIG = "dealthdr_2exp:size=small"
 
@@ -33,13 +33,13 @@ def side_by_side(clip_dir: pathlib.Path, results: dict[str, pathlib.Path], t: in
   names = sorted(p.stem for p in clip_dir.glob("*.png"))
   name = names[t]
   gt = hdr_io.read_hdr(clip_dir / "gt" / f"{name}.exr")
-  scale = visualize.display_scale(gt)
+  scale = preview.display_scale(gt)
   panels = [hdr_io.read_ldr(clip_dir / f"{names[t]}.png")[0],
             hdr_io.read_ldr(clip_dir / f"{names[t + 1 if t + 1 < len(names) else t - 1]}.png")[0]]
   panels = [(p * 255).round().astype(np.uint8) for p in panels]
   for folder in results.values():
-    panels.append(visualize.tonemap(hdr_io.read_hdr(folder / "hdr" / f"{name}.exr"), scale))
-  panels.append(visualize.tonemap(gt, scale))
+    panels.append(preview.tonemap(hdr_io.read_hdr(folder / "hdr" / f"{name}.exr"), scale))
+  panels.append(preview.tonemap(gt, scale))
   return np.concatenate(panels, axis=1)
 
 
@@ -52,7 +52,7 @@ def run_demo(out: str, *, frames: int = 8, size=(192, 256), seed: int = 7,
                                  pattern="2exp", seed=seed, overwrite=True)
   try:
     label = f"dealthdr (checkpoint {checkpoint})" if checkpoint else "dealthdr (shipped model)"
-    checkpoint = checkpoint or modeling.default_checkpoint(stops=[0.0, 3.0])
+    checkpoint = checkpoint or model_files.default_checkpoint(stops=[0.0, 3.0])
     ours = {"checkpoint": checkpoint}
   except FileNotFoundError:
     ours = {"config": UNTRAINED_CONFIG}
@@ -63,6 +63,9 @@ def run_demo(out: str, *, frames: int = 8, size=(192, 256), seed: int = 7,
           "dealthdr": dict(method="dealthdr", **ours)}
   results, metrics = {}, {}
   for name, kwargs in runs.items():
+    print(f"demo: running {name}" + (" (compiling the model first, about 10-20 s on 2 CPU "
+                                     "cores)" if name == "dealthdr" else "") + " ...",
+          file=sys.stderr, flush=True)
     folder = out / name
     infer.run_inference(str(clip_dir), str(folder), overwrite=True, progress=False, **kwargs)
     results[name] = folder

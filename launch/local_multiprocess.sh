@@ -5,7 +5,7 @@
 #   launch/local_multiprocess.sh 2 --config configs/dealthdr_2exp.py:size=tiny --workdir runs/mp
 #
 # Each process gets JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID (read by
-# dealthdr_jax.sharding.maybe_initialize_distributed) and DEVICES_PER_PROCESS fake CPU
+# dealthdr_jax.training.sharding.maybe_initialize_distributed) and DEVICES_PER_PROCESS fake CPU
 # devices (default 1). Process 0 logs to the terminal; every process also logs to
 # <workdir>/process_<i>.log. Exits non-zero if any process fails (the others are stopped).
 # Environment: PYTHON (default python3), PORT (default: a free port), DEVICES_PER_PROCESS.

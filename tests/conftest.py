@@ -9,7 +9,11 @@ from __future__ import annotations
 import os
 import pathlib
 
+import numpy as np
 import pytest
+
+from data_pipeline import hdr_io
+from data_pipeline import response
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -35,3 +39,23 @@ def hdr_sources_dir() -> pathlib.Path:
       pytest.fail(reason + " (required because DEALTHDR_REQUIRE_SHARED=1)")
     pytest.skip(reason)
   return d
+
+
+@pytest.fixture
+def static_clip(tmp_path):
+  """A 5-frame 16-bit 2-exposure clip folder of a static scene, and its radiance.
+
+  Frame i is the ideal quantised LDR of the radiance [36, 52, 3] at stops (0, 3, 0, 3, 0).
+  """
+  rng = np.random.default_rng(0)
+  yy, xx = np.mgrid[0:36, 0:52] / 52.0
+  radiance = (0.02 + 0.08 * (0.5 + 0.5 * np.sin(9 * xx) * np.cos(7 * yy)))[..., None]
+  radiance = (radiance * rng.uniform(0.7, 1.0, 3)).astype(np.float32)
+  folder = tmp_path / "clip"
+  folder.mkdir(parents=True)
+  stops = [0, 3, 0, 3, 0]
+  for i, s in enumerate(stops):
+    hdr_io.write_ldr(folder / f"frame_{i:03d}.png", response.radiance_to_ldr(radiance, s),
+                     bits=16)
+  (folder / "exposures.txt").write_text("\n".join(str(s) for s in stops) + "\n")
+  return folder, radiance

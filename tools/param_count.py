@@ -5,8 +5,8 @@
 """
 import sys
 
-from dealthdr_jax import config_utils
-from dealthdr_jax import modeling
+from dealthdr_jax import config_loading
+from dealthdr_jax import model_files
 from dealthdr_jax.models.dealthdr import DeAltHDR
 
 
@@ -15,8 +15,8 @@ def main(specs):
     specs = [f"{p}:size={s}" for p in ("dealthdr_2exp", "dealthdr_3exp")
              for s in ("tiny", "small", "base")]
   for spec in specs:
-    model = DeAltHDR.from_config(config_utils.load_config(spec).model)
-    print(f"{spec:32s} {modeling.count_params(modeling.init_params(model)):>10,d} params")
+    model = DeAltHDR.from_config(config_loading.load_config(spec).model)
+    print(f"{spec:32s} {model_files.count_params(model_files.init_params(model)):>10,d} params")
 
 
 if __name__ == "__main__":

@@ -37,11 +37,10 @@ import numpy as np
 from data_pipeline import clips as clips_lib
 from data_pipeline import simulator as sim_lib
 from data_pipeline import synth
-from dealthdr_jax import baselines
-from dealthdr_jax import bench
-from dealthdr_jax import checkpoints
-from dealthdr_jax import harness
-from dealthdr_jax import modeling
+from dealthdr_jax import model_files
+from dealthdr_jax.evaluation import scoring
+from dealthdr_jax.inference import baselines
+from dealthdr_jax.inference import bench
 
 RATIOS = (0.0, 0.25, 1.0)
 COLUMNS = [("test set", "set", "s"), ("method", "method", "s"), ("ratio", "ratio", "g"),
@@ -84,7 +83,7 @@ def baseline_ms(method: str, clip: pathlib.Path, response: str | None, iters: in
 
 
 def model_ms(checkpoint: str, size, ratios) -> dict[float, float]:
-  model, params, _, _ = modeling.load_model(checkpoint)
+  model, params, _, _ = model_files.load_model(checkpoint)
   cost = bench.benchmark(model, params, *size, ratios, iters=5)
   return {r: cost[f"{r:g}"]["ms_per_frame"] for r in ratios}
 
@@ -110,7 +109,7 @@ def run(args) -> list[dict]:
     common = {"response": response}
 
     def add(label, ratio, ms, **kwargs):
-      scores = harness.score(out / "pred" / tag / re.sub(r"[^\w.-]+", "_", f"{label}_r{ratio}"),
+      scores = scoring.score(out / "pred" / tag / re.sub(r"[^\w.-]+", "_", f"{label}_r{ratio}"),
                              clips, **common, **kwargs)
       rows.append({"set": set_name, "method": label, "ratio": ratio, **scores,
                    "ms_per_frame": ms})
@@ -122,7 +121,7 @@ def run(args) -> list[dict]:
       ms = model_ms(model, size, (0.25,))[0.25]
       add("dealthdr stage 1", 0.25, ms, method="dealthdr", checkpoint=model, attn_ratio=0.25)
       for stage2 in args.stage2 or ():
-        _, s2 = checkpoints.load_params(modeling.resolve_checkpoint(stage2))
+        _, s2 = model_files.load_params(model_files.resolve_checkpoint(stage2))
         curve = s2.model.get("response_calibration", 0)
         add(f"dealthdr stage 2 (lr {s2.optim.lr:g}, {s2.total_steps} steps"
             + (f", {curve}-segment response calibration)" if curve else ")"), 0.25, ms,
@@ -140,7 +139,7 @@ def main(argv=None) -> int:
   parser.add_argument("--sources", default=os.environ.get("DEALTHDR_HDR_SOURCES",
                                                           "../shared/hdr_sources"),
                       help="folder of .exr/.hdr images; only its held-out split is used")
-  shipped = modeling.SHIPPED_DIR
+  shipped = model_files.SHIPPED_DIR
   parser.add_argument("--model-2exp", default=str(shipped / "dealthdr_2exp"))
   parser.add_argument("--model-3exp", default=str(shipped / "dealthdr_3exp"))
   parser.add_argument("--stage2", action="append",
@@ -158,7 +157,7 @@ def main(argv=None) -> int:
   if not pathlib.Path(args.sources).is_dir():
     parser.error(f"--sources {args.sources}: no such folder")
   rows = run(args)
-  table = harness.markdown(rows, COLUMNS)
+  table = scoring.markdown(rows, COLUMNS)
   pathlib.Path(args.out, "results.md").write_text(table)
   pathlib.Path(args.out, "results.json").write_text(json.dumps(rows, indent=1))
   print(table)

@@ -18,11 +18,11 @@ import pathlib
 import sys
 
 from data_pipeline import synth
-from dealthdr_jax import bench
-from dealthdr_jax import config_utils
-from dealthdr_jax import harness
-from dealthdr_jax import modeling
-from dealthdr_jax import train
+from dealthdr_jax import config_loading
+from dealthdr_jax import model_files
+from dealthdr_jax.evaluation import scoring
+from dealthdr_jax.inference import bench
+from dealthdr_jax.training import train
 
 RATIO_SWEEP = (0.0, 0.1, 0.25, 0.5, 1.0)
 ENTRIES = {
@@ -36,7 +36,7 @@ ENTRIES = {
 
 def baseline_row(method: str, clips, out: pathlib.Path) -> dict:
   row = {"entry": f"baseline: {method}", "ratio": None, "steps": 0,
-         **harness.score(out / "pred" / method, clips, method=method),
+         **scoring.score(out / "pred" / method, clips, method=method),
          "gflops": None, "ms_per_frame": None}
   print(json.dumps(row), flush=True)
   return row
@@ -51,15 +51,15 @@ def run(out: pathlib.Path, size: str, steps: int, overrides: list[str], only: li
                               size=test_size, pattern="2exp", seed=seed, overwrite=True)
   rows = [baseline_row(method, clips, out) for method in ("reference_only", "dis_flow")]
   for name in only:
-    config = config_utils.load_config(f"{ENTRIES[name]}:size={size}")
-    config_utils.apply_overrides(config, [f"total_steps={steps}"] + overrides)
+    config = config_loading.load_config(f"{ENTRIES[name]}:size={size}")
+    config_loading.apply_overrides(config, [f"total_steps={steps}"] + overrides)
     workdir = out / "runs" / name
     summary = train.train_and_evaluate(config, workdir)
     ratios = RATIO_SWEEP if name == "full" else (float(config.attn_ratio),)
-    model, params, _, _ = modeling.load_model(str(workdir / "export"))
+    model, params, _, _ = model_files.load_model(str(workdir / "export"))
     cost = bench.benchmark(model, params, *test_size, ratios, iters=3)
     for ratio in ratios:
-      mean = harness.score(out / "pred" / f"{name}_r{ratio:g}", clips,
+      mean = scoring.score(out / "pred" / f"{name}_r{ratio:g}", clips,
                    checkpoint=str(workdir / "export"), attn_ratio=ratio)
       c = cost[f"{ratio:g}"]
       rows.append({"entry": name, "ratio": ratio, "steps": summary["step"], **mean,
@@ -69,7 +69,7 @@ def run(out: pathlib.Path, size: str, steps: int, overrides: list[str], only: li
 
 
 def markdown(rows: list[dict], test_size) -> str:
-  return harness.markdown(rows, [
+  return scoring.markdown(rows, [
       ("entry", "entry", "s"), ("ratio", "ratio", "g"), ("steps", "steps", "d"),
       ("PSNR-T", "psnr_t", ".2f"), ("PSNR-L", "psnr_l", ".2f"), ("SSIM-T", "ssim_t", ".4f"),
       (f"GFLOPs ({test_size[0]}×{test_size[1]})", "gflops", ".2f"),

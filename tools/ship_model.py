@@ -19,8 +19,7 @@ import pathlib
 import sys
 
 from data_pipeline import sources
-from dealthdr_jax import checkpoints
-from dealthdr_jax import modeling
+from dealthdr_jax import model_files
 
 
 def build_card(params, config, run_card: dict, args) -> dict:
@@ -28,7 +27,7 @@ def build_card(params, config, run_card: dict, args) -> dict:
       "name": args.name,
       "pattern": config.pattern,
       "size": config.size,
-      "parameters": modeling.count_params(params),
+      "parameters": model_files.count_params(params),
       "default_attn_ratio": float(config.attn_ratio),
       "train_ratios": list(config.train_ratios),
       "training": {
@@ -69,16 +68,16 @@ def main(argv=None) -> int:
   parser.add_argument("--machine", required=True)
   parser.add_argument("--wall-minutes", type=float, required=True)
   parser.add_argument("--results", help="results.json of tools/results_table.py")
-  parser.add_argument("--out", default=str(modeling.SHIPPED_DIR))
+  parser.add_argument("--out", default=str(model_files.SHIPPED_DIR))
   args = parser.parse_args(argv)
-  source = modeling.resolve_checkpoint(args.workdir)
-  params, config = checkpoints.load_params(source)
+  source = model_files.resolve_checkpoint(args.workdir)
+  params, config = model_files.load_params(source)
   run_card = {}
-  if (source / checkpoints.CARD_FILE).is_file():
-    run_card = json.loads((source / checkpoints.CARD_FILE).read_text())
+  if (source / model_files.CARD_FILE).is_file():
+    run_card = json.loads((source / model_files.CARD_FILE).read_text())
   card = build_card(params, config, run_card, args)
   target = pathlib.Path(args.out) / args.name
-  checkpoints.save_params(target, params, config, card)
+  model_files.save_params(target, params, config, card)
   print(f"shipped {source} → {target} ({card['parameters']} parameters, "
         f"step {card['training']['steps']})")
   return 0

@@ -1,0 +1,173 @@
+"""`dealthdr eval`: PSNR-T, PSNR-L, SSIM-T (and flicker) of predicted HDR frames vs ground truth.
+
+    dealthdr eval --pred OUT --gt CLIP [--json metrics.json]
+
+`--pred` is a folder of `.exr` frames, or a folder holding them in `hdr/` (an `infer`
+output). `--gt` is a folder of `.exr` frames, or a clip folder holding them in `gt/`
+(DESIGN.md §7). Frames are matched by file stem; both sides must hold the same names and
+each pair the same size. Metrics follow `dealthdr_jax.evaluation.metrics` (DESIGN.md §8); means are
+over frames, flicker is over consecutive pairs in name order.
+
+JSON (`--json`, written atomically):
+  {"mean": {"psnr_t", "psnr_l", "ssim_t", "flicker"}, "frames": {"<stem>": {"psnr_t",
+   "psnr_l", "ssim_t", "flicker"?}}, "num_frames", "pred_dir", "gt_dir", "protocol"}
+A frame's "flicker" is its error against the previous frame (absent for the first);
+"mean.flicker" is null for a single frame. PSNRs are capped at 100 dB (identical images).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+
+import numpy as np
+
+from data_pipeline import hdr_io
+from dealthdr_jax.evaluation import metrics
+
+PathLike = str | pathlib.Path
+_MAX_LISTED = 10
+
+
+def _exr_files(folder: pathlib.Path) -> dict[str, pathlib.Path]:
+  return {p.stem: p for p in sorted(folder.iterdir())
+          if p.is_file() and p.suffix.lower() == ".exr" and not p.name.startswith(".")}
+
+
+def resolve_folder(path: PathLike, subfolder: str, role: str) -> pathlib.Path:
+  """The folder of `.exr` frames: `path` itself if it holds any, else `path/subfolder`.
+
+  Raises:
+    FileNotFoundError: `path` does not exist.
+    ValueError: neither `path` nor `path/subfolder` holds `.exr` files.
+  """
+  path = pathlib.Path(path)
+  if not path.is_dir():
+    raise FileNotFoundError(f"{role} folder {path} does not exist or is not a folder")
+  if _exr_files(path):
+    return path
+  sub = path / subfolder
+  if sub.is_dir() and _exr_files(sub):
+    return sub
+  raise ValueError(f"{role} folder {path} holds no .exr files (nor does {sub})")
+
+
+def _names(names: list[str]) -> str:
+  shown = ", ".join(names[:_MAX_LISTED])
+  return shown + (f", … ({len(names) - _MAX_LISTED} more)" if len(names) > _MAX_LISTED else "")
+
+
+def match_frames(pred_dir: pathlib.Path,
+                 gt_dir: pathlib.Path) -> list[tuple[str, pathlib.Path, pathlib.Path]]:
+  """(stem, pred file, gt file) for every frame, in name order.
+
+  Raises:
+    ValueError: the two folders do not hold the same stems (lists the missing and extra ones).
+  """
+  pred, gt = _exr_files(pred_dir), _exr_files(gt_dir)
+  missing = sorted(set(gt) - set(pred))
+  extra = sorted(set(pred) - set(gt))
+  if missing or extra:
+    lines = [f"predicted frames in {pred_dir} do not match ground truth in {gt_dir}:"]
+    if missing:
+      lines.append(f"  missing predictions ({len(missing)}): {_names(missing)}")
+    if extra:
+      lines.append(f"  predictions without ground truth ({len(extra)}): {_names(extra)}")
+    raise ValueError("\n".join(lines))
+  return [(stem, pred[stem], gt[stem]) for stem in sorted(gt)]
+
+
+def evaluate_folders(pred_dir: PathLike, gt_dir: PathLike) -> dict:
+  """Per-frame and mean metrics of the predicted frames in `pred_dir` vs `gt_dir`.
+
+  Args:
+    pred_dir: folder of `.exr` frames, or a folder with them in `hdr/`.
+    gt_dir: folder of `.exr` frames, or a clip folder with them in `gt/`.
+  Returns:
+    The JSON-ready dict described in the module docstring.
+  Raises:
+    FileNotFoundError, ValueError: missing folders, mismatched names or sizes, bad files.
+  """
+  pred_dir = resolve_folder(pred_dir, "hdr", "prediction")
+  gt_dir = resolve_folder(gt_dir, "gt", "ground-truth")
+  frames: dict[str, dict[str, float]] = {}
+  previous = None
+  for stem, pred_path, gt_path in match_frames(pred_dir, gt_dir):
+    pred, gt = hdr_io.read_hdr(pred_path), hdr_io.read_hdr(gt_path)
+    if pred.shape != gt.shape:
+      raise ValueError(f"size mismatch for frame {stem!r}: {pred_path} is "
+                       f"{pred.shape[1]}x{pred.shape[0]} (WxH) but {gt_path} is "
+                       f"{gt.shape[1]}x{gt.shape[0]}")
+    row = metrics.frame_metrics(pred, gt)
+    current = metrics.tonemapped_normalised(pred, gt)
+    if previous is not None:
+      if previous[0].shape != current[0].shape:
+        raise ValueError(f"frame {stem!r} ({gt.shape[1]}x{gt.shape[0]}) differs in size from "
+                         f"the previous frame ({previous[0].shape[1]}x{previous[0].shape[0]})")
+      row["flicker"] = metrics.flicker_pair(previous, current)
+    previous = current
+    frames[stem] = row
+  mean = {k: float(np.mean([r[k] for r in frames.values()])) for k in metrics.METRIC_NAMES}
+  flick = [r["flicker"] for r in frames.values() if "flicker" in r]
+  mean["flicker"] = float(np.mean(flick)) if flick else None
+  return {
+      "mean": mean,
+      "frames": frames,
+      "num_frames": len(frames),
+      "pred_dir": str(pred_dir),
+      "gt_dir": str(gt_dir),
+      "protocol": {
+          "normalisation": "pred and gt / max(gt) per frame, clipped to [0, 1]",
+          "tone_map": f"mu-law, mu={metrics.MU:g}",
+          "psnr_cap_db": metrics.PSNR_CAP_DB,
+          "ssim": (f"gaussian {metrics.SSIM_WINDOW}x{metrics.SSIM_WINDOW}, "
+                   f"sigma {metrics.SSIM_SIGMA}, K1 {metrics.SSIM_K1}, K2 {metrics.SSIM_K2}, "
+                   "valid windows, per channel, averaged"),
+          "flicker": "mean |dT(pred) - dT(gt)| over consecutive frames (name order)",
+      },
+  }
+
+
+def format_table(result: dict) -> str:
+  """The per-frame and mean table printed by `dealthdr eval`."""
+  def fmt(v, digits):
+    return "-" if v is None else f"{v:.{digits}f}"
+
+  width = max([len("mean")] + [len(n) for n in result["frames"]])
+  header = f"{'frame':<{width}}  {'PSNR-T':>7}  {'PSNR-L':>7}  {'SSIM-T':>7}  {'flicker':>8}"
+  lines = [header, "-" * len(header)]
+  rows = list(result["frames"].items()) + [("mean", result["mean"])]
+  for i, (name, r) in enumerate(rows):
+    if i == len(rows) - 1:
+      lines.append("-" * len(header))
+    lines.append(f"{name:<{width}}  {fmt(r['psnr_t'], 2):>7}  {fmt(r['psnr_l'], 2):>7}  "
+                 f"{fmt(r['ssim_t'], 4):>7}  {fmt(r.get('flicker'), 5):>8}")
+  return "\n".join(lines)
+
+
+def write_json(path: PathLike, result: dict) -> None:
+  """Writes `result` as indented JSON, atomically."""
+  with hdr_io.atomic_path(path) as tmp:
+    tmp.write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+  parser.add_argument("--pred", required=True,
+                      help="folder of predicted .exr frames, or an infer output holding hdr/")
+  parser.add_argument("--gt", required=True,
+                      help="folder of ground-truth .exr frames, or a clip folder holding gt/")
+  parser.add_argument("--json", default=None, help="also write the metrics to this JSON file")
+
+
+def main(args: argparse.Namespace) -> int:
+  try:
+    result = evaluate_folders(args.pred, args.gt)
+  except (FileNotFoundError, ValueError) as e:
+    print(f"dealthdr eval: error: {e}", file=sys.stderr)
+    return 1
+  print(format_table(result))
+  if args.json:
+    write_json(args.json, result)
+    print(f"wrote {args.json}")
+  return 0

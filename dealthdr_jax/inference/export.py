@@ -1,0 +1,99 @@
+"""`dealthdr export`: a params-only checkpoint plus a serialized StableHLO program.
+
+The program (`jax.export`) is specialised to one frame size, batch and attention ratio and
+takes the parameter leaves as inputs, so the same folder serves the Python loader
+(`inference/exported_program.py`, copied in as `run_exported.py`) and any StableHLO
+runtime.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import shutil
+import tempfile
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dealthdr_jax import model_files
+from dealthdr_jax.inference import bench
+from dealthdr_jax.inference import exported_program as exported_lib
+
+
+def export_program(model, params, height: int, width: int, ratio: float, batch: int = 1,
+                   platforms: tuple[str, ...] = ("cpu",)) -> tuple[bytes, list, dict]:
+  """Serializes `hdr = model(params, frames, stops)` for fixed shapes.
+
+  Returns:
+    (serialized program, parameter leaves in input order, spec dict for program.json).
+  """
+  leaves, treedef = jax.tree.flatten(params)
+  frames_shape = (batch, model.window, height, width, 3)
+
+  def fn(param_leaves, frames, stops):
+    p = jax.tree.unflatten(treedef, param_leaves)
+    return model.apply({"params": p}, frames, stops, ratio=ratio)[0]
+
+  args = ([jax.ShapeDtypeStruct(np.shape(x), jnp.asarray(x).dtype) for x in leaves],
+          jax.ShapeDtypeStruct(frames_shape, jnp.float32),
+          jax.ShapeDtypeStruct(frames_shape[:2], jnp.float32))
+  exp = jax.export.export(jax.jit(fn), platforms=platforms)(*args)
+  spec = {"frames_shape": list(frames_shape), "ratio": ratio, "platforms": list(platforms),
+          "num_leaves": len(leaves), "radius": model.radius, "response": model.response,
+          "output": "hdr [B, H, W, 3] float32, linear radiance (DESIGN.md §3 units)"}
+  return exp.serialize(), [np.asarray(x) for x in leaves], spec
+
+
+def export(checkpoint: str, out: str, height: int, width: int, ratio: float | None,
+           batch: int = 1, platforms: tuple[str, ...] = ("cpu",)) -> pathlib.Path:
+  """Writes the export folder (each file atomically); returns its path."""
+  checkpoint = model_files.resolve_checkpoint(checkpoint)
+  model, params, config, _ = model_files.load_model(checkpoint)
+  ratio = config.attn_ratio if ratio is None else ratio
+  model.check_inputs(np.zeros((batch, model.window, height, width, 3), np.float32),
+                     np.zeros((batch, model.window), np.float32))
+  program, leaves, spec = export_program(model, params, height, width, ratio, batch, platforms)
+  out = pathlib.Path(out)
+  if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    raise FileExistsError(f"export folder {out} already exists and is not empty")
+  card = None
+  card_path = checkpoint / model_files.CARD_FILE
+  if card_path.is_file():
+    card = json.loads(card_path.read_text())
+  out.parent.mkdir(parents=True, exist_ok=True)
+  # Everything goes to a temporary folder that is renamed into place at the end, so a
+  # failed export leaves nothing behind.
+  tmp = pathlib.Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+  try:
+    model_files.save_params(tmp, params, config, card)
+    (tmp / exported_lib.PROGRAM_FILE).write_bytes(program)
+    (tmp / exported_lib.SPEC_FILE).write_text(json.dumps(spec, indent=1))
+    np.savez(tmp / exported_lib.LEAVES_FILE, **{f"leaf_{i:05d}": x for i, x in enumerate(leaves)})
+    shutil.copyfile(exported_lib.__file__, tmp / "run_exported.py")
+    if out.exists():
+      out.rmdir()
+    os.replace(tmp, out)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
+  return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+  parser.add_argument("--checkpoint", required=True, help="params-only checkpoint or training workdir")
+  parser.add_argument("--out", required=True, help="export folder to write")
+  parser.add_argument("--size", type=bench.parse_size, default=(512, 512), help="HxW of the program")
+  parser.add_argument("--ratio", type=float, default=None, help="attention ratio (default: config's)")
+  parser.add_argument("--batch", type=int, default=1)
+  parser.add_argument("--platforms", default="cpu", help="comma-separated, e.g. cpu,cuda")
+
+
+def main(args: argparse.Namespace) -> int:
+  h, w = args.size
+  out = export(args.checkpoint, args.out, h, w, args.ratio, args.batch,
+               tuple(p.strip() for p in args.platforms.split(",") if p.strip()))
+  print(f"exported {h}x{w} program and params to {out}")
+  return 0

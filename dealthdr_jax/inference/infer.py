@@ -1,0 +1,194 @@
+"""`dealthdr infer`: HDR for every frame of a clip folder or a video file.
+
+Streaming: frames are decoded through a sliding window (the clip reader keeps only the
+frames the current window needs), each output is written as soon as it is made, and the
+model is compiled once per (frame or tile size, ratio). Outputs (DESIGN.md §7):
+`hdr/<frame>.exr`, `preview.mp4`, `run.json`. The whole output folder is built under a
+temporary name beside `--output` and renamed into place at the end, so an error (bad input
+found late, Ctrl-C) leaves nothing partial behind.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import shutil
+import sys
+import tempfile
+import time
+from typing import Callable, Iterator
+
+import numpy as np
+
+from data_pipeline import clips
+from data_pipeline import hdr_io
+from dealthdr_jax import model_files
+from dealthdr_jax.inference import predictor as predictor_lib
+from dealthdr_jax.inference import preview as preview_lib
+
+METHODS = ("dealthdr", "reference_only", "dis_flow")
+
+
+def log(message: str) -> None:
+  """Progress messages go to stderr, so stdout keeps only results."""
+  print(message, file=sys.stderr, flush=True)
+
+
+def make_predictor(method: str, clip: clips.Clip, *,
+                   loaded: model_files.LoadedModel | None = None,
+                   checkpoint: str | None = None, config: str | None = None,
+                   attn_ratio: float | None = None, tile: int | None = None, overlap: int = 64,
+                   verbose: bool = False):
+  """(predictor, window radius, description) of a method for `clip`.
+
+  For "dealthdr", the model is `loaded`, else read from `checkpoint` or built from
+  `config`, else the shipped model that fits the clip's exposures; it reads the clip
+  through the clip's camera response. `verbose` says when the model compiles.
+  """
+  if method == "dealthdr":
+    if loaded is None:
+      loaded = model_files.load_model(
+          checkpoint or (None if config else model_files.default_checkpoint(clip.stops)),
+          config)
+    model, params, cfg, description = loaded
+    if model.response != clip.response:
+      model = model.clone(response=clip.response)
+    ratio = cfg.attn_ratio if attn_ratio is None else attn_ratio
+    return (predictor_lib.Predictor(model, params, ratio, tile, overlap,
+                                    log=log if verbose else None), model.radius,
+            f"{description}, attention ratio {ratio:g}")
+  from dealthdr_jax.inference import baselines  # pylint: disable=g-import-not-at-top
+  radius = 2 if len(set(np.round(clip.stops, 3))) > 2 else 1
+  return (predictor_lib.BaselinePredictor(baselines.BASELINES[method], clip.response), radius,
+          f"baseline {method}")
+
+
+def predict_clip(predictor, clip: clips.Clip, radius: int, times: list | None = None
+                 ) -> Iterator[tuple[int, np.ndarray]]:
+  """Streams (t, HDR [H, W, 3] float32, §3 units) for every frame t of the clip, in order.
+
+  Frames are decoded once each and only a window of them is held, so memory does not
+  grow with the clip's length. `times`, if given, receives each prediction's seconds
+  (decoding excluded; the first includes compilation).
+  """
+  for t, frames, stops in clips.iter_windows(clip, radius):
+    start = time.perf_counter()
+    hdr = predictor.predict(frames, stops)
+    if times is not None:
+      times.append(time.perf_counter() - start)
+    yield t, hdr
+
+
+def run_inference(input: str, output: str, *, method: str = "dealthdr",
+                  loaded: model_files.LoadedModel | None = None,
+                  checkpoint: str | None = None, config: str | None = None,
+                  attn_ratio: float | None = None, tile: int | None = None, overlap: int = 64,
+                  exposures: str | None = None, response: str | None = None,
+                  overwrite: bool = False, preview: bool = True, progress: bool = True,
+                  predictor_for: Callable[[clips.Clip], tuple] | None = None) -> dict:
+  """Runs inference on one clip folder or video; returns the run summary (also run.json).
+
+  Model choice as in `make_predictor`, unless `predictor_for(clip)` gives the
+  (predictor, radius, description) to use (the Python API passes its compiled ones).
+  `progress` prints compilation and frame progress to stderr.
+  """
+  if method not in METHODS:
+    raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
+  out = pathlib.Path(output)
+  if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+    raise FileExistsError(f"output folder {out} exists and is not empty (use --overwrite)")
+  # Opening checks the whole clip (exposures, sizes, bit depths) before anything is written.
+  clip = clips.open_clip(input, exposures, response)
+  try:
+    if predictor_for is not None:
+      pred, radius, description = predictor_for(clip)
+    else:
+      pred, radius, description = make_predictor(
+          method, clip, loaded=loaded, checkpoint=checkpoint, config=config,
+          attn_ratio=attn_ratio, tile=tile, overlap=overlap, verbose=progress)
+    return _write_outputs(pred, radius, description, clip, input, out, method=method,
+                          tile=tile, preview=preview, progress=progress)
+  finally:
+    clip.close()
+
+
+def _write_outputs(pred, radius: int, description: str, clip: clips.Clip, input: str,
+                   out: pathlib.Path, *, method: str, tile: int | None, preview: bool,
+                   progress: bool) -> dict:
+  """Builds the output folder under a temporary name, then renames it into place."""
+  out.parent.mkdir(parents=True, exist_ok=True)
+  tmp = pathlib.Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+  writer = None
+  try:
+    (tmp / "hdr").mkdir()
+    if preview:
+      writer = preview_lib.PreviewWriter(tmp / "preview.mp4",
+                                         fps=getattr(clip, "fps", None) or 25.0)
+    n = len(clip)
+    times = []
+    start = time.perf_counter()
+    compiled_before = pred.compile_seconds  # A reused predictor may have compiled already.
+    for t, hdr in predict_clip(pred, clip, radius, times):
+      hdr_io.write_exr(tmp / "hdr" / f"{pathlib.Path(clip.names[t]).stem}.exr", hdr)
+      if writer is not None:
+        writer.add(hdr)
+      if progress:
+        compiling = pred.compile_seconds - compiled_before
+        fps = len(times) / (time.perf_counter() - start - compiling + 1e-9)
+        print(f"\rinfer: frame {len(times)}/{n}  {fps:.2f} frames/s", end="",
+              file=sys.stderr, flush=True)
+    if progress:
+      print(file=sys.stderr)
+    if writer is not None:
+      writer.close()
+      writer = None
+    # The first frame's time includes compilation; steady state is the rest.
+    steady = times[1:] if len(times) > 1 else times
+    summary = {
+        "input": str(input), "output": str(out), "method": method, "model": description,
+        "frames": n, "size": list(clip.size), "radius": radius, "tile": tile,
+        "response": clip.response, "stops": [float(s) for s in clip.stops],
+        "compile_s": pred.compile_seconds - compiled_before,
+        "programs_compiled": pred.num_programs,
+        "ms_per_frame_mean": 1000 * float(np.mean(steady)),
+        "wall_s": time.perf_counter() - start,
+    }
+    (tmp / "run.json").write_text(json.dumps(summary, indent=1))
+    if out.exists():
+      shutil.rmtree(out)
+    os.replace(tmp, out)
+    return summary
+  except BaseException:
+    if writer is not None:
+      writer.abort()
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+  parser.add_argument("--input", required=True, help="clip folder or video file")
+  parser.add_argument("--output", required=True, help="output folder (must not exist or be empty)")
+  parser.add_argument("--checkpoint", help="params-only checkpoint or training workdir "
+                      "(default: the shipped model)")
+  parser.add_argument("--config", help="run freshly initialised weights of this config instead")
+  parser.add_argument("--method", choices=METHODS, default="dealthdr")
+  parser.add_argument("--attn-ratio", type=float, help="FGMA attention ratio (default: config's)")
+  parser.add_argument("--tile", type=int, help="tile side in pixels for frames too large for memory")
+  parser.add_argument("--overlap", type=int, default=64, help="tile overlap in pixels")
+  parser.add_argument("--exposures", help="for videos: exposure file or repeating pattern like 0,3")
+  parser.add_argument("--response", choices=("gamma2.2", "srgb", "linear"),
+                      help="camera response (default: the clip's meta.json, else gamma2.2)")
+  parser.add_argument("--overwrite", action="store_true")
+  parser.add_argument("--no-preview", action="store_true")
+
+
+def main(args: argparse.Namespace) -> int:
+  summary = run_inference(args.input, args.output, method=args.method,
+                          checkpoint=args.checkpoint, config=args.config,
+                          attn_ratio=args.attn_ratio, tile=args.tile, overlap=args.overlap,
+                          exposures=args.exposures, response=args.response,
+                          overwrite=args.overwrite, preview=not args.no_preview)
+  print(f"wrote {summary['frames']} HDR frames, preview.mp4 and run.json to {args.output} "
+        f"({summary['ms_per_frame_mean']:.0f} ms/frame, compile {summary['compile_s']:.1f} s)")
+  return 0

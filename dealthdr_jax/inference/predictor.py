@@ -1,0 +1,144 @@
+"""Frame-window → HDR prediction on the host side: compiled once per shape, optionally tiled.
+
+`Predictor` wraps the model (or a baseline) behind one call, `predict(frames, stops)`, that
+inference, the demo and evaluation share:
+  * inputs are validated on the host (NaN/Inf, range, shapes) before anything compiles;
+  * the model is compiled once per (tile or frame size, ratio) and reused for every frame;
+  * `tile=N` splits large frames into N×N tiles (all the same size, so one program) that
+    overlap by `overlap` pixels and are blended with linear ramps, so memory is bounded by
+    the tile size and there are no seams. Under tiling, FGMA attends to the top `ratio`
+    share of each tile's tokens rather than of the whole frame's.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dealthdr_jax.models.dealthdr import DeAltHDR
+
+
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+  """Start offsets of equal tiles covering [0, length) with at least `overlap` overlap."""
+  if tile >= length:
+    return [0]
+  if overlap >= tile:
+    raise ValueError(f"tile overlap {overlap} must be smaller than the tile size {tile}")
+  step = tile - overlap
+  starts = list(range(0, length - tile, step))
+  starts.append(length - tile)
+  return starts
+
+
+def blend_ramp(length: int, start: int, size: int, overlap: int) -> np.ndarray:
+  """1-D blending weight of one tile: linear ramps over the overlap, 1 at frame borders.
+
+  Returns:
+    [size] float32 in (0, 1].
+  """
+  w = np.ones(size, np.float32)
+  if overlap <= 0:
+    return w
+  ramp = (np.arange(overlap, dtype=np.float32) + 0.5) / overlap
+  if start > 0:
+    w[:overlap] = np.minimum(w[:overlap], ramp)
+  if start + size < length:
+    w[-overlap:] = np.minimum(w[-overlap:], ramp[::-1])
+  return w
+
+
+class Predictor:
+  """Predicts the HDR centre frame of a window with a DeAltHDR model.
+
+  Attributes:
+    model, params: the model and its parameters.
+    ratio: FGMA attention ratio (static; one program per ratio).
+    tile: tile side in pixels (rounded up to the model's pad multiple), or None.
+    overlap: tile overlap in pixels.
+    log: called with a line before and after each compilation (None: silent).
+  """
+
+  def __init__(self, model: DeAltHDR, params, ratio: float, tile: int | None = None,
+               overlap: int = 64, log: Callable[[str], None] | None = None):
+    self.model = model
+    self.log = log
+    self.params = jax.device_put(params)
+    self.ratio = float(ratio)
+    m = model.pad_multiple
+    self.tile = None if tile is None else max(m, -(-int(tile) // m) * m)
+    self.overlap = overlap
+    self.compile_seconds = 0.0
+    self._compiled = {}
+
+  def _program(self, shape: tuple[int, ...]) -> Callable:
+    if shape not in self._compiled:
+      if self.log:
+        self.log(f"compiling the model for {'tiles' if self.tile else 'frames'} of "
+                 f"{shape[2]}x{shape[3]} (window of {shape[1]}), attention ratio "
+                 f"{self.ratio:g}; once per size and ratio ...")
+      start = time.perf_counter()
+      fn = jax.jit(lambda p, f, s: self.model.apply({"params": p}, f, s, ratio=self.ratio)[0])
+      frames = jax.ShapeDtypeStruct(shape, jnp.float32)
+      stops = jax.ShapeDtypeStruct(shape[:2], jnp.float32)
+      self._compiled[shape] = fn.lower(self.params, frames, stops).compile()
+      seconds = time.perf_counter() - start
+      self.compile_seconds += seconds
+      if self.log:
+        self.log(f"compiled in {seconds:.1f} s")
+    return self._compiled[shape]
+
+  @property
+  def num_programs(self) -> int:
+    return len(self._compiled)
+
+  def predict(self, frames: np.ndarray, stops: np.ndarray) -> np.ndarray:
+    """HDR of the window's centre frame.
+
+    Args:
+      frames: [T, H, W, 3] float32 in [0, 1]; stops: [T].
+    Returns:
+      [H, W, 3] float32 ≥ 0 in §3 units.
+    """
+    frames = np.asarray(frames, np.float32)[None]
+    stops = np.asarray(stops, np.float32)[None]
+    self.model.check_inputs(frames, stops)
+    _, _, h, w, _ = frames.shape
+    if self.tile is None or (h <= self.tile and w <= self.tile):
+      return np.asarray(self._program(frames.shape)(self.params, frames, stops))[0]
+    return self._predict_tiled(frames, stops)
+
+  def _predict_tiled(self, frames, stops):
+    _, t, h, w, _ = frames.shape
+    th, tw = min(self.tile, h), min(self.tile, w)
+    program = self._program((1, t, th, tw, 3))
+    out = np.zeros((h, w, 3), np.float32)
+    weight = np.zeros((h, w, 1), np.float32)
+    for y in tile_starts(h, th, self.overlap):
+      wy = blend_ramp(h, y, th, self.overlap)
+      for x in tile_starts(w, tw, self.overlap):
+        wx = blend_ramp(w, x, tw, self.overlap)
+        tile_out = np.asarray(program(self.params, frames[:, :, y:y + th, x:x + tw], stops))[0]
+        wgt = (wy[:, None] * wx[None, :])[..., None]
+        out[y:y + th, x:x + tw] += wgt * tile_out
+        weight[y:y + th, x:x + tw] += wgt
+    return out / weight
+
+
+class BaselinePredictor:
+  """The same `predict` interface for a non-learned method of `dealthdr_jax.inference.baselines`."""
+
+  def __init__(self, fn: Callable, response: str = "gamma2.2"):
+    self.fn = fn
+    self.response = response
+    self.compile_seconds = 0.0
+    self.num_programs = 0
+
+  def predict(self, frames: np.ndarray, stops: np.ndarray) -> np.ndarray:
+    frames = np.asarray(frames, np.float32)
+    if not np.all(np.isfinite(frames)) or frames.min() < 0 or frames.max() > 1:
+      raise ValueError("frames must be finite LDR values in [0, 1]")
+    return np.asarray(self.fn(frames, np.asarray(stops, np.float32), response=self.response),
+                      np.float32)

@@ -1,0 +1,252 @@
+"""Checkpoints of a training run in its workdir: orbax `CheckpointManager`, resume, export.
+
+A workdir looks like
+  <workdir>/checkpoints/<step>/{state, data, config}   orbax Composite: the TrainState,
+                                                       the grain iterator state (one file
+                                                       per process) and the config (JSON)
+  <workdir>/export/        params-only checkpoint (`model_files.save_params`) of the
+                           final parameters (EMA if enabled), readable by infer/export
+  <workdir>/export_best/   the same for the best validation PSNR-T, when there is one
+                           (stage 1 only: stage 2's validation is on the stage-1
+                           camera, so its best would be the least adapted step)
+  <workdir>/config.json, metrics.jsonl, tensorboard/
+
+Saves are asynchronous; the latest `keep_checkpoints` are kept, plus the best one by
+validation PSNR-T. A checkpoint whose model config differs from the run's is refused
+before anything is written.
+"""
+from __future__ import annotations
+
+import json
+import pathlib
+from typing import Any
+
+import grain
+import jax
+import ml_collections
+import orbax.checkpoint as ocp
+from orbax.checkpoint import checkpoint_managers as ocp_managers
+
+from dealthdr_jax import model_files
+
+CHECKPOINT_DIR = "checkpoints"
+BEST_METRIC = "psnr_t"
+
+
+class IncompatibleCheckpointError(ValueError):
+  """The workdir or init checkpoint was made with a different model config."""
+
+
+def config_dict(config: ml_collections.ConfigDict) -> dict:
+  """The config as JSON-compatible data (tuples become lists)."""
+  return json.loads(config.to_json())
+
+
+def make_manager(workdir: pathlib.Path, keep: int, read_only: bool = False
+                 ) -> ocp.CheckpointManager:
+  preservation = ocp_managers.AnyPreservationPolicy([
+      ocp_managers.LatestN(n=max(1, keep)),
+      ocp_managers.BestN(get_metric_fn=lambda m: m[BEST_METRIC], n=1,
+                         keep_checkpoints_without_metrics=False),
+  ])
+  options = ocp.CheckpointManagerOptions(
+      preservation_policy=preservation, enable_async_checkpointing=True,
+      cleanup_tmp_directories=not read_only, read_only=read_only, create=not read_only)
+  manager = ocp.CheckpointManager(pathlib.Path(workdir).absolute() / CHECKPOINT_DIR,
+                                  options=options, item_names=("state", "data", "config"))
+  _remember_metrics(manager, workdir)
+  return manager
+
+
+def validated_scores(workdir: pathlib.Path) -> dict[int, float]:
+  """{step: validation PSNR-T} of every validated step in the workdir's metrics.jsonl
+  (a line cut short by a kill is skipped)."""
+  scores = {}
+  path = pathlib.Path(workdir) / "metrics.jsonl"
+  if path.is_file():
+    for line in path.read_text(encoding="utf-8").splitlines():
+      try:
+        row = json.loads(line)
+      except json.JSONDecodeError:
+        continue
+      if "step" in row and "val/" + BEST_METRIC in row:
+        scores[int(row["step"])] = float(row["val/" + BEST_METRIC])
+  return scores
+
+
+def best_step(manager: ocp.CheckpointManager, workdir: pathlib.Path) -> int | None:
+  """The kept checkpoint step with the highest validation PSNR-T in the workdir's
+  metrics.jsonl (the later one on ties), or None when no kept step was validated.
+
+  Read from metrics.jsonl because orbax keeps the metrics given to `save` only in memory
+  when a preservation policy (not `best_fn`) is set: `CheckpointManager.best_step` would
+  return the latest step.
+  """
+  kept = set(manager.all_steps())
+  scores = {k: v for k, v in validated_scores(workdir).items() if k in kept}
+  return max(scores, key=lambda k: (scores[k], k)) if scores else None
+
+
+def _remember_metrics(manager: ocp.CheckpointManager, workdir: pathlib.Path) -> None:
+  """Gives the checkpoints already on disk their validation metrics from metrics.jsonl.
+
+  orbax (0.12) keeps the metrics passed to `save` only in memory, so a resumed run's
+  manager knows none of the earlier steps' and its keep-best policy would delete the best
+  pre-resume checkpoint at the next save. The manager's checkpoint infos are the list
+  its preservation policy reads; this runs before any save, with nothing in flight.
+  """
+  scores = validated_scores(workdir)
+  for info in manager._checkpoints:  # pylint: disable=protected-access
+    if info.metrics is None and info.step in scores:
+      info.metrics = {BEST_METRIC: scores[info.step]}
+
+
+def latest_step(workdir: pathlib.Path) -> int | None:
+  """The newest complete checkpoint step in the workdir, without creating anything."""
+  directory = pathlib.Path(workdir) / CHECKPOINT_DIR
+  if not directory.is_dir():
+    return None
+  steps = [int(p.name) for p in directory.iterdir() if p.is_dir() and p.name.isdigit()]
+  return max(steps) if steps else None
+
+
+def saved_config(workdir: pathlib.Path, step: int) -> dict:
+  """The config stored in checkpoint `step` (JSON data)."""
+  path = pathlib.Path(workdir) / CHECKPOINT_DIR / str(step) / "config"
+  files = sorted(path.glob("*")) if path.is_dir() else []
+  for f in files:
+    if f.is_file():
+      try:
+        return json.loads(f.read_text())
+      except (ValueError, UnicodeDecodeError):
+        continue
+  raise IncompatibleCheckpointError(f"checkpoint {path.parent} holds no readable config")
+
+
+def _normalise(x):
+  if isinstance(x, (list, tuple)):
+    return [_normalise(v) for v in x]
+  if isinstance(x, dict):
+    return {k: _normalise(v) for k, v in x.items()}
+  return x
+
+
+# Model switches without parameters: a run may start (`init_from`) from weights trained
+# with another setting of these.
+PARAMETER_FREE = ("dtype", "exposure_prior", "response")
+# Model switches that add parameters of their own, zero-initialised (for the calibration
+# curve, zero logits are the identity): a run may start from weights trained without
+# them, the added parameters then start at zero (`train._load_init_params`).
+ADDED_PARAMETERS = ("response_calibration",)
+
+
+def _model_section(config: dict) -> dict:
+  """The `model` section with the model's defaults filled in for keys an older config
+  lacks (so a checkpoint from before a switch existed still matches)."""
+  from dealthdr_jax.models.dealthdr import DeAltHDR  # pylint: disable=g-import-not-at-top
+  fields = DeAltHDR.__dataclass_fields__
+  section = dict(_normalise(config.get("model", {})))
+  for key, field in fields.items():
+    if key not in ("parent", "name") and key not in section and not callable(field.default):
+      section[key] = _normalise(field.default)
+  return section
+
+
+def model_differences(saved: dict, current: dict, ignore=("dtype",)) -> list[str]:
+  """Keys of the `model` sections that differ (compute dtype may change)."""
+  a, b = _model_section(saved), _model_section(current)
+  keys = sorted((set(a) | set(b)) - set(ignore))
+  return [f"model.{k}: checkpoint {a.get(k)!r} vs config {b.get(k)!r}"
+          for k in keys if a.get(k) != b.get(k)]
+
+
+def check_workdir(workdir: pathlib.Path, config: ml_collections.ConfigDict) -> int | None:
+  """Raises IncompatibleCheckpointError if the workdir's latest checkpoint has another
+  model; returns that step (None for a fresh workdir). Reads only; writes nothing."""
+  step = latest_step(workdir)
+  if step is None:
+    return None
+  diffs = model_differences(saved_config(workdir, step), config_dict(config))
+  if diffs:
+    raise IncompatibleCheckpointError(
+        f"{workdir} holds a checkpoint (step {step}) of a different model; use another "
+        f"--workdir or the same model config. Differences: " + "; ".join(diffs))
+  return step
+
+
+def save(manager: ocp.CheckpointManager, step: int, state, data_iterator,
+         config: ml_collections.ConfigDict, metrics: dict | None = None,
+         force: bool = False) -> bool:
+  """Starts an async save of (state, data position, config) at `step`."""
+  args = ocp.args.Composite(
+      state=ocp.args.StandardSave(state),
+      data=grain.checkpoint.CheckpointSave(data_iterator),
+      config=ocp.args.JsonSave(config_dict(config)))
+  return manager.save(step, args=args, metrics=metrics, force=force)
+
+
+def restore(manager: ocp.CheckpointManager, step: int, abstract_state, data_iterator):
+  """Restores (state, data iterator) of `step` into the given shardings/iterator."""
+  restored = manager.restore(step, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore(abstract_state),
+      data=grain.checkpoint.CheckpointRestore(data_iterator)))
+  return restored["state"], restored["data"]
+
+
+def restore_state(manager: ocp.CheckpointManager, step: int, abstract_state):
+  """Only the train state of `step` (e.g. the best one, for export)."""
+  restored = manager.restore(step, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore(abstract_state)))
+  return restored["state"]
+
+
+def _params_from_workdir(workdir: pathlib.Path) -> tuple[Any, dict]:
+  """Params (EMA if the run had it) of a workdir's export, else its latest checkpoint."""
+  export = workdir / model_files.EXPORT_DIR
+  if model_files.is_params_checkpoint(export):
+    params, config = model_files.load_params(export)
+    return params, config_dict(config)
+  step = latest_step(workdir)
+  if step is None:
+    raise FileNotFoundError(f"{workdir} holds neither a params-only checkpoint nor "
+                            f"training checkpoints ({CHECKPOINT_DIR}/<step>)")
+  config = saved_config(workdir, step)
+  with ocp.CheckpointManager(workdir.absolute() / CHECKPOINT_DIR,
+                             options=ocp.CheckpointManagerOptions(read_only=True),
+                             item_names=("state",)) as manager:
+    state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+  state = state["state"]
+  use_ema = config.get("optim", {}).get("ema_decay", 0) > 0
+  return state["ema_params" if use_ema else "params"], config
+
+
+def load_init_params(path: str, config: ml_collections.ConfigDict) -> Any:
+  """Parameters to start from (`config.init_from`): a params-only checkpoint or a workdir.
+
+  Raises:
+    FileNotFoundError: nothing usable at `path`.
+    IncompatibleCheckpointError: it holds a different model.
+  """
+  directory = pathlib.Path(path)
+  if not directory.is_dir():
+    raise FileNotFoundError(f"init_from={path!r} is not a folder")
+  if model_files.is_params_checkpoint(directory):
+    params, saved = model_files.load_params(directory)
+    saved = config_dict(saved)
+  else:
+    params, saved = _params_from_workdir(directory)
+  diffs = model_differences(saved, config_dict(config),
+                            ignore=PARAMETER_FREE + ADDED_PARAMETERS)
+  if diffs:
+    raise IncompatibleCheckpointError(
+        f"init_from={path!r} holds a different model: " + "; ".join(diffs))
+  return params
+
+
+def export_params(directory: pathlib.Path, params, config: ml_collections.ConfigDict,
+                  card: dict) -> None:
+  """Params-only export (process 0 writes; arrays are gathered to the host first)."""
+  params = jax.tree.map(lambda x: jax.device_get(x), params)
+  if jax.process_index() == 0:
+    model_files.save_params(directory, params, config, card)
+

@@ -1,0 +1,495 @@
+"""`dealthdr train`: stage-1 (supervised) and stage-2 (self-supervised) training.
+
+  dealthdr train --config configs/dealthdr_2exp.py:size=small --workdir runs/2exp
+  dealthdr train --config configs/dealthdr_2exp_stage2.py --workdir runs/2exp_s2 \
+      --config.init_from=runs/2exp --config.data.clips=/data/clips
+
+The run resumes automatically from the workdir's latest checkpoint (same data position,
+same per-step attention ratios and random keys, so an interrupted run ends with the same
+parameters as an uninterrupted one). See DESIGN.md §5 and `checkpoints.py` for the
+workdir layout.
+
+The core is two pure step functions, `stage1_step` and `stage2_step`
+`(state, batch, *, ratio) -> (state, metrics)`, jitted once per attention ratio (a
+compile-time constant of the model) with the state donated and its shardings explicit.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import pathlib
+import sys
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from dealthdr_jax import config_loading
+from dealthdr_jax import model_files
+from dealthdr_jax.evaluation import metrics as metrics_lib
+from dealthdr_jax.models.dealthdr import DeAltHDR
+from dealthdr_jax.training import checkpoints
+from dealthdr_jax.training import input_pipeline
+from dealthdr_jax.training import logs
+from dealthdr_jax.training import losses
+from dealthdr_jax.training import sharding as sharding_lib
+from dealthdr_jax.training import train_state
+
+EXIT_DIVERGED = 3
+
+
+class TrainingDiverged(RuntimeError):
+  """A loss or metric became NaN/Inf."""
+
+
+# --------------------------------------------------------------------------- step functions
+
+
+def _neighbours(t: int) -> list[int]:
+  return [i for i in range(t) if i != t // 2]
+
+
+def stage1_step(state: train_state.TrainState, batch: dict[str, jnp.ndarray], *,
+                model: DeAltHDR, tx: optax.GradientTransformation,
+                config: ml_collections.ConfigDict, ratio: float
+                ) -> tuple[train_state.TrainState, logs.Stage1Metrics]:
+  """One supervised step: μ-law L1 on HDR + decaying flow-pyramid EPE.
+
+  Args:
+    state: the train state.
+    batch: frames [B, T, H, W, 3], stops [B, T], hdr [B, H, W, 3], flow [B, T, H, W, 2]
+      (reference → frame t), optional valid [B, T, H, W] flow weights.
+    ratio: static FGMA attention ratio of this step.
+  """
+  nbr = _neighbours(batch["frames"].shape[1])
+  gt_flow = batch["flow"][:, nbr]
+  valid = batch["valid"][:, nbr] if "valid" in batch else None
+  flow_w = losses.flow_weight(state.step, config.loss.flow_weight, config.loss.flow_weight_end,
+                              int(config.loss.flow_decay_frac * config.total_steps))
+
+  def loss_fn(params):
+    hdr, aux = model.apply({"params": params}, batch["frames"], batch["stops"], ratio=ratio)
+    hdr_l = losses.hdr_loss(hdr, batch["hdr"], config.loss.mu)
+    epe = losses.flow_pyramid_loss(aux["flow_pyramid"], gt_flow, valid)
+    return hdr_l + flow_w * epe, (hdr, hdr_l, epe)
+
+  (loss, (hdr, hdr_l, epe)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  new_state = train_state.apply_gradients(state, grads, tx, config.optim.ema_decay)
+  lr = train_state.learning_rate_schedule(config.optim, config.total_steps)(state.step)
+  m = logs.Stage1Metrics.single_from_model_output(
+      loss=loss, hdr_loss=hdr_l, flow_epe=epe, flow_weight=flow_w,
+      psnr_t=jnp.mean(metrics_lib.psnr_t_jnp(hdr, batch["hdr"])),
+      grad_norm=optax.tree.norm(grads), learning_rate=lr)
+  return new_state, m
+
+
+def subset_window(frames: jnp.ndarray, stops: jnp.ndarray, key: jax.Array, radius: int
+                  ) -> tuple[jnp.ndarray, jnp.ndarray]:
+  """Per sample, a random `losses.subset_index_maps` sub-window of the input window.
+
+  frames: [B, T, H, W, 3], stops: [B, T] → the same shapes, frames/stops re-indexed.
+  """
+  maps = jnp.asarray(losses.subset_index_maps(radius))                    # [K, T]
+  choice = jax.random.randint(key, (frames.shape[0],), 0, maps.shape[0])
+  idx = maps[choice]                                                       # [B, T]
+  return (jnp.take_along_axis(frames, idx[:, :, None, None, None], axis=1),
+          jnp.take_along_axis(stops, idx, axis=1))
+
+
+def stage2_step(state: train_state.TrainState, batch: dict[str, jnp.ndarray], *,
+                model: DeAltHDR, tx: optax.GradientTransformation,
+                config: ml_collections.ConfigDict, ratio: float
+                ) -> tuple[train_state.TrainState, logs.Stage2Metrics]:
+  """One self-supervised step on windows without GT (DESIGN.md §5, stage 2).
+
+  (a) the full-window output (stop-gradient) supervises the output of a random sub-window;
+  (b) the EMA teacher's full-window output supervises the student's;
+  (c) the output re-exposed to every frame of the window matches the well-exposed LDR.
+  With a response calibration (`model.response_calibration`), (c) also trains the curve
+  and `loss.curve_smoothness` keeps it smooth (losses.curve_roughness).
+  Args: as `stage1_step`; only frames and stops are used.
+  """
+  frames, stops = batch["frames"], batch["stops"]
+  b = frames.shape[0]
+  key = jax.random.fold_in(jax.random.key(config.seed), state.step)
+  sub_frames, sub_stops = subset_window(frames, stops, key, model.radius)
+  # The teacher is the EMA of the network, read through the student's current response
+  # calibration (a property of the camera, not something to smooth over time).
+  teacher_params = dict(state.ema_params)
+  if train_state.CALIBRATION in teacher_params:
+    teacher_params[train_state.CALIBRATION] = state.params[train_state.CALIBRATION]
+  teacher, _ = model.apply({"params": teacher_params}, frames, stops, ratio=ratio)
+  teacher = jax.lax.stop_gradient(teacher)
+
+  def loss_fn(params):
+    hdr, aux = model.apply({"params": params}, jnp.concatenate([frames, sub_frames]),
+                           jnp.concatenate([stops, sub_stops]), ratio=ratio)
+    full, sub = hdr[:b], hdr[b:]
+    subset_l = losses.hdr_loss(sub, jax.lax.stop_gradient(full), config.loss.mu)
+    teacher_l = losses.hdr_loss(full, teacher, config.loss.mu)
+    reexpose_l = losses.reexposure_loss(full, frames, stops, aux["flow"][:b],
+                                        response=model.response,
+                                        curve=aux.get("response_curve"))
+    loss = (config.loss.subset_weight * subset_l + config.loss.teacher_weight * teacher_l
+            + config.loss.reexpose_weight * reexpose_l)
+    if "response_curve" in aux:
+      loss += config.loss.curve_smoothness * losses.curve_roughness(aux["response_curve"])
+    return loss, (subset_l, teacher_l, reexpose_l)
+
+  (loss, (subset_l, teacher_l, reexpose_l)), grads = jax.value_and_grad(
+      loss_fn, has_aux=True)(state.params)
+  new_state = train_state.apply_gradients(state, grads, tx, config.optim.ema_decay)
+  lr = train_state.learning_rate_schedule(config.optim, config.total_steps)(state.step)
+  m = logs.Stage2Metrics.single_from_model_output(
+      loss=loss, subset_loss=subset_l, teacher_loss=teacher_l, reexpose_loss=reexpose_l,
+      grad_norm=optax.tree.norm(grads), learning_rate=lr)
+  return new_state, m
+
+
+def eval_step(params, batch: dict[str, jnp.ndarray], *, model: DeAltHDR, ratio: float,
+              mu: float) -> tuple[logs.EvalMetrics, jnp.ndarray]:
+  """Validation on a batch with GT → (metrics, hdr [B, H, W, 3])."""
+  hdr, _ = model.apply({"params": params}, batch["frames"], batch["stops"], ratio=ratio)
+  m = logs.EvalMetrics.single_from_model_output(
+      psnr_t=metrics_lib.psnr_t_jnp(hdr, batch["hdr"]),
+      psnr_l=metrics_lib.psnr_l_jnp(hdr, batch["hdr"]),
+      hdr_loss=jnp.broadcast_to(losses.hdr_loss(hdr, batch["hdr"], mu), hdr.shape[:1]))
+  return m, hdr
+
+
+class StepFunctions:
+  """Train steps, one program per attention ratio, compiled on first use and cached.
+
+  `steps(ratio, state, batch)` runs one step. A ratio's first use compiles its program
+  ahead of time and says so (with the time it took), so the long pause before the first
+  steps is not silent and the compile time is not mistaken for step time.
+  """
+
+  def __init__(self, step_fn: Callable, state_shardings, mesh, log: Callable[[str], None],
+               **kwargs):
+    self._fn = step_fn
+    self._kwargs = kwargs
+    self._shardings = state_shardings
+    self._mesh = mesh
+    self._log = log
+    self._cache: dict[float, Callable] = {}
+    self.compile_seconds = 0.0
+
+  def __call__(self, ratio: float, state, batch):
+    ratio = float(ratio)
+    if ratio not in self._cache:
+      self._log(f"compiling the {self._fn.__name__} program for attention ratio {ratio:g} "
+                f"(once per ratio; {len(self._cache)} compiled so far) ...")
+      start = time.perf_counter()
+      jitted = jax.jit(
+          functools.partial(self._fn, ratio=ratio, **self._kwargs),
+          in_shardings=(self._shardings, sharding_lib.batch_sharding(self._mesh)),
+          out_shardings=(self._shardings, sharding_lib.replicated(self._mesh)),
+          donate_argnums=(0,))
+      self._cache[ratio] = jitted.lower(state, batch).compile()
+      seconds = time.perf_counter() - start
+      self.compile_seconds += seconds
+      self._log(f"compiled in {seconds:.1f} s")
+    return self._cache[ratio](state, batch)
+
+
+def sample_ratio(seed: int, step: int, ratios) -> float:
+  """The attention ratio of `step`: a pure function of (seed, step), the same on every
+  process and after a resume."""
+  rng = np.random.default_rng([seed, step, 0x7A7])
+  return float(ratios[int(rng.integers(len(ratios)))])
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def check_config(config: ml_collections.ConfigDict) -> DeAltHDR:
+  """Checks everything that can be checked without compute; returns the model.
+
+  Raises:
+    ValueError (or a subclass) naming the offending config key.
+  """
+  model = DeAltHDR.from_config(config.model)
+  crop = int(config.data.crop)
+  if crop % model.pad_multiple or crop < model.min_size:
+    raise ValueError(f"data.crop={crop} must be a multiple of the model's pad multiple "
+                     f"{model.pad_multiple} (and ≥ {model.min_size})")
+  if config.stage not in (1, 2):
+    raise ValueError(f"stage must be 1 or 2, got {config.stage}")
+  if not config.train_ratios or any(not 0.0 <= float(r) <= 1.0 for r in config.train_ratios):
+    raise ValueError(f"train_ratios must be a non-empty list of values in [0, 1], got "
+                     f"{config.train_ratios}")
+  if not 0.0 <= config.attn_ratio <= 1.0:
+    raise ValueError(f"attn_ratio must be in [0, 1], got {config.attn_ratio}")
+  if config.total_steps <= 0 or config.batch_size <= 0:
+    raise ValueError("total_steps and batch_size must be positive")
+  for key in ("log_every", "eval_every", "checkpoint_every", "image_every"):
+    if config[key] <= 0:
+      raise ValueError(f"{key} must be positive, got {config[key]}")
+  if config.export_params not in ("ema", "params"):
+    raise ValueError(f"export_params must be 'ema' or 'params', got {config.export_params!r}")
+  if config.stage == 2:
+    if not 0.0 < config.optim.ema_decay < 1.0:
+      raise ValueError("stage 2 needs optim.ema_decay in (0, 1): the EMA is the teacher")
+  if config.stage == 2 and not config.init_from:
+    logs.log("warning: stage 2 without init_from starts from random weights")
+  input_pipeline.check(config)
+  return model
+
+
+def _load_init_params(model: DeAltHDR, config: ml_collections.ConfigDict):
+  """`init_from` parameters as host arrays (None without init_from), shape-checked."""
+  if not config.init_from:
+    return None
+  loaded = checkpoints.load_init_params(config.init_from, config)
+  expected = jax.eval_shape(lambda: _random_init(model, config.seed))
+  missing = [k for k in expected if k not in loaded]
+  if missing and set(missing) <= set(checkpoints.ADDED_PARAMETERS):
+    # e.g. a stage-1 model fine-tuned with a response calibration it did not have.
+    loaded = {**loaded, **{k: jax.tree.map(lambda e: np.zeros(e.shape, e.dtype), expected[k])
+                           for k in missing}}
+    logs.log(f"init_from lacks {missing}: they start at zero")
+  same = jax.tree.structure(loaded) == jax.tree.structure(expected) and all(
+      np.shape(a) == b.shape for a, b in zip(jax.tree.leaves(loaded), jax.tree.leaves(expected)))
+  if not same:
+    raise checkpoints.IncompatibleCheckpointError(
+        f"init_from={config.init_from!r}: parameter names or shapes differ from the model's")
+  return jax.tree.map(lambda x, e: np.asarray(x, e.dtype), loaded, expected)
+
+
+def _random_init(model: DeAltHDR, seed: int):
+  size = model.pad_multiple
+  frames = jnp.zeros((1, model.window, size, size, 3), jnp.float32)
+  stops = jnp.zeros((1, model.window), jnp.float32)
+  return model.init(jax.random.key(seed), frames, stops, ratio=1.0)["params"]
+
+
+def _put_global(tree, shardings):
+  """Host arrays (the same on every process) → global arrays with the given shardings."""
+  return jax.tree.map(
+      lambda x, s: jax.make_array_from_callback(x.shape, s, lambda idx: x[idx]), tree,
+      shardings)
+
+
+def prepare(config: ml_collections.ConfigDict, workdir: str | pathlib.Path):
+  """All checks that need no compute → (model, init params or None).
+
+  Raises:
+    ValueError / KeyError / FileNotFoundError naming the bad key, file or checkpoint.
+  """
+  model = check_config(config)
+  checkpoints.check_workdir(pathlib.Path(workdir), config)
+  return model, _load_init_params(model, config)
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def _finite(values: dict[str, float]) -> bool:
+  return all(np.isfinite(v) for v in values.values())
+
+
+def _evaluate(eval_fn, params, val_batches, mesh) -> tuple[dict[str, float], Any]:
+  total = None
+  first_hdr = None
+  for batch in val_batches:
+    m, hdr = eval_fn(params, sharding_lib.make_global_batch(batch, mesh))
+    total = m if total is None else total.merge(m)
+    if first_hdr is None:
+      first_hdr = hdr
+  values = {k: float(v) for k, v in jax.device_get(total.compute()).items()}
+  return values, first_hdr
+
+
+def _local_first(x) -> np.ndarray:
+  """The first sample held by this process of a batch-sharded global array."""
+  return np.asarray(x.addressable_shards[0].data)[0]
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
+                       prepared: tuple[DeAltHDR, Any] | None = None) -> dict[str, Any]:
+  """Trains (resuming from `workdir`), validates, checkpoints and exports.
+
+  Args:
+    config: the experiment config.
+    workdir: the run folder.
+    prepared: what `prepare(config, workdir)` returned, if the caller already ran the
+      checks (they are not repeated); None runs them here.
+  Returns:
+    summary: {"step", "train": last train metrics, "val": last validation metrics,
+    "export": path}.
+  Raises:
+    TrainingDiverged: a NaN/Inf loss; the message names the step and the last good
+      checkpoint.
+  """
+  workdir = pathlib.Path(workdir)
+  model, init_params = prepared if prepared is not None else prepare(config, workdir)
+  random_init = functools.partial(_random_init, model, config.seed)
+
+  is_main = jax.process_index() == 0
+  mesh = sharding_lib.make_mesh(config.mesh.shape, config.mesh.axes)
+  local_batch = sharding_lib.check_batch_size(config.batch_size, mesh)
+  tx = train_state.make_optimizer(config)
+  rules = [tuple(r) for r in config.mesh.param_rules]
+  abstract, state_shardings = train_state.abstract_state(random_init, tx, mesh, rules)
+
+  train_iter = input_pipeline.make_train_iterator(
+      config, seed=config.seed, batch_size=local_batch, shard_index=jax.process_index(),
+      shard_count=jax.process_count())
+  val_batches = input_pipeline.make_val_batches(
+      config, batch_size=local_batch, shard_index=jax.process_index(),
+      shard_count=jax.process_count())
+
+  if is_main:
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "config.json").write_text(config.to_json(indent=1))
+  manager = checkpoints.make_manager(workdir, config.keep_checkpoints)
+  writer = logs.MetricWriter(workdir, active=is_main)
+  log = functools.partial(logs.log, active=is_main)
+
+  with jax.set_mesh(mesh):
+    start = manager.latest_step()
+    if start is not None:
+      state, train_iter = checkpoints.restore(manager, start, abstract, train_iter)
+      log(f"resumed from {workdir / checkpoints.CHECKPOINT_DIR / str(start)}")
+    else:
+      if init_params is None:
+        state = jax.jit(lambda: train_state.create(random_init(), tx),
+                        out_shardings=state_shardings)()
+      else:
+        state = jax.jit(lambda p: train_state.create(p, tx), out_shardings=state_shardings)(
+            _put_global(init_params, state_shardings.params))
+        log(f"initialised from {config.init_from}")
+      start = 0
+      log(f"new run in {workdir}: {model_files.count_params(abstract.params)} parameters, "
+          f"mesh {dict(mesh.shape)}, {jax.process_count()} process(es), stage {config.stage}")
+
+    step_fn = stage1_step if config.stage == 1 else stage2_step
+    steps = StepFunctions(step_fn, state_shardings, mesh, log, model=model, tx=tx,
+                          config=config)
+    eval_fn = jax.jit(functools.partial(eval_step, model=model, ratio=float(config.attn_ratio),
+                                        mu=config.loss.mu),
+                      in_shardings=(state_shardings.params,
+                                    sharding_lib.batch_sharding(mesh)))
+    # The parameters that are validated and exported: the EMA if there is one (and wanted).
+    use_ema = config.optim.ema_decay > 0 and config.export_params == "ema"
+    progress = logs.Progress(start, config.total_steps, config.batch_size)
+    accumulated = None
+    train_values: dict[str, float] = {}
+    val_values: dict[str, float] = {}
+    last_saved = start if manager.latest_step() is not None else None
+    step = start
+    validated = False
+    try:
+      while step < config.total_steps:
+        batch = sharding_lib.make_global_batch(
+            input_pipeline.device_batch(next(train_iter), ground_truth=config.stage == 1),
+            mesh)
+        ratio = sample_ratio(config.seed, step, config.train_ratios)
+        state, m = steps(ratio, state, batch)
+        accumulated = m if accumulated is None else accumulated.merge(m)
+        step += 1
+        final = step == config.total_steps
+        do_ckpt = step % config.checkpoint_every == 0 or final
+        if step % config.log_every == 0 or do_ckpt:
+          # The only host sync of the loop (besides validation and checkpoints).
+          train_values = {k: float(v) for k, v in jax.device_get(accumulated.compute()).items()}
+          accumulated = None
+          if not _finite(train_values):
+            raise TrainingDiverged(
+                f"non-finite training metrics at step {step} (averaged since the previous "
+                f"log step): {train_values}. Last good checkpoint: "
+                + (str(workdir / checkpoints.CHECKPOINT_DIR / str(last_saved))
+                   if last_saved is not None else "none")
+                + ". Lower optim.lr or raise optim.warmup_steps, then resume.")
+          rates = progress.update(step, steps.compile_seconds)
+          writer.scalars(step, {**train_values, **rates}, prefix="train/")
+          log(logs.Progress.line(step, config.total_steps, train_values, rates))
+        eval_params = state.ema_params if use_ema else state.params
+        save_metrics = None
+        if step % config.eval_every == 0 or final:
+          if not validated:
+            log("compiling the validation program (first validation) ...")
+            validated = True
+          val_values, val_hdr = _evaluate(eval_fn, eval_params, val_batches, mesh)
+          writer.scalars(step, val_values, prefix="val/")
+          log(f"[step {step}] validation (ratio {config.attn_ratio}): "
+              + " ".join(f"{k}={v:.4g}" for k, v in val_values.items()))
+          save_metrics = {checkpoints.BEST_METRIC: val_values["psnr_t"]}
+          if step % config.image_every == 0 or final:
+            vb = val_batches[0]
+            writer.images(step, {"val/input_output_gt": logs.tonemap_triplet(
+                vb["frames"][0, vb["frames"].shape[1] // 2], _local_first(val_hdr),
+                vb["hdr"][0])})
+        if do_ckpt:
+          checkpoints.save(manager, step, state, train_iter, config, metrics=save_metrics,
+                             force=final)
+          last_saved = step
+        writer.flush()
+    finally:
+      manager.wait_until_finished()
+      writer.close()
+      if hasattr(train_iter, "close"):  # Stops grain worker processes, if any.
+        train_iter.close()
+
+    pick = lambda st: st.ema_params if use_ema else st.params
+    card = {"step": step, "stage": config.stage, "val": val_values, "train": train_values,
+            "params": "ema" if use_ema else "raw", "workdir": str(workdir.absolute())}
+    export_dir = workdir / model_files.EXPORT_DIR
+    checkpoints.export_params(export_dir, pick(state), config, card)
+    best = checkpoints.best_step(manager, workdir) if config.stage == 1 else None
+    if best is not None:
+      best_state = state if best == step else checkpoints.restore_state(manager, best,
+                                                                          abstract)
+      checkpoints.export_params(
+          workdir / model_files.EXPORT_BEST_DIR, pick(best_state), config,
+          {**card, "step": best, "val": val_values if best == step else None})
+    manager.close()
+  log(f"done: step {step}; params-only export in {export_dir}")
+  return {"step": step, "train": train_values, "val": val_values, "export": str(export_dir)}
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+  parser.add_argument("--config", required=True,
+                      help="config file or name, with an optional :arg (e.g. "
+                           "configs/dealthdr_2exp.py:size=small)")
+  parser.add_argument("--workdir", required=True,
+                      help="run folder: checkpoints, logs, export; resumed if it exists")
+  # `--config.a.b=value` overrides arrive as `args.config_overrides` (dealthdr_jax.cli).
+  parser.epilog = ("Override any config key with --config.a.b=value (e.g. "
+                   "--config.batch_size=8 --config.data.crop=128); unknown keys are errors. "
+                   "Multi-process and cluster launches: launch/README.md.")
+
+
+def load_config(spec: str, overrides: list[str]) -> ml_collections.ConfigDict:
+  config = config_loading.load_config(spec)
+  config_loading.apply_overrides(config, overrides)
+  return config
+
+
+def main(args: argparse.Namespace) -> int:
+  sharding_lib.maybe_initialize_distributed()
+  try:
+    config = load_config(args.config, getattr(args, "config_overrides", None) or [])
+    prepared = prepare(config, args.workdir)
+  except (ValueError, KeyError, FileNotFoundError, TypeError, AttributeError) as e:
+    message = e.args[0] if isinstance(e, KeyError) and e.args else e
+    print(f"dealthdr train: error: {message}", file=sys.stderr)
+    return 2
+  try:
+    summary = train_and_evaluate(config, args.workdir, prepared)
+  except TrainingDiverged as e:
+    print(f"dealthdr train: training diverged: {e}", file=sys.stderr)
+    return EXIT_DIVERGED
+  if jax.process_index() == 0:
+    print(f"trained to step {summary['step']}; val {summary['val']}; export "
+          f"{summary['export']}")
+  return 0
+

@@ -1,0 +1,92 @@
+"""`dealthdr eval` on tiny EXR folders: JSON schema, folder layouts and clear errors."""
+import argparse
+import json
+
+import numpy as np
+import pytest
+
+from data_pipeline import hdr_io
+from dealthdr_jax.evaluation import evaluate, metrics
+
+
+def _write(folder, names, size=(12, 16), seed=0, scale=1.0):
+  rng = np.random.default_rng(seed)
+  folder.mkdir(parents=True, exist_ok=True)
+  images = {}
+  for n in names:
+    images[n] = (rng.uniform(size=size + (3,)) * scale).astype(np.float32)
+    hdr_io.write_exr(folder / f"{n}.exr", images[n])
+  return images
+
+
+def _run(argv):
+  parser = argparse.ArgumentParser()
+  evaluate.add_arguments(parser)
+  return evaluate.main(parser.parse_args(argv))
+
+
+def test_cli_writes_json_with_per_frame_and_mean_metrics(tmp_path, capsys):
+  names = ["f000", "f001", "f002"]
+  gt = _write(tmp_path / "clip" / "gt", names, seed=1, scale=4.0)
+  pred = {n: g * 1.05 for n, g in gt.items()}
+  pred["f001"] = gt["f001"]  # A perfect frame: capped PSNR.
+  for n, img in pred.items():
+    hdr_io.write_exr(tmp_path / "out" / "hdr" / f"{n}.exr", img)
+  out_json = tmp_path / "metrics.json"
+  # Layouts: an infer output holding hdr/ and a clip folder holding gt/.
+  assert _run(["--pred", str(tmp_path / "out"), "--gt", str(tmp_path / "clip"),
+               "--json", str(out_json)]) == 0
+  table = capsys.readouterr().out
+  assert "PSNR-T" in table and "mean" in table and "f002" in table
+  result = json.loads(out_json.read_text())
+  assert set(result["mean"]) >= {"psnr_t", "psnr_l", "ssim_t", "flicker"}
+  assert list(result["frames"]) == names
+  assert "flicker" not in result["frames"]["f000"]
+  assert result["frames"]["f001"]["psnr_t"] == metrics.PSNR_CAP_DB
+  want = metrics.frame_metrics(pred["f000"], gt["f000"])
+  for k, v in want.items():
+    assert result["frames"]["f000"][k] == pytest.approx(v, rel=1e-6)
+  assert result["mean"]["psnr_l"] == pytest.approx(
+      np.mean([result["frames"][n]["psnr_l"] for n in names]))
+  want_flicker = metrics.flicker(np.stack([pred[n] for n in names]),
+                                 np.stack([gt[n] for n in names]))
+  assert result["mean"]["flicker"] == pytest.approx(want_flicker, rel=1e-6)
+  # Frame folders given directly work too, and give the same numbers.
+  direct = evaluate.evaluate_folders(tmp_path / "out" / "hdr", tmp_path / "clip" / "gt")
+  assert direct["mean"] == result["mean"]
+  assert not list(tmp_path.glob(".*"))  # No temporary files left behind.
+
+
+def test_single_frame_has_null_mean_flicker(tmp_path):
+  _write(tmp_path / "gt", ["a"])
+  _write(tmp_path / "pred", ["a"], seed=3)
+  result = evaluate.evaluate_folders(tmp_path / "pred", tmp_path / "gt")
+  assert result["mean"]["flicker"] is None
+  json.dumps(result, allow_nan=False)
+
+
+def test_name_mismatch_lists_missing_and_extra(tmp_path, capsys):
+  _write(tmp_path / "gt", ["f0", "f1", "f2"])
+  _write(tmp_path / "pred", ["f0", "f2", "zz"])
+  with pytest.raises(ValueError, match=r"missing predictions \(1\): f1") as e:
+    evaluate.evaluate_folders(tmp_path / "pred", tmp_path / "gt")
+  assert "predictions without ground truth (1): zz" in str(e.value)
+  assert _run(["--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt")]) == 1
+  assert "f1" in capsys.readouterr().err
+
+
+def test_size_mismatch_names_the_file_and_both_sizes(tmp_path):
+  _write(tmp_path / "gt", ["f0", "f1"])
+  _write(tmp_path / "pred", ["f0"])
+  _write(tmp_path / "pred", ["f1"], size=(12, 18))
+  with pytest.raises(ValueError, match=r"'f1'.*18x12.*16x12"):
+    evaluate.evaluate_folders(tmp_path / "pred", tmp_path / "gt")
+
+
+def test_folders_without_exr_are_rejected(tmp_path):
+  (tmp_path / "empty").mkdir()
+  _write(tmp_path / "gt", ["f0"])
+  with pytest.raises(ValueError, match="no .exr files"):
+    evaluate.evaluate_folders(tmp_path / "empty", tmp_path / "gt")
+  with pytest.raises(FileNotFoundError, match="does not exist"):
+    evaluate.evaluate_folders(tmp_path / "nope", tmp_path / "gt")

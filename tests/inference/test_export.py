@@ -1,0 +1,61 @@
+"""Export round trip: the StableHLO program, run without the model code, equals the model."""
+import json
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from dealthdr_jax import config_loading
+from dealthdr_jax import model_files
+from dealthdr_jax.inference import export as export_lib
+from dealthdr_jax.models.dealthdr import DeAltHDR
+
+
+def test_export_round_trip_without_model_code(tmp_path):
+  config = config_loading.load_config("dealthdr_2exp:size=tiny,ratio=0.5")
+  model = DeAltHDR.from_config(config.model)
+  noise = np.random.default_rng(0)
+  params = jax.tree.map(lambda x: x + 0.05 * noise.normal(size=x.shape).astype(x.dtype),
+                        model_files.init_params(model))
+  ckpt = model_files.save_params(tmp_path / "ckpt", params, config, card={"steps": 7})
+  out = export_lib.export(str(ckpt), str(tmp_path / "export"), 48, 40, ratio=None)
+  assert json.loads((out / "card.json").read_text()) == {"steps": 7}
+  assert json.loads((out / "program.json").read_text())["ratio"] == 0.5
+
+  rng = np.random.default_rng(1)
+  frames = rng.uniform(0, 1, (1, 3, 48, 40, 3)).astype(np.float32)
+  stops = np.array([[0.0, 3.0, 0.0]], np.float32)
+  np.save(tmp_path / "frames.npy", frames)
+  np.save(tmp_path / "stops.npy", stops)
+  expected = jax.jit(lambda f, s: model.apply({"params": params}, f, s, ratio=0.5)[0])(frames, stops)
+
+  # A fresh interpreter runs the folder's own script; the model code must not be imported.
+  code = ("import sys, runpy\n"
+          "folder, frames, stops, out = sys.argv[1:5]\n"
+          "sys.argv = ['run_exported.py', '--folder', folder, '--frames', frames, '--stops', stops, '--out', out]\n"
+          "try:\n  runpy.run_path(folder + '/run_exported.py', run_name='__main__')\n"
+          "except SystemExit as e:\n  assert not e.code, e.code\n"
+          "leaked = [m for m in sys.modules if m.startswith(('dealthdr_jax', 'flax', 'data_pipeline'))]\n"
+          "assert not leaked, leaked\n")
+  subprocess.run([sys.executable, "-c", code, str(out), str(tmp_path / "frames.npy"),
+                  str(tmp_path / "stops.npy"), str(tmp_path / "hdr.npy")],
+                 check=True, cwd=tmp_path)
+  np.testing.assert_allclose(np.load(tmp_path / "hdr.npy"), expected, rtol=1e-5, atol=1e-7)
+
+
+def test_export_refuses_bad_requests(tmp_path):
+  config = config_loading.load_config("dealthdr_2exp:size=tiny")
+  model = DeAltHDR.from_config(config.model)
+  ckpt = model_files.save_params(tmp_path / "ckpt", model_files.init_params(model), config)
+  with pytest.raises(ValueError, match="at least"):
+    export_lib.export(str(ckpt), str(tmp_path / "e1"), 8, 8, ratio=0.0)
+  assert not (tmp_path / "e1").exists()
+  (tmp_path / "e2").mkdir()
+  (tmp_path / "e2" / "keep.txt").write_text("user data")
+  with pytest.raises(FileExistsError, match="not empty"):
+    export_lib.export(str(ckpt), str(tmp_path / "e2"), 32, 32, ratio=0.0)
+  assert (tmp_path / "e2" / "keep.txt").read_text() == "user data"
+  with pytest.raises(FileNotFoundError, match="params-only checkpoint"):
+    export_lib.export(str(tmp_path), str(tmp_path / "e3"), 32, 32, ratio=0.0)

@@ -1,0 +1,187 @@
+"""The full model on tiny configs: jit at odd sizes, output range, gradients, bad inputs."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dealthdr_jax import config_loading
+from dealthdr_jax import model_files
+from dealthdr_jax.models import response as resp
+from dealthdr_jax.models.dealthdr import DeAltHDR
+
+
+def _clip(model, h, w, batch=1, seed=0):
+  rng = np.random.default_rng(seed)
+  frames = rng.uniform(0, 1, (batch, model.window, h, w, 3)).astype(np.float32)
+  gap = 3.0 if model.window == 3 else 2.0
+  pattern = (np.arange(model.window) % (2 if model.window == 3 else 3)) * gap
+  stops = np.tile(pattern, (batch, 1)).astype(np.float32)
+  return frames, stops
+
+
+@pytest.fixture(scope="module", params=["dealthdr_2exp", "dealthdr_3exp"])
+def tiny(request):
+  config = config_loading.load_config(f"{request.param}:size=tiny")
+  model = DeAltHDR.from_config(config.model)
+  return model, model_files.init_params(model, seed=1)
+
+
+def test_jit_odd_size_finite_nonnegative(tiny):
+  model, params = tiny
+  frames, stops = _clip(model, 45, 38, batch=2)
+  fn = jax.jit(lambda p, f, s: model.apply({"params": p}, f, s, ratio=0.5))
+  hdr, aux = fn(params, frames, stops)
+  assert hdr.shape == (2, 45, 38, 3)
+  assert np.all(np.isfinite(hdr)) and float(hdr.min()) >= 0.0
+  assert aux["flow"].shape == (2, model.window - 1, 45, 38, 2)
+  assert aux["blend_weights"].shape == (2, 45, 38, model.window)
+  for level, mask in aux["masks"].items():
+    if level in model.fgma_levels:
+      share = float(mask.mean())
+      assert 0.4 < share < 0.6, (level, share)
+
+
+def test_output_units_follow_exposure_offset(tiny):
+  """Stops are relative: adding s to every frame's stops divides the radiance by 2**s."""
+  model, params = tiny
+  frames, stops = _clip(model, 32, 32)
+  apply = jax.jit(lambda f, s: model.apply({"params": params}, f, s, ratio=0.0)[0])
+  hdr, hdr_shifted = apply(frames, stops), apply(frames, stops + 2.0)
+  np.testing.assert_allclose(hdr_shifted, hdr / 4.0, rtol=1e-5, atol=1e-8)
+
+
+def test_untrained_model_returns_reference_radiance_where_frames_agree(tiny):
+  """A static, well-exposed scene seen identically by every frame: the candidates agree,
+  so even freshly initialised weights give `linearise(LDR_ref) / e_ref`."""
+  model, params = tiny
+  rng = np.random.default_rng(4)
+  radiance = rng.uniform(0.02, 0.055, (1, 32, 40, 3))  # < 1 even at +4 stops.astype(np.float32)
+  _, stops = _clip(model, 32, 40)
+  ldr = np.stack([np.clip(radiance[0] * 2.0 ** s, 0, 1) ** (1 / 2.2) for s in stops[0]])[None]
+  hdr = jax.jit(lambda f, s: model.apply({"params": params}, f, s, ratio=0.25)[0])(ldr, stops)
+  np.testing.assert_allclose(hdr, radiance, rtol=2e-2)
+
+
+def test_gradients_finite(tiny):
+  model, params = tiny
+  frames, stops = _clip(model, 32, 32, seed=3)
+
+  def loss(p):
+    hdr, aux = model.apply({"params": p}, frames, stops, ratio=0.25)
+    return jnp.mean(jnp.log1p(5000 * hdr)) + 0.01 * jnp.mean(aux["flow_pyramid"][-1] ** 2)
+
+  grads = jax.jit(jax.grad(loss))(params)
+  leaves = jax.tree.leaves(grads)
+  assert all(np.all(np.isfinite(g)) for g in leaves)
+  assert sum(float(jnp.abs(g).sum()) for g in leaves) > 0
+
+
+def test_bad_inputs_name_the_argument(tiny):
+  model, params = tiny
+  frames, stops = _clip(model, 32, 32)
+  apply = lambda f, s: model.apply({"params": params}, f, s, ratio=0.0)
+  with pytest.raises(ValueError, match=r"frames must be \[batch, time, height, width, 3\]"):
+    apply(frames[0], stops)
+  with pytest.raises(ValueError, match="frames per window"):
+    apply(frames[:, :2], stops[:, :2])
+  with pytest.raises(ValueError, match=r"stops must be \[batch, time\]"):
+    apply(frames, stops[:, :2])
+  with pytest.raises(ValueError, match="at least"):
+    apply(frames[:, :, :10], stops)
+  bad = frames.copy()
+  bad[0, 1, 3, 4, 0] = np.nan
+  with pytest.raises(ValueError, match=r"frames contains NaN or Inf \(first at batch 0, frame 1\)"):
+    apply(bad, stops)
+  with pytest.raises(ValueError, match="stops contains NaN"):
+    apply(frames, np.where(np.arange(model.window) == 0, np.inf, stops))
+  with pytest.raises(ValueError, match="divided by 255"):
+    apply(frames * 255, stops)
+
+
+def test_params_checkpoint_round_trip(tiny, tmp_path):
+  model, params = tiny
+  config = config_loading.load_config("dealthdr_2exp:size=tiny")
+  model_files.save_params(tmp_path / "ckpt", params, config, card={"steps": 0})
+  loaded, loaded_config = model_files.load_params(tmp_path / "ckpt")
+  assert loaded_config.model.features == config.model.features
+  jax.tree.map(np.testing.assert_array_equal, jax.tree.map(np.asarray, params), loaded)
+  with pytest.raises(FileNotFoundError, match="not a params-only checkpoint"):
+    model_files.load_params(tmp_path)
+  (tmp_path / "bad").mkdir()
+  (tmp_path / "bad" / model_files.CONFIG_FILE).write_text(config.to_json())
+  (tmp_path / "bad" / model_files.PARAMS_FILE).write_bytes(b"\x00garbage")
+  with pytest.raises(ValueError, match="not a readable parameter file"):
+    model_files.load_params(tmp_path / "bad")
+
+
+def test_configs_are_locked_and_overridable():
+  config = config_loading.load_config("dealthdr_3exp:size=small,radius=1,ratio=0.5")
+  assert config.model.radius == 1 and config.attn_ratio == 0.5
+  config_loading.apply_overrides(config, ["model.fgma_window=5", "--config.attn_ratio=1.0"])
+  assert config.model.fgma_window == 5 and config.attn_ratio == 1.0
+  with pytest.raises(KeyError, match="atn_ratio"):
+    config_loading.apply_overrides(config, ["model.atn_ratio=0.5"])
+  with pytest.raises(AttributeError):
+    config.new_field = 1
+  with pytest.raises(ValueError, match="unknown config argument"):
+    config_loading.load_config("dealthdr_2exp:sise=small")
+  with pytest.raises(ValueError, match="unknown model size"):
+    config_loading.load_config("dealthdr_2exp:size=huge")
+  with pytest.raises(FileNotFoundError, match="available"):
+    config_loading.load_config("no_such_config")
+  with pytest.raises(ValueError, match="unknown model config keys"):
+    DeAltHDR.from_config(dict(config.model, extra=1))
+
+
+def test_exposure_prior_moves_weight_off_clipped_candidates(tiny):
+  model, params = tiny
+  frames, stops = _clip(model, 32, 32)
+  r = model.window // 2
+  frames[:, :] = 0.5
+  frames[:, r] = 1.0  # The reference is clipped everywhere; the neighbours are well exposed.
+  plain = model.apply({"params": params}, frames, stops, ratio=0.0)[1]["blend_weights"]
+  prior = model.clone(exposure_prior=True).apply({"params": params}, frames, stops,
+                                                 ratio=0.0)[1]["blend_weights"]
+  # The untrained head: plain softmax favours the reference 4:1 over each neighbour; the
+  # prior scales the clipped reference's odds by 0.01 / 1.01.
+  n = model.window - 1
+  np.testing.assert_allclose(plain[..., 0], 4 / (4 + n), rtol=1e-4)
+  np.testing.assert_allclose(prior[..., 0], 4 * 0.01 / (4 * 0.01 + n * 1.01), rtol=1e-3)
+
+
+def test_response_calibration_starts_as_identity_and_bends_the_input(tiny):
+  model, params = tiny
+  frames, stops = _clip(model, 32, 32)
+  calibrated = model.clone(response_calibration=8)
+  curve_logits = {"response_calibration": jnp.zeros(8)}
+  plain, _ = model.apply({"params": params}, frames, stops, ratio=0.0)
+  same, aux = calibrated.apply({"params": {**params, **curve_logits}}, frames, stops,
+                               ratio=0.0)
+  np.testing.assert_allclose(same, plain, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(aux["response_curve"], np.linspace(0, 1, 9), atol=1e-6)
+  # A non-identity curve is the same as feeding the model the curved frames.
+  logits = jnp.linspace(-1.0, 1.0, 8)
+  bent, _ = calibrated.apply({"params": {**params, "response_calibration": logits}},
+                             frames, stops, ratio=0.0)
+  curved = resp.apply_curve(jnp.asarray(frames), resp.curve_knots(logits))
+  expected, _ = model.apply({"params": params}, curved, stops, ratio=0.0)
+  np.testing.assert_allclose(bent, expected, rtol=1e-5, atol=1e-6)
+  assert float(jnp.max(jnp.abs(bent - plain))) > 1e-3
+
+
+def test_parameter_free_switches_do_not_block_init_from():
+  from dealthdr_jax.training import checkpoints  # pylint: disable=g-import-not-at-top
+  old = {"model": {"radius": 1, "response": "gamma2.2"}}  # Before exposure_prior existed.
+  assert checkpoints.model_differences(old, {"model": {"radius": 1, "exposure_prior": False}}) == []
+  switched = {"model": {"radius": 1, "exposure_prior": True}}
+  assert checkpoints.model_differences(old, switched) == [
+      "model.exposure_prior: checkpoint False vs config True"]
+  assert checkpoints.model_differences(old, switched,
+                                         ignore=checkpoints.PARAMETER_FREE) == []
+  assert checkpoints.model_differences(old, {"model": {"radius": 2}},
+                                         ignore=checkpoints.PARAMETER_FREE)
+  # A switch that adds parameters (stage 2's response calibration) may be turned on too.
+  calibrated = {"model": {"radius": 1, "response_calibration": 32}}
+  assert checkpoints.model_differences(
+      old, calibrated, ignore=checkpoints.PARAMETER_FREE + checkpoints.ADDED_PARAMETERS) == []
+  assert checkpoints.model_differences(old, calibrated)

@@ -1,0 +1,317 @@
+"""Training building blocks against simple references (in-process, no compilation-heavy work):
+losses, sub-window maps, the per-step ratio, configs, sharding helpers, pre-flight checks."""
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from data_pipeline import camera
+from data_pipeline import clips as clips_lib
+from data_pipeline import response as np_response
+from dealthdr_jax import config_loading
+from dealthdr_jax.models import response as resp
+from dealthdr_jax.training import checkpoints
+from dealthdr_jax.training import input_pipeline
+from dealthdr_jax.training import losses
+from dealthdr_jax.training import sharding
+from dealthdr_jax.training import toy_data
+from dealthdr_jax.training import train
+
+
+def test_hdr_loss_zero_for_equal_and_scale_invariant():
+  rng = np.random.default_rng(0)
+  gt = rng.uniform(0, 4, (2, 8, 8, 3)).astype(np.float32)
+  assert float(losses.hdr_loss(gt, gt)) == 0.0
+  pred = gt * 0.8
+  a = float(losses.hdr_loss(pred, gt))
+  b = float(losses.hdr_loss(pred * 100, gt * 100))  # Normalised by the GT max per sample.
+  assert a > 0 and abs(a - b) < 1e-6
+  # Too bright still has a gradient (no clipping at the GT peak).
+  g = jax.grad(lambda p: losses.hdr_loss(p, jnp.asarray(gt)))(jnp.asarray(gt * 3))
+  assert float(jnp.abs(g).min()) > 0
+  # Reference: mean |T(p/m) - T(g/m)| with m the GT max of each sample.
+  m = gt.max(axis=(1, 2, 3), keepdims=True)
+  ref = np.mean(np.abs(np_response.mu_law(pred / m) - np_response.mu_law(gt / m)))
+  assert abs(a - ref) < 1e-6
+
+
+def test_downsample_flow_scales_vectors():
+  flow = np.zeros((1, 2, 16, 16, 2), np.float32)
+  flow[..., 0], flow[..., 1] = 4.0, -8.0
+  small = losses.downsample_flow(jnp.asarray(flow), 4, 8)
+  assert small.shape == (1, 2, 4, 8, 2)
+  np.testing.assert_allclose(small[..., 0], 2.0)   # width 16 → 8
+  np.testing.assert_allclose(small[..., 1], -2.0)  # height 16 → 4
+
+
+def test_flow_pyramid_loss_zero_for_exact_pyramid_and_masked():
+  gt = jnp.full((1, 2, 16, 16, 2), 4.0)
+  pyramid = [losses.downsample_flow(gt, s, s) for s in (2, 4, 8)]
+  assert float(losses.flow_pyramid_loss(pyramid, gt)) < 1e-3
+  wrong = [p + 1.0 for p in pyramid]
+  assert abs(float(losses.flow_pyramid_loss(wrong, gt)) - np.sqrt(2)) < 1e-3
+  assert float(losses.flow_pyramid_loss(wrong, gt, valid=jnp.zeros((1, 2, 16, 16)))) == 0.0
+
+
+def test_flow_weight_decays():
+  w = [float(losses.flow_weight(s, 0.1, 0.0, 100)) for s in (0, 50, 100, 200)]
+  assert w[0] == pytest.approx(0.1) and w[1] == pytest.approx(0.05)
+  assert w[2] == pytest.approx(0.0, abs=1e-7) and w[3] == pytest.approx(0.0, abs=1e-7)
+
+
+@pytest.mark.parametrize("radius", [1, 2])
+def test_subset_maps_mirror_like_clip_edges(radius):
+  maps = losses.subset_index_maps(radius)
+  t = 2 * radius + 1
+  assert maps.shape[1] == t and len(maps) == (radius + 1) ** 2 - 2
+  for row in maps:
+    assert row[radius] == radius                  # The reference stays.
+    assert len(set(row)) < t                      # Something was dropped.
+    assert len(set(row)) > 1                      # A neighbour is kept.
+  if radius == 1:
+    assert sorted(map(tuple, maps)) == [(0, 1, 0), (2, 1, 2)]
+  # Same rule as the clip reader: a clip [lo..hi] seen from its edge.
+  row = maps[0]
+  lo, hi = min(row), max(row)
+  expected = [lo + i for i in clips_lib.window_indices(hi - lo + 1, radius - lo, radius)]
+  assert list(row) == expected
+
+
+def test_reexposure_loss_zero_for_consistent_scene():
+  s = toy_data.sample(0, 3, frames=3, crop=16, noise=0.0)
+  frames = s["frames"][None]
+  stops = s["stops"][None]
+  flow = s["flow"][None][:, [0, 2]]
+  hdr = s["hdr"][None]
+  # Ideal re-exposure differs from the 8-bit-quantised observation by < 1/510.
+  assert float(losses.reexposure_loss(hdr, frames, stops, flow)) < 3e-3
+  assert float(losses.reexposure_loss(hdr * 2, frames, stops, flow)) > 0.05
+
+
+def test_calibration_curve_identity_at_init_and_invertible():
+  x = jnp.linspace(0.0, 1.0, 101)
+  identity = resp.curve_knots(jnp.zeros(16))
+  np.testing.assert_allclose(resp.apply_curve(x, identity), x, atol=1e-6)
+  curve = resp.curve_knots(jnp.asarray(np.random.default_rng(3).normal(size=16)))
+  y = resp.apply_curve(x, curve)
+  assert float(curve[0]) == 0.0 and abs(float(curve[-1]) - 1.0) < 1e-6
+  assert bool(jnp.all(jnp.diff(y) >= 0))
+  np.testing.assert_allclose(resp.invert_curve(y, curve), x, atol=1e-5)
+
+
+def test_reexposure_loss_calibrates_an_unknown_response():
+  """Stage 2's response calibration is identifiable: a static alternating-exposure scene
+  shot with a sigmoid camera (HDRFlow's random curve) but read as gamma 2.2 — linear
+  values off by up to ~60 % — is re-linearised to within a few per cent by minimising
+  only the re-exposure loss (plus the smoothness term) over the curve."""
+  rng = np.random.default_rng(0)
+  b, h, w = 8, 16, 16
+  hdr = (np.exp(rng.uniform(np.log(1e-3), 0.0, (b, h, w, 1)))
+         * rng.uniform(0.6, 1.0, (b, h, w, 3)))
+  gap = rng.uniform(1.0, 4.0, b)
+  stops = np.stack([np.zeros(b), gap, np.zeros(b)], 1)                  # short, long, short
+  n, sigma = 0.65, 0.6
+  ldr = camera.sigmoid_response(np.clip(hdr[:, None] * 2.0 ** stops[..., None, None, None],
+                                        0, 1), n, sigma)
+  frames = jnp.asarray(np.round(ldr * 255) / 255, jnp.float32)
+  stops = jnp.asarray(stops, jnp.float32)
+  flow = jnp.zeros((b, 2, h, w, 2), jnp.float32)
+
+  def loss(logits):
+    # A stand-in model: well-exposedness-weighted merge of the curve-corrected frames.
+    curve = resp.curve_knots(logits)
+    corrected = resp.apply_curve(frames, curve)
+    weight = resp.well_exposedness(corrected.max(-1, keepdims=True)) + 1e-4
+    lin = resp.linearise(corrected) / (2.0 ** stops)[:, :, None, None, None]
+    merged = (lin * weight).sum(1) / weight.sum(1)
+    return (losses.reexposure_loss(merged, frames, stops, flow, curve=curve)
+            + 1e-3 * losses.curve_roughness(curve))
+
+  tx = optax.adam(3e-2)
+
+  @jax.jit
+  def step(logits, opt_state):
+    grads = jax.grad(loss)(logits)
+    updates, opt_state = tx.update(grads, opt_state)
+    return optax.apply_updates(logits, updates), opt_state
+
+  logits = jnp.zeros(32)
+  opt_state = tx.init(logits)
+  for _ in range(400):
+    logits, opt_state = step(logits, opt_state)
+  ys = np.linspace(0.1, 0.9, 9)
+  truth = camera.sigmoid_inverse(ys, n, sigma)
+  before = np.abs(np.asarray(resp.linearise(jnp.asarray(ys))) / truth - 1)
+  after = np.abs(np.asarray(resp.linearise(resp.apply_curve(jnp.asarray(ys),
+                                                            resp.curve_knots(logits))))
+                 / truth - 1)
+  assert before.max() > 0.5
+  assert after.max() < 0.03, after
+
+
+def test_toy_sample_conventions():
+  s = toy_data.sample(1, 0, frames=3, crop=16, noise=0.0)
+  ref = np_response.ldr_to_radiance(s["frames"][1], s["stops"][1])
+  ok = np_response.well_exposed(s["frames"][1])
+  np.testing.assert_allclose(ref[ok], s["hdr"][ok], rtol=0.05, atol=1e-3)
+  assert s["stops"].min() == 0 and np.all(s["flow"][1] == 0)
+
+
+def test_sample_ratio_deterministic():
+  ratios = (0.0, 0.25, 1.0)
+  a = [train.sample_ratio(0, s, ratios) for s in range(50)]
+  assert a == [train.sample_ratio(0, s, ratios) for s in range(50)]
+  assert set(a) == set(ratios)
+
+
+def test_tree_shardings_rules():
+  mesh = sharding.make_mesh((-1,), ("data",))
+  tree = {"params": {"conv": {"kernel": jnp.zeros((3, 3, 4, 8)), "bias": jnp.zeros(8)}}}
+  out = sharding.tree_shardings(mesh, tree, [("conv/bias", ("data",))])
+  assert out["params"]["conv"]["kernel"].spec == jax.sharding.PartitionSpec()
+  assert out["params"]["conv"]["bias"].spec == jax.sharding.PartitionSpec("data")
+  with pytest.raises(ValueError, match="mesh.axes"):
+    sharding.make_mesh((-1,), ("model",))
+
+
+@pytest.mark.parametrize("name", ["dealthdr_2exp", "dealthdr_3exp", "dealthdr_2exp_stage2"])
+def test_configs_have_training_sections(name):
+  for size in ("tiny", "small", "base"):
+    config = config_loading.load_config(f"{name}:size={size}")
+    train.check_config(config)
+    assert config.data.crop % 16 == 0 and config.batch_size > 0
+  with pytest.raises(KeyError, match="optim.lrr"):
+    config_loading.apply_overrides(config, ["--config.optim.lrr=1"])
+
+
+def test_bad_inputs_fail_before_compute(tmp_path):
+  config = config_loading.load_config("dealthdr_2exp_stage2:size=tiny")
+  config.data.source = "clips"
+  config.data.clips = str(tmp_path / "missing")
+  with pytest.raises(input_pipeline.DataError, match="not a folder"):
+    train.prepare(config, tmp_path / "w")
+  (tmp_path / "empty").mkdir()
+  config.data.clips = str(tmp_path / "empty")
+  with pytest.raises(input_pipeline.DataError, match="no clip folders"):
+    train.prepare(config, tmp_path / "w")
+  bad = tmp_path / "clips" / "a"
+  bad.mkdir(parents=True)
+  (bad / "0.png").write_bytes(b"not a png")
+  (bad / "1.png").write_bytes(b"not a png")
+  config.data.clips = str(tmp_path / "clips")
+  with pytest.raises(input_pipeline.DataError, match="unreadable clip"):
+    train.prepare(config, tmp_path / "w")
+  config.data.source = "nope"
+  with pytest.raises(input_pipeline.DataError, match="unknown data.source"):
+    train.prepare(config, tmp_path / "w")
+  # Options that the chosen source never reads fail instead of being ignored.
+  config.data.source = "synthetic"
+  with pytest.raises(input_pipeline.DataError, match="data.clips=.* has no effect"):
+    train.prepare(config, tmp_path / "w")
+  config = config_loading.load_config("dealthdr_2exp:size=tiny")
+  config.data.exposures = "0,3"
+  with pytest.raises(input_pipeline.DataError, match="data.exposures=.* has no effect.*toy"):
+    train.prepare(config, tmp_path / "w")
+  config = config_loading.load_config("dealthdr_2exp:size=tiny")
+  config.data.other_camera = True
+  with pytest.raises(input_pipeline.DataError, match="other_camera=True has no effect"):
+    train.prepare(config, tmp_path / "w")
+  assert not (tmp_path / "w").exists()
+
+
+def test_incompatible_workdir_refused_and_untouched(tmp_path):
+  # A fake checkpoint whose config has another model.
+  step_dir = tmp_path / "checkpoints" / "6" / "config"
+  step_dir.mkdir(parents=True)
+  other = config_loading.load_config("dealthdr_2exp:size=small")
+  (step_dir / "metadata").write_text(json.dumps(checkpoints.config_dict(other)))
+  before = sorted((p, p.stat().st_mtime_ns) for p in tmp_path.rglob("*"))
+  config = config_loading.load_config("dealthdr_2exp:size=tiny")
+  with pytest.raises(checkpoints.IncompatibleCheckpointError, match="model.features"):
+    train.prepare(config, tmp_path)
+  assert sorted((p, p.stat().st_mtime_ns) for p in tmp_path.rglob("*")) == before
+  # Only the compute dtype differs: allowed.
+  other = config_loading.load_config("dealthdr_2exp:size=tiny")
+  other.model.dtype = "bfloat16"
+  (step_dir / "metadata").write_text(json.dumps(checkpoints.config_dict(other)))
+  train.prepare(config, tmp_path)
+
+
+def test_source_dir_reaches_the_simulator_with_held_out_validation(tmp_path, hdr_sources_dir):
+  from data_pipeline import pipeline  # pylint: disable=g-import-not-at-top
+  from data_pipeline import sources  # pylint: disable=g-import-not-at-top
+  config = config_loading.load_config("dealthdr_2exp:size=small")
+  config_loading.apply_overrides(config, [f"--config.data.source_dir={hdr_sources_dir}",
+                                        "--config.data.num_val_sources=3"])
+  input_pipeline.check(config)
+  sim_config = pipeline.as_config(config)
+  assert sim_config.source_dir == str(hdr_sources_dir) and sim_config.source_split == "train"
+  val_config = pipeline.validation_config(config)
+  assert val_config.source_split == "val" and val_config.num_val_sources == 3
+  train_names = set(sources.ImageFolderSource(hdr_sources_dir, split="train", num_val=3,
+                                              validate=False).train_names)
+  val_names = set(sources.ImageFolderSource(hdr_sources_dir, split="val", num_val=3,
+                                            validate=False).val_names)
+  assert len(val_names) == 3 and not train_names & val_names
+  assert sim_config.responses == ("gamma2.2", "srgb", "sigmoid")
+  config_loading.apply_overrides(config, ["--config.data.responses=('gamma2.2',)"])
+  sim_config = pipeline.as_config(config)
+  assert sim_config.responses == ("gamma2.2",) and sim_config.response_weights is None
+  from data_pipeline import camera  # pylint: disable=g-import-not-at-top
+  batch = next(input_pipeline.make_train_iterator(config, seed=0, batch_size=4))
+  assert (batch["response_id"] == camera.ALL_RESPONSES.index("gamma2.2")).all()
+  config.data.source_dir = str(tmp_path / "missing")
+  with pytest.raises(input_pipeline.DataError, match="missing.*does not exist"):
+    train.prepare(config, tmp_path / "w")
+  assert not (tmp_path / "w").exists()
+
+
+def test_best_step_is_the_best_validated_kept_checkpoint(tmp_path):
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  manager = checkpoints.make_manager(tmp_path, keep=1)
+  rows = []
+  for step, psnr_t in [(10, 25.0), (20, 27.5), (30, 26.0), (40, 26.5)]:
+    manager.save(step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave({"w": np.full(2, step, np.float32)})),
+        metrics={checkpoints.BEST_METRIC: psnr_t})
+    rows += [{"step": step, "train/loss": 1.0}, {"step": step, "val/psnr_t": psnr_t}]
+  manager.wait_until_finished()
+  (tmp_path / "metrics.jsonl").write_text(
+      "\n".join(json.dumps(r) for r in rows) + '\n{"step": 50, "val/ps')  # cut by a kill
+  assert manager.all_steps() == [20, 40]  # latest 1 + best 1 kept
+  assert checkpoints.best_step(manager, tmp_path) == 20
+  assert checkpoints.best_step(manager, tmp_path / "elsewhere") is None
+  manager.close()
+
+
+def test_keep_best_survives_a_resume(tmp_path):
+  """orbax forgets the metrics of earlier steps on restart; the manager relearns them from
+  metrics.jsonl, so the best pre-resume checkpoint is never dropped."""
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+
+  def save(manager, step, psnr_t):
+    manager.save(step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave({"w": np.full(2, step, np.float32)})),
+        metrics=None if psnr_t is None else {checkpoints.BEST_METRIC: psnr_t})
+    manager.wait_until_finished()
+    if psnr_t is not None:
+      with open(tmp_path / "metrics.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps({"step": step, "val/psnr_t": psnr_t}) + "\n")
+
+  manager = checkpoints.make_manager(tmp_path, keep=2)
+  for step, psnr_t in [(1, 20.0), (2, 30.0), (3, 25.0), (4, 26.0)]:
+    save(manager, step, psnr_t)
+  manager.close()
+  for restart in range(2):  # Two resumes, each followed by saves with and without metrics.
+    manager = checkpoints.make_manager(tmp_path, keep=2)
+    for step in range(5 + 4 * restart, 9 + 4 * restart):
+      save(manager, step, None if step % 3 == 0 else 21.0 + step / 10)
+      assert 2 in manager.all_steps(), (restart, step, manager.all_steps())
+    manager.close()
+  manager = checkpoints.make_manager(tmp_path, keep=2)
+  assert manager.all_steps() == [2, 11, 12]  # the best, then the latest two
+  assert checkpoints.best_step(manager, tmp_path) == 2
+  manager.close()

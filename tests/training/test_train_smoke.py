@@ -1,0 +1,90 @@
+"""Two-step smoke runs of `dealthdr train` for both stages on 4 fake CPU devices.
+
+Each run is a subprocess (the fake-device flag must be set before JAX starts, and pytest
+shares one process between test files). A compilation cache shared by the session's
+training tests keeps repeated programs cheap.
+"""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+
+from dealthdr_jax import model_files
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+def run_train(args, tmp_path_factory, devices=4, check=True, **popen):
+  env = dict(os.environ)
+  env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+  env["JAX_PLATFORMS"] = "cpu"
+  env["JAX_COMPILATION_CACHE_DIR"] = str(tmp_path_factory.getbasetemp().parent / "jax_cache")
+  env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+  cmd = [sys.executable, "-m", "dealthdr_jax.cli", "train"] + [str(a) for a in args]
+  result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, **popen)
+  if check and result.returncode != 0:
+    raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stderr[-4000:]}")
+  return result
+
+
+def _metrics(workdir):
+  return [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_stage1_then_stage2_smoke(tmp_path_factory):
+  tmp = tmp_path_factory.mktemp("smoke")
+  s1 = tmp / "stage1"
+  # Stage 1 on the real simulator pipeline (64×64: its smallest comfortable size).
+  result = run_train(["--config", "configs/dealthdr_2exp.py:size=tiny", "--workdir", s1,
+                      "--config.data.source=synthetic", "--config.data.crop=64",
+                      "--config.total_steps=2", "--config.log_every=1", "--config.eval_every=2",
+                      "--config.checkpoint_every=2"], tmp_path_factory)
+  # Compilation is announced, once per program, before the steps that pay for it.
+  compiles = result.stderr.count("compiling the stage1_step program for attention ratio")
+  assert 1 <= compiles <= 2 and result.stderr.count("compiled in") == compiles
+  assert result.stderr.index("compiling the stage1_step") < result.stderr.index("[step 1/2]")
+  assert result.stderr.count("compiling the validation program") == 1
+  records = _metrics(s1)
+  train_rec = [r for r in records if "train/loss" in r]
+  assert [r["step"] for r in train_rec] == [1, 2]
+  assert all(np.isfinite(r["train/loss"]) and r["train/flow_epe"] >= 0 for r in train_rec)
+  val = [r for r in records if "val/psnr_t" in r]
+  assert val and np.isfinite(val[-1]["val/psnr_t"])
+  assert (s1 / "checkpoints" / "2" / "data").is_dir()
+  assert any((s1 / "tensorboard").iterdir())
+  params, config = model_files.load_params(s1 / "export")
+  assert config.model.features == (8, 8, 8) and params
+
+  # Stage 2 from the stage-1 workdir, on GT-free windows.
+  s2 = tmp / "stage2"
+  result = run_train(["--config", "configs/dealthdr_2exp_stage2.py:size=tiny", "--workdir", s2,
+                      f"--config.init_from={s1}", "--config.total_steps=2",
+                      "--config.log_every=1", "--config.eval_every=2",
+                      "--config.checkpoint_every=2"], tmp_path_factory)
+  # The pre-flight (config, data and init_from checks) runs and speaks once.
+  assert result.stderr.count("init_from lacks") == 1, result.stderr
+  rec = [r for r in _metrics(s2) if "train/loss" in r]
+  assert [r["step"] for r in rec] == [1, 2]
+  for key in ("train/subset_loss", "train/teacher_loss", "train/reexpose_loss"):
+    assert np.isfinite(rec[-1][key]), key
+  # Stage 2 starts from stage 1: at step 1 the EMA teacher equals the student.
+  assert rec[0]["train/teacher_loss"] < 1e-6
+  assert model_files.is_params_checkpoint(s2 / "export")
+
+
+def test_bad_override_fails_fast_and_keeps_workdir(tmp_path_factory):
+  tmp = tmp_path_factory.mktemp("bad")
+  result = run_train(["--config", "configs/dealthdr_2exp.py:size=tiny", "--workdir", tmp / "w",
+                      "--config.optim.lrr=1"], tmp_path_factory, check=False)
+  assert result.returncode == 2 and "unknown config key 'optim.lrr'" in result.stderr
+  assert not (tmp / "w").exists()
+  # An option the chosen data source never reads is an error, not silently ignored.
+  result = run_train(["--config", "configs/dealthdr_2exp.py:size=tiny", "--workdir", tmp / "w",
+                      f"--config.data.source_dir={tmp}"], tmp_path_factory, check=False)
+  assert result.returncode == 2, result.stderr
+  assert "data.source_dir" in result.stderr and "has no effect" in result.stderr
+  assert "--config.data.source=synthetic" in result.stderr
+  assert not (tmp / "w").exists()
