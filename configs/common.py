@@ -112,6 +112,9 @@ def train_config(config: ml_collections.ConfigDict, stage: int = 1) -> None:
   config.stage = stage
   # Stage 2: a stage-1 training workdir or a params-only checkpoint to start from.
   config.init_from = ""
+  # Top-level parameter groups taken from `init_from` (e.g. ('flow',) after flow
+  # pre-training, `configs/flow_pretrain.py`); the others start fresh. () = all of them.
+  config.init_parts = ()
   config.train_ratios = p["train_ratios"]
   config.total_steps = p["total_steps"]
   # Global batch (all processes together); must divide by the `data` mesh axis.

@@ -247,6 +247,21 @@ class MotionConfig:
                layer_speed=(0.0, 0.0), layer_accel=0.0, layer_rotation=0.0, layer_zoom=0.0)
 
 
+def scale_motion(config: MotionConfig, factor: float) -> MotionConfig:
+  """The same kinds of motion, every speed, acceleration, shake, rotation and zoom range
+  multiplied by `factor` (a curriculum from small to large motion)."""
+  f = float(factor)
+  if f < 0:
+    raise ValueError(f"motion scale must be ≥ 0, got {factor}")
+  pair = lambda r: (r[0] * f, r[1] * f)
+  return dataclasses.replace(
+      config, camera_speed=pair(config.camera_speed), camera_accel=config.camera_accel * f,
+      camera_shake=pair(config.camera_shake), camera_rotation=config.camera_rotation * f,
+      camera_zoom=config.camera_zoom * f, layer_speed=pair(config.layer_speed),
+      layer_accel=config.layer_accel * f, layer_rotation=config.layer_rotation * f,
+      layer_zoom=config.layer_zoom * f)
+
+
 def sample_trajectory(rng: np.random.Generator, speed: tuple[float, float], accel: float,
                       rotation_deg: float, zoom: float, shake: tuple[float, float] = (0.0, 0.0),
                       shake_freq: tuple[float, float] = (0.05, 0.4), anchor: float = 0.0

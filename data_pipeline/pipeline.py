@@ -20,11 +20,12 @@ Batched layout (DESIGN.md §3), for batch size B and window T:
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import grain
 import numpy as np
 
+from data_pipeline import motion as motion_lib
 from data_pipeline import simulator as sim_lib
 
 # Far more samples than any run draws: an effectively infinite, never-repeating stream.
@@ -143,15 +144,39 @@ class Augment:
 NO_AUGMENT = Augment(crop=None, flips=False, time_reversal=False)
 
 
-class RenderSample:
-  """Index → training sample (picklable; the simulator is built lazily per process)."""
+def curriculum_configs(config: sim_lib.SimulatorConfig,
+                       curriculum: Sequence[tuple[int, float]]
+                       ) -> tuple[tuple[int, sim_lib.SimulatorConfig], ...]:
+  """(first sample index, config with its motion scaled) for each (index, scale) step."""
+  steps = sorted((int(i), float(s)) for i, s in curriculum)
+  if steps and steps[0][0] != 0:
+    raise ValueError(f"a motion curriculum must start at sample 0, got {curriculum}")
+  return tuple((i, config.replace(motion=motion_lib.scale_motion(config.motion, s)))
+               for i, s in steps)
 
-  def __init__(self, config: sim_lib.SimulatorConfig, seed: int, augment: Augment):
+
+class RenderSample:
+  """Index → training sample (picklable; the simulator is built lazily per process).
+
+  With a curriculum, sample i is rendered by the config of the last step starting at or
+  before i (so a resumed run renders exactly what an uninterrupted one would).
+  """
+
+  def __init__(self, config: sim_lib.SimulatorConfig, seed: int, augment: Augment,
+               curriculum: Sequence[tuple[int, float]] = ()):
     self.config, self.seed, self.augment = config, int(seed), augment
+    self.schedule = curriculum_configs(config, curriculum)
+
+  def config_at(self, index: int) -> sim_lib.SimulatorConfig:
+    config = self.config
+    for start, scheduled in self.schedule:
+      if index >= start:
+        config = scheduled
+    return config
 
   def __call__(self, index: int) -> dict:
     render_rng, aug_rng = sample_rngs(self.seed, index)
-    sample = sim_lib.get_simulator(self.config).window(render_rng)
+    sample = sim_lib.get_simulator(self.config_at(index)).window(render_rng)
     sample.pop("meta")
     sample = self.augment(sample, aug_rng)
     sample["index"] = np.int64(index)
@@ -160,16 +185,18 @@ class RenderSample:
 
 def synthetic_dataset(config=None, *, seed: int, num_samples: int | None = None,
                       shard_index: int = 0, shard_count: int = 1,
-                      augment: Augment = Augment()) -> grain.MapDataset:
+                      augment: Augment = Augment(),
+                      curriculum: Sequence[tuple[int, float]] = ()) -> grain.MapDataset:
   """Per-sample MapDataset (unbatched) of this shard; element j is global sample
-  `shard_index + j * shard_count`."""
+  `shard_index + j * shard_count`. `curriculum`: ((first sample index, motion scale), ...)
+  starting at index 0 (`motion.scale_motion`); empty = the config's motion throughout."""
   config = as_config(config)
   if not 0 <= shard_index < shard_count:
     raise ValueError(f"need 0 <= shard_index < shard_count, got {shard_index}, {shard_count}")
   ds = grain.MapDataset.range(INFINITE_RECORDS if num_samples is None else num_samples)
   if shard_count > 1:
     ds = ds[shard_index::shard_count]
-  return ds.map(RenderSample(config, seed, augment))
+  return ds.map(RenderSample(config, seed, augment, curriculum))
 
 
 def _stack(samples) -> dict:
@@ -183,7 +210,9 @@ def make_synthetic_loader(config=None, *, seed: int, batch_size: int, shard_inde
                           other_camera: bool = False,
                           other_camera_response: str = sim_lib.STAGE2_RESPONSE,
                           num_threads: int = 1, prefetch: int = 2,
-                          worker_buffer_size: int = 2) -> grain.DatasetIterator:
+                          worker_buffer_size: int = 2,
+                          curriculum: Sequence[tuple[int, float]] = ()
+                          ) -> grain.DatasetIterator:
   """`iter(make_synthetic_dataset(...))`: a checkpointable iterator of batch dicts
   (module docstring) with `get_state()` / `set_state(state)`; same arguments."""
   return iter(make_synthetic_dataset(
@@ -191,7 +220,7 @@ def make_synthetic_loader(config=None, *, seed: int, batch_size: int, shard_inde
       shard_count=shard_count, worker_count=worker_count, num_epochs=num_epochs,
       num_samples=num_samples, crop=crop, augment=augment, other_camera=other_camera,
       other_camera_response=other_camera_response, num_threads=num_threads,
-      prefetch=prefetch, worker_buffer_size=worker_buffer_size))
+      prefetch=prefetch, worker_buffer_size=worker_buffer_size, curriculum=curriculum))
 
 
 def make_synthetic_dataset(config=None, *, seed: int, batch_size: int, shard_index: int = 0,
@@ -201,7 +230,8 @@ def make_synthetic_dataset(config=None, *, seed: int, batch_size: int, shard_ind
                            other_camera: bool = False,
                            other_camera_response: str = sim_lib.STAGE2_RESPONSE,
                            num_threads: int = 1, prefetch: int = 2,
-                           worker_buffer_size: int = 2) -> grain.IterDataset:
+                           worker_buffer_size: int = 2,
+                           curriculum: Sequence[tuple[int, float]] = ()) -> grain.IterDataset:
   """Batched synthetic training data for one process.
 
   Args:
@@ -221,6 +251,8 @@ def make_synthetic_dataset(config=None, *, seed: int, batch_size: int, shard_ind
       (stage-2 unlabeled data from a camera unlike stage 1's; GT keys are still present).
     other_camera_response: that camera's response (`camera.parse_response`).
     num_threads, prefetch: thread prefetch inside each process.
+    curriculum: ((first global sample index, motion scale), ...) from small to large
+      motion (`synthetic_dataset`).
   Returns:
     An IterDataset; `iter(ds)` gives a checkpointable iterator.
   """
@@ -233,7 +265,7 @@ def make_synthetic_dataset(config=None, *, seed: int, batch_size: int, shard_ind
       flags.FLAGS.mark_as_parsed()
   aug = Augment(crop=crop) if augment else Augment(crop=crop, flips=False, time_reversal=False)
   ds = synthetic_dataset(config, seed=seed, num_samples=num_samples, shard_index=shard_index,
-                         shard_count=shard_count, augment=aug)
+                         shard_count=shard_count, augment=aug, curriculum=curriculum)
   if num_samples is not None:
     ds = ds.repeat(num_epochs)
   ds = ds.batch(batch_size, drop_remainder=True, batch_fn=_stack)

@@ -28,6 +28,17 @@ def _hdr_sources_dir() -> pathlib.Path | None:
   return None
 
 
+@pytest.fixture(scope="session", autouse=True)
+def shared_compilation_cache(tmp_path_factory):
+  """One persistent XLA compilation cache for the session's processes (both xdist workers
+  and the training subprocesses, which use the same folder): a program that several test
+  files compile (the tiny model at one clip size, say) is compiled once."""
+  import jax  # pylint: disable=g-import-not-at-top
+  folder = tmp_path_factory.getbasetemp().parent / "jax_cache"
+  jax.config.update("jax_compilation_cache_dir", str(folder))
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+
 @pytest.fixture(scope="session")
 def hdr_sources_dir() -> pathlib.Path:
   """Folder of real `.exr` HDR images (see module docstring)."""

@@ -14,6 +14,15 @@ out, `data_pipeline.sources.split_names`), never seen in training:
                a noisier sensor. Every method is told the response is gamma 2.2 (the
                user of a real camera does not know its curve), which is what stage 2 must
                adapt to.
+  hard motion  (2exp and 3exp, `--hard-size`, `--hard-clips`): the stage-1 camera under
+               large motion: the camera pans 8–24 px/frame with rotation (≤ 1°/frame) and
+               zoom (≤ 2 %/frame), 1–3 occluding layers move 12–32 px/frame (their own
+               direction, so often against the camera), long frames integrate most of
+               the frame period (heavy blur) and are exposed brighter (more clipping over
+               moving content). Extra columns score the alignment against the simulator's
+               flow (`evaluation.flow_accuracy`): EPE on visible and on occluded pixels for
+               DIS and the learned flow, and at ratios > 0 the share of GT-occluded pixels
+               and of pixels whose learned flow is off by > 3 px that FGMA selects.
 Rows: both baselines, the shipped model of the pattern at attention ratios 0 / 0.25 / 1,
 and on the other-camera set the stage-1 model before and after stage-2 fine-tuning
 (`--stage2`: each such run's workdir or params-only export). Metrics are `dealthdr eval`'s
@@ -35,9 +44,11 @@ import time
 import numpy as np
 
 from data_pipeline import clips as clips_lib
+from data_pipeline import motion as motion_lib
 from data_pipeline import simulator as sim_lib
 from data_pipeline import synth
 from dealthdr_jax import model_files
+from dealthdr_jax.evaluation import flow_accuracy
 from dealthdr_jax.evaluation import scoring
 from dealthdr_jax.inference import baselines
 from dealthdr_jax.inference import bench
@@ -46,6 +57,13 @@ RATIOS = (0.0, 0.25, 1.0)
 COLUMNS = [("test set", "set", "s"), ("method", "method", "s"), ("ratio", "ratio", "g"),
            ("PSNR-T", "psnr_t", ".2f"), ("PSNR-L", "psnr_l", ".2f"), ("SSIM-T", "ssim_t", ".4f"),
            ("ms/frame", "ms_per_frame", ".0f")]
+FLOW_COLUMNS = [("EPE visible", "epe_visible", ".2f"), ("EPE occluded", "epe_occluded", ".2f"),
+                ("occluded captured", "occluded_captured", ".2f"),
+                ("bad flow captured", "bad_flow_captured", ".2f")]
+HARD_MOTION = motion_lib.MotionConfig(
+    camera_speed=(8.0, 24.0), camera_accel=1.0, camera_shake=(0.0, 2.0),
+    camera_rotation=1.0, camera_zoom=0.02, num_layers=(1, 3), layer_speed=(12.0, 32.0),
+    layer_accel=1.0, layer_rotation=3.0, layer_zoom=0.03, layer_size=(0.2, 0.45))
 
 
 def test_config(pattern: str, size, sources: str, other_camera: str | None = None
@@ -55,6 +73,13 @@ def test_config(pattern: str, size, sources: str, other_camera: str | None = Non
       size=size, pattern=pattern, responses=("gamma2.2", "srgb"), response_weights=(0.7, 0.3),
       source_dir=sources, source_split="val", procedural_fraction=0.0)
   return sim_lib.stage2_camera(config, other_camera) if other_camera else config
+
+
+def hard_config(pattern: str, size, sources: str) -> sim_lib.SimulatorConfig:
+  """The hard-motion set's simulator: the stage-1 camera, large motion, heavy blur."""
+  return test_config(pattern, size, sources).replace(
+      motion=HARD_MOTION, duty=(0.6, 1.0), max_subframes=64, subframe_step=1.0,
+      norm_level=(0.4, 0.95))
 
 
 def render(out: pathlib.Path, name: str, config, num_clips: int, frames: int, seed: int):
@@ -91,32 +116,40 @@ def model_ms(checkpoint: str, size, ratios) -> dict[float, float]:
 def run(args) -> list[dict]:
   out = pathlib.Path(args.out)
   size = args.size
-  sets = [  # (folder, label, simulator config, model)
-      ("2exp", "2exp", test_config("2exp", size, args.sources), args.model_2exp),
-      ("3exp", "3exp", test_config("3exp", size, args.sources), args.model_3exp),
+  hard = args.hard_size
+  sets = [  # (folder, label, simulator config, model, clips)
+      ("2exp", "2exp", test_config("2exp", size, args.sources), args.model_2exp, args.clips),
+      ("3exp", "3exp", test_config("3exp", size, args.sources), args.model_3exp, args.clips),
       ("other_camera", "other camera (2exp)", test_config("2exp", size, args.sources,
                                                        args.other_camera_response),
-       args.model_2exp),
+       args.model_2exp, args.clips),
+      ("hard_2exp", "hard motion (2exp)", hard_config("2exp", hard, args.sources),
+       args.model_2exp, args.hard_clips),
+      ("hard_3exp", "hard motion (3exp)", hard_config("3exp", hard, args.sources),
+       args.model_3exp, args.hard_clips),
   ]
   rows = []
-  for k, (tag, set_name, config, model) in enumerate(sets):
+  for k, (tag, set_name, config, model, num_clips) in enumerate(sets):
     if args.sets and tag not in args.sets:
       continue
-    clips = render(out, tag, config, args.clips, args.frames, args.seed + k)
+    clips = render(out, tag, config, num_clips, args.frames, args.seed + k)
+    flow_scores = tag.startswith("hard_")
     # The stage-1 camera's clips declare their response in meta.json; the other camera's
     # say "sigmoid" (which no method is told): everyone assumes gamma 2.2 there.
     response = "gamma2.2" if tag == "other_camera" else None
     common = {"response": response}
 
-    def add(label, ratio, ms, **kwargs):
+    def add(label, ratio, ms, flow=None, **kwargs):
       scores = scoring.score(out / "pred" / tag / re.sub(r"[^\w.-]+", "_", f"{label}_r{ratio}"),
                              clips, **common, **kwargs)
       rows.append({"set": set_name, "method": label, "ratio": ratio, **scores,
-                   "ms_per_frame": ms})
+                   "ms_per_frame": ms, **(flow or {})})
       print(json.dumps(rows[-1]), flush=True)
 
     for method in ("reference_only", "dis_flow"):
-      add(method, None, baseline_ms(method, clips[0], response), method=method)
+      flow = (flow_accuracy.dis_flow_scores(clips, response)
+              if flow_scores and method == "dis_flow" else None)
+      add(method, None, baseline_ms(method, clips[0], response), flow, method=method)
     if tag == "other_camera":
       ms = model_ms(model, size, (0.25,))[0.25]
       add("dealthdr stage 1", 0.25, ms, method="dealthdr", checkpoint=model, attn_ratio=0.25)
@@ -127,9 +160,13 @@ def run(args) -> list[dict]:
             + (f", {curve}-segment response calibration)" if curve else ")"), 0.25, ms,
             method="dealthdr", checkpoint=stage2, attn_ratio=0.25)
       continue
-    ms = model_ms(model, size, RATIOS)
+    ms = model_ms(model, config.size, RATIOS)
+    loaded = model_files.load_model(model) if flow_scores else None
     for ratio in RATIOS:
-      add("dealthdr", ratio, ms[ratio], method="dealthdr", checkpoint=model, attn_ratio=ratio)
+      flow = (flow_accuracy.model_flow_scores(loaded.model, loaded.params, clips, ratio,
+                                              response=response) if flow_scores else None)
+      add("dealthdr", ratio, ms[ratio], flow, method="dealthdr", checkpoint=model,
+          attn_ratio=ratio)
   return rows
 
 
@@ -144,8 +181,9 @@ def main(argv=None) -> int:
   parser.add_argument("--model-3exp", default=str(shipped / "dealthdr_3exp"))
   parser.add_argument("--stage2", action="append",
                       help="stage-2 workdir or export (other-camera rows; repeatable)")
-  parser.add_argument("--sets", nargs="+", choices=("2exp", "3exp", "other_camera"),
-                      help="only these test sets (default: all three)")
+  parser.add_argument("--sets", nargs="+",
+                      choices=("2exp", "3exp", "other_camera", "hard_2exp", "hard_3exp"),
+                      help="only these test sets (default: all five)")
   parser.add_argument("--other-camera-response", default=sim_lib.STAGE2_RESPONSE,
                       help="the other camera's response: 'sigmoid:N,SIGMA' (one camera, the "
                            "default matches stage-2 training) or 'sigmoid' (random per clip)")
@@ -153,11 +191,16 @@ def main(argv=None) -> int:
   parser.add_argument("--frames", type=int, default=8)
   parser.add_argument("--size", type=bench.parse_size, default=(192, 256))
   parser.add_argument("--seed", type=int, default=4242)
+  parser.add_argument("--hard-size", type=bench.parse_size, default=(256, 384),
+                      help="frame size of the hard-motion sets")
+  parser.add_argument("--hard-clips", type=int, default=8,
+                      help="clips per hard-motion set")
   args = parser.parse_args(argv)
   if not pathlib.Path(args.sources).is_dir():
     parser.error(f"--sources {args.sources}: no such folder")
   rows = run(args)
-  table = scoring.markdown(rows, COLUMNS)
+  columns = COLUMNS + (FLOW_COLUMNS if any("epe_visible" in r for r in rows) else [])
+  table = scoring.markdown(rows, columns)
   pathlib.Path(args.out, "results.md").write_text(table)
   pathlib.Path(args.out, "results.json").write_text(json.dumps(rows, indent=1))
   print(table)

@@ -28,6 +28,44 @@ SATURATED = 0.95
 UNDEREXPOSED = 0.05
 
 
+def exposure_matched(lin: jnp.ndarray, expo: jnp.ndarray, radius: int
+                     ) -> tuple[jnp.ndarray, jnp.ndarray]:
+  """The flow network's inputs: each (reference, neighbour) pair at the same exposure.
+
+  Args:
+    lin: [B, T, H, W, 3] linearised frames; expo: [B, T] their relative exposures;
+    radius: the reference is frame `radius`.
+  Returns:
+    (ref, nbr), each [B·M, H, W, 3] (M = T-1 neighbours in window order): the reference
+    re-exposed to each neighbour's exposure, and the neighbour, gamma-2.2 encoded, clipped.
+  """
+  b, t, h, w, _ = lin.shape
+  nbr_ids = [i for i in range(t) if i != radius]
+  gain = (expo[:, nbr_ids] / expo[:, radius:radius + 1])[:, :, None, None, None]
+  ref = resp.apply_response(lin[:, radius:radius + 1] * gain, "gamma2.2")
+  nbr = resp.apply_response(lin[:, nbr_ids], "gamma2.2")
+  return ref.reshape(b * (t - 1), h, w, 3), nbr.reshape(b * (t - 1), h, w, 3)
+
+
+def flow_inputs(model: "DeAltHDR", frames: jnp.ndarray, stops: jnp.ndarray
+                ) -> tuple[jnp.ndarray, jnp.ndarray]:
+  """What `model`'s flow network sees for a window, without running the rest.
+
+  frames: [B, T, H, W, 3] LDR in [0, 1] (H, W multiples of `pad_multiple`), stops: [B, T]
+  → `exposure_matched` pairs, [B·M, H, W, 3] each (no response calibration applied).
+  """
+  rel = stops - jnp.min(stops, axis=1, keepdims=True)
+  lin = resp.linearise(frames.astype(jnp.float32), model.response)
+  return exposure_matched(lin, 2.0 ** rel, model.radius)
+
+
+def flow_network(model: "DeAltHDR") -> flow_lib.PyramidFlow:
+  """The model's flow network on its own; its parameters are the model's `params["flow"]`
+  (the same construction as in `DeAltHDR.__call__`)."""
+  return flow_lib.PyramidFlow(model.flow_levels, model.flow_finest_log2, model.flow_channels,
+                              model.flow_kernel, _dtype(model.dtype))
+
+
 def _dtype(name: str):
   return {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[name]
 
@@ -181,11 +219,7 @@ class DeAltHDR(nn.Module):
     nbr_feats = [f[:, nbr_ids] for f in feats]                               # [B, M, h, w, C]
 
     # Flow on exposure-matched images: the reference re-exposed to each neighbour.
-    gain = (expo[:, nbr_ids] / expo[:, r:r + 1])[:, :, None, None, None]     # [B, M, 1, 1, 1]
-    ref_matched = resp.apply_response(lin[:, r:r + 1] * gain, "gamma2.2")
-    nbr_matched = resp.apply_response(lin[:, nbr_ids], "gamma2.2")
-    ref_matched = ref_matched.reshape(b * m, h, w, 3)
-    nbr_matched = nbr_matched.reshape(b * m, h, w, 3)
+    ref_matched, nbr_matched = exposure_matched(lin, expo, r)                # [B·M, H, W, 3]
     flows = flow_lib.PyramidFlow(self.flow_levels, self.flow_finest_log2, self.flow_channels,
                                  self.flow_kernel, dtype, name="flow")(
         jnp.concatenate([ref_matched, nbr_matched]),

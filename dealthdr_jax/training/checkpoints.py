@@ -220,8 +220,12 @@ def _params_from_workdir(workdir: pathlib.Path) -> tuple[Any, dict]:
   return state["ema_params" if use_ema else "params"], config
 
 
-def load_init_params(path: str, config: ml_collections.ConfigDict) -> Any:
+def load_init_params(path: str, config: ml_collections.ConfigDict,
+                     check_model: bool = True) -> Any:
   """Parameters to start from (`config.init_from`): a params-only checkpoint or a workdir.
+
+  `check_model=False` skips the comparison of model configs (when only some parameter
+  groups are taken, their shapes are checked by the caller instead).
 
   Raises:
     FileNotFoundError: nothing usable at `path`.
@@ -236,7 +240,7 @@ def load_init_params(path: str, config: ml_collections.ConfigDict) -> Any:
   else:
     params, saved = _params_from_workdir(directory)
   diffs = model_differences(saved, config_dict(config),
-                            ignore=PARAMETER_FREE + ADDED_PARAMETERS)
+                            ignore=PARAMETER_FREE + ADDED_PARAMETERS) if check_model else []
   if diffs:
     raise IncompatibleCheckpointError(
         f"init_from={path!r} holds a different model: " + "; ".join(diffs))

@@ -112,6 +112,9 @@ def check(config) -> None:
           f"{source!r}" + (" (the tiny preset trains on the built-in toy texture)"
                            if source == "toy" else "")
           + f"; add --config.data.source={readers[0]} or drop data.{key}")
+  if config.data.get("curriculum") and source != "synthetic":
+    raise DataError(f"data.curriculum has no effect: only data.source='synthetic' reads it, "
+                    f"and this config's data.source is {source!r}")
   if config.data.other_camera and config.stage != 2:
     raise DataError("data.other_camera=True has no effect in stage 1 (it simulates the "
                     "unpaired camera of stage 2); drop it or use a stage-2 config")
@@ -199,6 +202,11 @@ def make_train_iterator(config: ml_collections.ConfigDict, *, seed: int, batch_s
     return _finish(ds, batch_size, config.data.worker_count)
   pipeline = _pipeline_module()
   kwargs = {}
+  if config.data.get("curriculum"):
+    # (step, motion scale) → (first global sample index, scale): a step draws one global
+    # batch, so the schedule is the same whatever the process count or a resume.
+    kwargs["curriculum"] = tuple((int(step) * int(config.batch_size), float(scale))
+                                 for step, scale in config.data.curriculum)
   if config.stage == 2 and config.data.other_camera:
     kwargs["other_camera"] = True
     if "other_camera_response" in config.data:  # Older configs: the simulator's default.

@@ -45,6 +45,20 @@ class Stage2Metrics(clu_metrics.Collection):
 
 
 @flax.struct.dataclass
+class FlowMetrics(clu_metrics.Collection):
+  loss: clu_metrics.Average.from_output("loss")
+  epe: clu_metrics.Average.from_output("epe")
+  grad_norm: clu_metrics.Average.from_output("grad_norm")
+  learning_rate: clu_metrics.LastValue.from_output("learning_rate")
+
+
+@flax.struct.dataclass
+class FlowEvalMetrics(clu_metrics.Collection):
+  epe: clu_metrics.Average.from_output("epe")
+  pyramid_epe: clu_metrics.Average.from_output("pyramid_epe")
+
+
+@flax.struct.dataclass
 class EvalMetrics(clu_metrics.Collection):
   psnr_t: clu_metrics.Average.from_output("psnr_t")
   psnr_l: clu_metrics.Average.from_output("psnr_l")

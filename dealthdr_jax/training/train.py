@@ -31,6 +31,8 @@ import optax
 from dealthdr_jax import config_loading
 from dealthdr_jax import model_files
 from dealthdr_jax.evaluation import metrics as metrics_lib
+from dealthdr_jax.models import dealthdr as dealthdr_lib
+from dealthdr_jax.models import warp as warp_lib
 from dealthdr_jax.models.dealthdr import DeAltHDR
 from dealthdr_jax.training import checkpoints
 from dealthdr_jax.training import input_pipeline
@@ -85,6 +87,68 @@ def stage1_step(state: train_state.TrainState, batch: dict[str, jnp.ndarray], *,
       psnr_t=jnp.mean(metrics_lib.psnr_t_jnp(hdr, batch["hdr"])),
       grad_norm=optax.tree.norm(grads), learning_rate=lr)
   return new_state, m
+
+
+def _flow_pyramid(model: DeAltHDR, params, frames, stops) -> list[jnp.ndarray]:
+  """The flow network alone on a window: coarse → fine, each [B, M, h, w, 2]."""
+  b, t = frames.shape[:2]
+  ref, nbr = dealthdr_lib.flow_inputs(model, frames, stops)
+  flows = dealthdr_lib.flow_network(model).apply({"params": params[train_state.FLOW]}, ref, nbr)
+  return [f.reshape((b, t - 1) + f.shape[1:]) for f in flows]
+
+
+def _full_res_epe(pyramid, gt_flow, valid) -> jnp.ndarray:
+  """Mean EPE (input pixels) of the finest level, upsampled, over `valid` pixels [B]."""
+  b, m, h, w, _ = gt_flow.shape
+  fine = pyramid[-1]
+  fine = warp_lib.resize_flow(fine.reshape((b * m,) + fine.shape[2:]), h, w)
+  err = jnp.linalg.norm(fine.reshape(b, m, h, w, 2) - gt_flow, axis=-1)
+  weight = jnp.ones_like(err) if valid is None else valid
+  return jnp.sum(err * weight, axis=(1, 2, 3)) / jnp.maximum(
+      jnp.sum(weight, axis=(1, 2, 3)), 1.0)
+
+
+def flow_step(state: train_state.TrainState, batch: dict[str, jnp.ndarray], *,
+              model: DeAltHDR, tx: optax.GradientTransformation,
+              config: ml_collections.ConfigDict, ratio: float
+              ) -> tuple[train_state.TrainState, logs.FlowMetrics]:
+  """One flow pre-training step (stage 0): the flow network alone, on the model's
+  exposure-matched pairs, supervised by the simulator's flow (pyramid EPE over visible
+  pixels). Only `params["flow"]` change (`train_state.make_optimizer`). `ratio` is unused
+  (no attention runs). Args: as `stage1_step`; frames, stops, flow and valid are used.
+  """
+  del ratio
+  nbr = _neighbours(batch["frames"].shape[1])
+  gt_flow = batch["flow"][:, nbr]
+  valid = batch["valid"][:, nbr] if "valid" in batch else None
+
+  def loss_fn(params):
+    pyramid = _flow_pyramid(model, params, batch["frames"], batch["stops"])
+    return losses.flow_pyramid_loss(pyramid, gt_flow, valid), pyramid
+
+  (loss, pyramid), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  new_state = train_state.apply_gradients(state, grads, tx, config.optim.ema_decay)
+  lr = train_state.learning_rate_schedule(config.optim, config.total_steps)(state.step)
+  m = logs.FlowMetrics.single_from_model_output(
+      loss=loss, epe=jnp.mean(_full_res_epe(jax.lax.stop_gradient(pyramid), gt_flow, valid)),
+      grad_norm=optax.tree.norm(grads), learning_rate=lr)
+  return new_state, m
+
+
+def flow_eval_step(params, batch: dict[str, jnp.ndarray], *, model: DeAltHDR, ratio: float,
+                   mu: float) -> tuple[logs.FlowEvalMetrics, None]:
+  """Validation of the flow network → (EPE metrics, None): full-resolution EPE of the
+  finest level over visible pixels, and the pyramid loss."""
+  del ratio, mu
+  nbr = _neighbours(batch["frames"].shape[1])
+  gt_flow = batch["flow"][:, nbr]
+  valid = batch["valid"][:, nbr] if "valid" in batch else None
+  pyramid = _flow_pyramid(model, params, batch["frames"], batch["stops"])
+  b = gt_flow.shape[0]
+  m = logs.FlowEvalMetrics.single_from_model_output(
+      epe=_full_res_epe(pyramid, gt_flow, valid),
+      pyramid_epe=jnp.broadcast_to(losses.flow_pyramid_loss(pyramid, gt_flow, valid), (b,)))
+  return m, None
 
 
 def subset_window(frames: jnp.ndarray, stops: jnp.ndarray, key: jax.Array, radius: int
@@ -218,8 +282,8 @@ def check_config(config: ml_collections.ConfigDict) -> DeAltHDR:
   if crop % model.pad_multiple or crop < model.min_size:
     raise ValueError(f"data.crop={crop} must be a multiple of the model's pad multiple "
                      f"{model.pad_multiple} (and ≥ {model.min_size})")
-  if config.stage not in (1, 2):
-    raise ValueError(f"stage must be 1 or 2, got {config.stage}")
+  if config.stage not in (train_state.FLOW_STAGE, 1, 2):
+    raise ValueError(f"stage must be 0 (flow pre-training), 1 or 2, got {config.stage}")
   if not config.train_ratios or any(not 0.0 <= float(r) <= 1.0 for r in config.train_ratios):
     raise ValueError(f"train_ratios must be a non-empty list of values in [0, 1], got "
                      f"{config.train_ratios}")
@@ -245,8 +309,18 @@ def _load_init_params(model: DeAltHDR, config: ml_collections.ConfigDict):
   """`init_from` parameters as host arrays (None without init_from), shape-checked."""
   if not config.init_from:
     return None
-  loaded = checkpoints.load_init_params(config.init_from, config)
+  parts = tuple(config.get("init_parts", ()))
+  loaded = checkpoints.load_init_params(config.init_from, config, check_model=not parts)
   expected = jax.eval_shape(lambda: _random_init(model, config.seed))
+  if parts:
+    absent = [p for p in parts if p not in loaded or p not in expected]
+    if absent:
+      raise checkpoints.IncompatibleCheckpointError(
+          f"init_parts={parts}: {absent} not in both init_from={config.init_from!r} "
+          f"(has {sorted(loaded)}) and this model (has {sorted(expected)})")
+    fresh = initial_params(model, config.seed)
+    loaded = {k: loaded[k] if k in parts else v for k, v in fresh.items()}
+    logs.log(f"init_from {config.init_from}: took {list(parts)}, the rest starts fresh")
   missing = [k for k in expected if k not in loaded]
   if missing and set(missing) <= set(checkpoints.ADDED_PARAMETERS):
     # e.g. a stage-1 model fine-tuned with a response calibration it did not have.
@@ -259,6 +333,12 @@ def _load_init_params(model: DeAltHDR, config: ml_collections.ConfigDict):
     raise checkpoints.IncompatibleCheckpointError(
         f"init_from={config.init_from!r}: parameter names or shapes differ from the model's")
   return jax.tree.map(lambda x, e: np.asarray(x, e.dtype), loaded, expected)
+
+
+@functools.lru_cache(maxsize=4)
+def initial_params(model: DeAltHDR, seed: int):
+  """Freshly initialised parameters as host arrays (computed once per model and seed)."""
+  return jax.device_get(jax.jit(lambda: _random_init(model, seed))())
 
 
 def _random_init(model: DeAltHDR, seed: int):
@@ -368,10 +448,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
       log(f"new run in {workdir}: {model_files.count_params(abstract.params)} parameters, "
           f"mesh {dict(mesh.shape)}, {jax.process_count()} process(es), stage {config.stage}")
 
-    step_fn = stage1_step if config.stage == 1 else stage2_step
+    step_fn = {train_state.FLOW_STAGE: flow_step, 1: stage1_step, 2: stage2_step}[config.stage]
     steps = StepFunctions(step_fn, state_shardings, mesh, log, model=model, tx=tx,
                           config=config)
-    eval_fn = jax.jit(functools.partial(eval_step, model=model, ratio=float(config.attn_ratio),
+    validate = flow_eval_step if config.stage == train_state.FLOW_STAGE else eval_step
+    eval_fn = jax.jit(functools.partial(validate, model=model, ratio=float(config.attn_ratio),
                                         mu=config.loss.mu),
                       in_shardings=(state_shardings.params,
                                     sharding_lib.batch_sharding(mesh)))
@@ -387,7 +468,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     try:
       while step < config.total_steps:
         batch = sharding_lib.make_global_batch(
-            input_pipeline.device_batch(next(train_iter), ground_truth=config.stage == 1),
+            input_pipeline.device_batch(next(train_iter), ground_truth=config.stage != 2),
             mesh)
         ratio = sample_ratio(config.seed, step, config.train_ratios)
         state, m = steps(ratio, state, batch)
@@ -419,8 +500,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
           writer.scalars(step, val_values, prefix="val/")
           log(f"[step {step}] validation (ratio {config.attn_ratio}): "
               + " ".join(f"{k}={v:.4g}" for k, v in val_values.items()))
-          save_metrics = {checkpoints.BEST_METRIC: val_values["psnr_t"]}
-          if step % config.image_every == 0 or final:
+          if checkpoints.BEST_METRIC in val_values:  # HDR validation (not stage 0's flow)
+            save_metrics = {checkpoints.BEST_METRIC: val_values[checkpoints.BEST_METRIC]}
+          if val_hdr is not None and (step % config.image_every == 0 or final):
             vb = val_batches[0]
             writer.images(step, {"val/input_output_gt": logs.tonemap_triplet(
                 vb["frames"][0, vb["frames"].shape[1] // 2], _local_first(val_hdr),

@@ -5,7 +5,8 @@ norm gradient clipping, and an optional EMA of the parameters (`optim.ema_decay`
 which is exported for inference and serves as the stage-2 teacher. A model with a
 learned response calibration (`model.response_calibration` > 0) trains that curve with
 its own Adam (`optim.calibration_lr`, same schedule shape, no weight decay): the curve
-must move far in a short fine-tune whose network learning rate is tiny.
+must move far in a short fine-tune whose network learning rate is tiny. In flow
+pre-training (stage 0) only the flow network's parameters are updated.
 """
 from __future__ import annotations
 
@@ -19,8 +20,11 @@ import optax
 
 from dealthdr_jax.training import sharding as sharding_lib
 
-# Top-level parameter name of the model's response calibration curve.
+# Top-level parameter names: the response calibration curve, the flow network.
 CALIBRATION = "response_calibration"
+FLOW = "flow"
+# `config.stage` of flow pre-training (stage 1 is supervised HDR, stage 2 self-supervised).
+FLOW_STAGE = 0
 
 
 @flax.struct.dataclass
@@ -52,7 +56,11 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
     parts.append(optax.clip_by_global_norm(optim.grad_clip))
   network = optax.adamw(learning_rate_schedule(optim, config.total_steps),
                         b1=optim.b1, b2=optim.b2, weight_decay=optim.weight_decay)
-  if config.model.get("response_calibration", 0) > 0:
+  if config.stage == FLOW_STAGE:
+    # Flow pre-training: only the flow network learns; the rest keeps its initial values.
+    parts.append(optax.multi_transform({"network": network, "frozen": optax.set_to_zero()},
+                                       _flow_labels))
+  elif config.model.get("response_calibration", 0) > 0:
     curve = optax.adam(learning_rate_schedule(optim, config.total_steps,
                                               peak=optim.calibration_lr,
                                               end=optim.calibration_lr * 0.01),
@@ -61,6 +69,12 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
   else:
     parts.append(network)
   return optax.chain(*parts)
+
+
+def _flow_labels(params):
+  """"network" for the flow network's parameters, "frozen" for every other one."""
+  return {name: jax.tree.map(lambda _, n=name: "network" if n == FLOW else "frozen", sub)
+          for name, sub in params.items()}
 
 
 def _labels(params):

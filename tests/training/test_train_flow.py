@@ -1,0 +1,114 @@
+"""Flow pre-training (stage 0): the flow network alone equals the model's, it learns while
+nothing else changes, its motion curriculum, and stage 1 taking only its flow."""
+import functools
+
+import jax
+import numpy as np
+import pytest
+
+from data_pipeline import motion as motion_lib
+from data_pipeline import pipeline
+from data_pipeline import simulator as sim_lib
+from dealthdr_jax import config_loading
+from dealthdr_jax import model_files
+from dealthdr_jax.models import dealthdr as dealthdr_lib
+from dealthdr_jax.models.dealthdr import DeAltHDR
+from dealthdr_jax.training import checkpoints
+from dealthdr_jax.training import toy_data
+from dealthdr_jax.training import train
+from dealthdr_jax.training import train_state
+
+
+def _toy_batch(model, n=2, seed=7):
+  samples = [toy_data.sample(seed, i, frames=model.window, crop=32) for i in range(n)]
+  return {k: np.stack([s[k] for s in samples]) for k in samples[0]}
+
+
+def test_flow_network_alone_is_the_models_flow():
+  config = config_loading.load_config("flow_pretrain:size=tiny")
+  model = DeAltHDR.from_config(config.model)
+  params = jax.jit(lambda: train._random_init(model, 0))()
+  # Give the zero-initialised output convs some weight, so the check is not trivial.
+  params = jax.tree_util.tree_map_with_path(
+      lambda path, x: x + 0.01 if "out" in jax.tree_util.keystr(path) else x, params)
+  batch = _toy_batch(model)
+  _, aux = jax.jit(lambda p, f, s: model.apply({"params": p}, f, s, ratio=0.0))(
+      params, batch["frames"], batch["stops"])
+  alone = jax.jit(functools.partial(train._flow_pyramid, model))(
+      params, batch["frames"], batch["stops"])
+  assert len(alone) == len(aux["flow_pyramid"]) == model.flow_levels
+  for a, b in zip(alone, aux["flow_pyramid"]):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  assert np.abs(np.asarray(alone[-1])).max() > 0
+
+
+def test_flow_stage_learns_and_changes_only_the_flow():
+  config = config_loading.load_config("flow_pretrain:size=tiny")
+  config_loading.apply_overrides(config, ["total_steps=40", "optim.lr=0.003",
+                                          "optim.warmup_steps=2"])
+  model = DeAltHDR.from_config(config.model)
+  batch = _toy_batch(model, n=4)
+  tx = train_state.make_optimizer(config)
+  state = jax.jit(lambda: train_state.create(train._random_init(model, config.seed), tx))()
+  before = jax.device_get(state.params)
+  step = jax.jit(functools.partial(train.flow_step, model=model, tx=tx, config=config,
+                                   ratio=0.0))
+  losses, epes = [], []
+  for _ in range(40):
+    state, m = step(state, batch)
+    values = m.compute()
+    losses.append(float(values["loss"]))
+    epes.append(float(values["epe"]))
+  print(f"flow stage: loss {losses[0]:.3f} → {losses[-1]:.3f}, EPE {epes[0]:.2f} → {epes[-1]:.2f}")
+  assert np.mean(losses[-5:]) < 0.92 * losses[0], losses
+  assert np.mean(epes[-5:]) < epes[0]
+  after = jax.device_get(state.params)
+  for name in before:
+    same = all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(before[name]),
+                                                     jax.tree.leaves(after[name])))
+    assert same == (name != train_state.FLOW), name
+  metrics, _ = train.flow_eval_step(state.params, batch, model=model, ratio=0.0, mu=1.0)
+  assert np.isfinite(float(metrics.compute()["epe"]))
+
+
+def test_motion_curriculum_scales_ranges_by_sample_index():
+  base = sim_lib.SimulatorConfig(size=(32, 32))
+  half = motion_lib.scale_motion(base.motion, 0.5)
+  assert half.camera_speed == (0.0, 2.0) and half.layer_speed == (0.0, 4.0)
+  assert half.camera_rotation == base.motion.camera_rotation / 2
+  render = pipeline.RenderSample(base, seed=0, augment=pipeline.NO_AUGMENT,
+                                 curriculum=((0, 0.0), (8, 0.5), (16, 1.0)))
+  assert render.config_at(7).motion.camera_speed == (0.0, 0.0)
+  assert render.config_at(8).motion == half
+  assert render.config_at(100).motion == base.motion
+  assert render(3)["flow"].max() == 0.0  # no motion at all in the first step
+  with pytest.raises(ValueError, match="start at sample 0"):
+    pipeline.RenderSample(base, seed=0, augment=pipeline.NO_AUGMENT, curriculum=((5, 1.0),))
+  with pytest.raises(ValueError, match="≥ 0"):
+    motion_lib.scale_motion(base.motion, -1)
+
+
+def test_stage1_takes_only_the_flow_from_a_flow_run(tmp_path):
+  flow_config = config_loading.load_config("flow_pretrain:size=tiny")
+  flow_model = DeAltHDR.from_config(flow_config.model)
+  trained = dict(train.initial_params(flow_model, 5))
+  trained[train_state.FLOW] = jax.tree.map(lambda x: x + 0.5, trained[train_state.FLOW])
+  model_files.save_params(tmp_path / "flow", trained, flow_config)
+  # A 3-exposure model (radius 2, unlike the flow run's) starts from that flow only.
+  config = config_loading.load_config("dealthdr_3exp:size=tiny")
+  config_loading.apply_overrides(config, [f"init_from={tmp_path / 'flow'}",
+                                          "init_parts=('flow',)"])
+  model, params = train.prepare(config, tmp_path / "w")
+  fresh = train.initial_params(model, config.seed)
+  for name in fresh:
+    want = trained[name] if name == train_state.FLOW else fresh[name]
+    for a, b in zip(jax.tree.leaves(params[name]), jax.tree.leaves(want)):
+      np.testing.assert_array_equal(a, b, err_msg=name)
+  # Without init_parts the radius mismatch is refused, naming it.
+  config.init_parts = ()
+  with pytest.raises(checkpoints.IncompatibleCheckpointError, match="model.radius"):
+    train.prepare(config, tmp_path / "w")
+  config.init_parts = ("nope",)
+  with pytest.raises(checkpoints.IncompatibleCheckpointError, match="nope"):
+    train.prepare(config, tmp_path / "w")
+  assert dealthdr_lib.flow_network(model).levels == model.flow_levels
