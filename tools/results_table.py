@@ -22,7 +22,8 @@ out, `data_pipeline.sources.split_names`), never seen in training:
                moving content). Extra columns score the alignment against the simulator's
                flow (`evaluation.flow_accuracy`): EPE on visible and on occluded pixels for
                DIS and the learned flow, and at ratios > 0 the share of GT-occluded pixels
-               and of pixels whose learned flow is off by > 3 px that FGMA selects.
+               and of pixels whose learned flow is off by > 3 px that FGMA selects;
+               `--flow-checkpoint` adds the flow of other models (e.g. flow pre-training).
 Rows: both baselines, the shipped model of the pattern at attention ratios 0 / 0.25 / 1,
 and on the other-camera set the stage-1 model before and after stage-2 fine-tuning
 (`--stage2`: each such run's workdir or params-only export). Metrics are `dealthdr eval`'s
@@ -150,6 +151,14 @@ def run(args) -> list[dict]:
       flow = (flow_accuracy.dis_flow_scores(clips, response)
               if flow_scores and method == "dis_flow" else None)
       add(method, None, baseline_ms(method, clips[0], response), flow, method=method)
+    for checkpoint in (args.flow_checkpoint or ()) if flow_scores else ():
+      loaded = model_files.load_model(checkpoint)
+      # Ratio 0.25: the flow does not depend on it; FGMA's selection (parameter-free,
+      # from this flow) is scored at the shipped default.
+      rows.append({"set": set_name, "method": f"flow only: {checkpoint}", "ratio": 0.25,
+                   **flow_accuracy.model_flow_scores(loaded.model, loaded.params, clips, 0.25,
+                                                     response=response)})
+      print(json.dumps(rows[-1]), flush=True)
     if tag == "other_camera":
       ms = model_ms(model, size, (0.25,))[0.25]
       add("dealthdr stage 1", 0.25, ms, method="dealthdr", checkpoint=model, attn_ratio=0.25)
@@ -193,6 +202,9 @@ def main(argv=None) -> int:
   parser.add_argument("--seed", type=int, default=4242)
   parser.add_argument("--hard-size", type=bench.parse_size, default=(256, 384),
                       help="frame size of the hard-motion sets")
+  parser.add_argument("--flow-checkpoint", action="append",
+                      help="hard-motion sets: also score this model's learned flow alone "
+                           "(e.g. a flow pre-training workdir; repeatable)")
   parser.add_argument("--hard-clips", type=int, default=8,
                       help="clips per hard-motion set")
   args = parser.parse_args(argv)
