@@ -55,6 +55,12 @@ def _neighbours(t: int) -> list[int]:
   return [i for i in range(t) if i != t // 2]
 
 
+def _neighbour_flow(batch: dict[str, jnp.ndarray]) -> tuple[jnp.ndarray, jnp.ndarray | None]:
+  """GT flow reference → each neighbour [B, M, H, W, 2], and its weights [B, M, H, W]."""
+  nbr = _neighbours(batch["frames"].shape[1])
+  return batch["flow"][:, nbr], (batch["valid"][:, nbr] if "valid" in batch else None)
+
+
 def stage1_step(state: train_state.TrainState, batch: dict[str, jnp.ndarray], *,
                 model: DeAltHDR, tx: optax.GradientTransformation,
                 config: ml_collections.ConfigDict, ratio: float
@@ -67,9 +73,7 @@ def stage1_step(state: train_state.TrainState, batch: dict[str, jnp.ndarray], *,
       (reference → frame t), optional valid [B, T, H, W] flow weights.
     ratio: static FGMA attention ratio of this step.
   """
-  nbr = _neighbours(batch["frames"].shape[1])
-  gt_flow = batch["flow"][:, nbr]
-  valid = batch["valid"][:, nbr] if "valid" in batch else None
+  gt_flow, valid = _neighbour_flow(batch)
   flow_w = losses.flow_weight(state.step, config.loss.flow_weight, config.loss.flow_weight_end,
                               int(config.loss.flow_decay_frac * config.total_steps))
 
@@ -118,9 +122,7 @@ def flow_step(state: train_state.TrainState, batch: dict[str, jnp.ndarray], *,
   (no attention runs). Args: as `stage1_step`; frames, stops, flow and valid are used.
   """
   del ratio
-  nbr = _neighbours(batch["frames"].shape[1])
-  gt_flow = batch["flow"][:, nbr]
-  valid = batch["valid"][:, nbr] if "valid" in batch else None
+  gt_flow, valid = _neighbour_flow(batch)
 
   def loss_fn(params):
     pyramid = _flow_pyramid(model, params, batch["frames"], batch["stops"])
@@ -140,9 +142,7 @@ def flow_eval_step(params, batch: dict[str, jnp.ndarray], *, model: DeAltHDR, ra
   """Validation of the flow network → (EPE metrics, None): full-resolution EPE of the
   finest level over visible pixels, and the pyramid loss."""
   del ratio, mu
-  nbr = _neighbours(batch["frames"].shape[1])
-  gt_flow = batch["flow"][:, nbr]
-  valid = batch["valid"][:, nbr] if "valid" in batch else None
+  gt_flow, valid = _neighbour_flow(batch)
   pyramid = _flow_pyramid(model, params, batch["frames"], batch["stops"])
   b = gt_flow.shape[0]
   m = logs.FlowEvalMetrics.single_from_model_output(
