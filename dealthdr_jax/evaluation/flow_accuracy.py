@@ -115,14 +115,16 @@ def model_flow_scores(model, params, clip_dirs, ratio: float, bad_px: float = 3.
     response: the response the model is told (default: each clip's meta.json).
   """
   r = model.radius
-  # Neighbours are ordered t-r..t-1, t+1..t+r: frame t+1 is neighbour r.
-  fn = jax.jit(lambda p, f, s: _flow_and_selection(model, p, f, s, ratio, r))
+  programs = {}  # One compiled program per camera response met.
   scores = FlowScores()
   for clip_dir in clip_dirs:
     with clips_lib.open_clip(clip_dir, response=response) as clip:
-      run = fn if model.response == clip.response else jax.jit(
-          lambda p, f, s, m=model.clone(response=clip.response): _flow_and_selection(
-              m, p, f, s, ratio, r))
+      if clip.response not in programs:
+        m = model.clone(response=clip.response)
+        # Neighbours are ordered t-r..t-1, t+1..t+r: frame t+1 is neighbour r.
+        programs[clip.response] = jax.jit(
+            lambda p, f, s, m=m: _flow_and_selection(m, p, f, s, ratio, r))
+      run = programs[clip.response]
       for _, frames, stops, gt, occluded in _scored_frames(clip, r):
         flow, mask = jax.device_get(run(params, frames[None], stops[None]))
         selected = (None if mask is None else

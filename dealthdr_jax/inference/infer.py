@@ -81,7 +81,6 @@ def predict_clip(predictor, clip: clips.Clip, radius: int, times: list | None = 
 
 
 def run_inference(input: str, output: str, *, method: str = "dealthdr",
-                  loaded: model_files.LoadedModel | None = None,
                   checkpoint: str | None = None, config: str | None = None,
                   attn_ratio: float | None = None, tile: int | None = None, overlap: int = 64,
                   exposures: str | None = None, response: str | None = None,
@@ -105,7 +104,7 @@ def run_inference(input: str, output: str, *, method: str = "dealthdr",
       pred, radius, description = predictor_for(clip)
     else:
       pred, radius, description = make_predictor(
-          method, clip, loaded=loaded, checkpoint=checkpoint, config=config,
+          method, clip, checkpoint=checkpoint, config=config,
           attn_ratio=attn_ratio, tile=tile, overlap=overlap, verbose=progress)
     return _write_outputs(pred, radius, description, clip, input, out, method=method,
                           tile=tile, preview=preview, progress=progress)
