@@ -12,22 +12,35 @@ import ml_collections
 SIZES = ("tiny", "small", "base")
 
 # Model presets. Feature levels are at 1/2, 1/4, 1/8 of the input resolution; flow runs
-# from 1/2**flow_finest_log2 down `flow_levels` levels; FGMA runs at `fgma_levels`.
+# from 1/2**flow_finest_log2 down `flow_levels` levels (the "pwc" cost-volume network of
+# `models/flow.py`, with a feature pyramid of `flow_features` channels per octave from 1/2;
+# models up to v1 used "spynet"); FGMA runs at `fgma_levels`.
 MODEL_PRESETS = {
     # Tests and smoke runs: a few thousand parameters, compiles fast.
     "tiny": dict(features=(8, 8, 8), flow_levels=3, flow_finest_log2=2, flow_channels=(8,),
-                 flow_kernel=3, fgma_levels=(1, 2), fgma_window=3, fgma_heads=2,
-                 head_features=8),
+                 flow_kernel=3, flow_arch="pwc", flow_features=(8, 8, 8, 8), flow_corr_radius=2,
+                 fgma_levels=(1, 2), fgma_window=3, fgma_heads=2, head_features=8),
     # CPU-trainable and the shipped default.
     "small": dict(features=(16, 24, 32), flow_levels=4, flow_finest_log2=2,
-                  flow_channels=(16, 32, 16), flow_kernel=5, fgma_levels=(1, 2),
+                  flow_channels=(48, 32, 16), flow_kernel=3, flow_arch="pwc",
+                  flow_features=(12, 16, 32, 48, 64), flow_corr_radius=3, fgma_levels=(1, 2),
                   fgma_window=3, fgma_heads=2, head_features=16),
     # Accelerator scale, comparable to the paper's model.
     # Sized to ~190 GFLOPs per 720p frame at ratio 0.25 (XLA cost analysis).
     "base": dict(features=(24, 48, 96), flow_levels=4, flow_finest_log2=2,
-                 flow_channels=(24, 32, 24), flow_kernel=5, fgma_levels=(0, 1, 2),
+                 flow_channels=(96, 64, 48, 32), flow_kernel=3, flow_arch="pwc",
+                 flow_features=(16, 32, 48, 64, 96), flow_corr_radius=4, fgma_levels=(0, 1, 2),
                  fgma_window=3, fgma_heads=4, head_features=16),
 }
+
+
+# Simulator motion for alignment training (flow pre-training, the alignment fine-tune):
+# ranges from still to beyond the results table's hard-motion set (camera 8–24 px/frame,
+# layers 12–32 px/frame), as `data.simulator` overrides (`data_pipeline.motion.MotionConfig`).
+LARGE_MOTION = dict(
+    camera_speed=(0.0, 24.0), camera_accel=1.0, camera_shake=(0.0, 2.0), camera_rotation=1.0,
+    camera_zoom=0.02, num_layers=(1, 3), layer_speed=(0.0, 32.0), layer_accel=1.0,
+    layer_rotation=3.0, layer_zoom=0.03, layer_size=(0.2, 0.45))
 
 
 def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
@@ -115,6 +128,10 @@ def train_config(config: ml_collections.ConfigDict, stage: int = 1) -> None:
   # Top-level parameter groups taken from `init_from` (e.g. ('flow',) after flow
   # pre-training, `configs/flow_pretrain.py`); the others start fresh. () = all of them.
   config.init_parts = ()
+  # The flow network from another run (a flow pre-training workdir or model folder):
+  # params["flow"] come from here, everything else from `init_from` (or fresh), so a
+  # trained model can take a new flow network, even of another architecture.
+  config.flow_init_from = ""
   config.train_ratios = p["train_ratios"]
   config.total_steps = p["total_steps"]
   # Global batch (all processes together); must divide by the `data` mesh axis.

@@ -33,11 +33,7 @@ def get_config(arg=None):
   config.loss.flow_weight = 1.0
   config.optim.weight_decay = 0.0
   config.data.responses = ("gamma2.2", "srgb", "sigmoid")
-  config.data.simulator = {"motion": dict(
-      camera_speed=(0.0, 24.0), camera_accel=1.0, camera_shake=(0.0, 2.0),
-      camera_rotation=1.0, camera_zoom=0.02, num_layers=(1, 3), layer_speed=(0.0, 32.0),
-      layer_accel=1.0, layer_rotation=3.0, layer_zoom=0.03, layer_size=(0.2, 0.45)),
-      "max_subframes": 48}
+  config.data.simulator = {"motion": dict(common.LARGE_MOTION), "max_subframes": 48}
   if arg.size == "tiny":
     config.data.curriculum = ()
   else:

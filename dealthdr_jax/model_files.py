@@ -11,6 +11,7 @@ folder or a config, and finds the shipped models in `assets/models/`.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import pathlib
 from typing import NamedTuple
@@ -97,6 +98,16 @@ def resolve_checkpoint(path) -> pathlib.Path:
       return path / name
   raise FileNotFoundError(f"{path} is neither a params-only checkpoint nor a training "
                           f"workdir with {EXPORT_DIR}/")
+
+
+def fingerprint(path) -> str:
+  """A short hash of a model folder's parameters and config (a workdir → its export):
+  equal fingerprints, same model."""
+  directory = resolve_checkpoint(path)
+  digest = hashlib.sha256()
+  for name in (PARAMS_FILE, CONFIG_FILE):
+    digest.update((directory / name).read_bytes())
+  return digest.hexdigest()[:16]
 
 
 # --------------------------------------------------------------------------- models

@@ -8,11 +8,13 @@ of each clip's mean over frames.
 """
 from __future__ import annotations
 
+import json
 import pathlib
 from typing import Any, Sequence
 
 import numpy as np
 
+from dealthdr_jax import model_files
 from dealthdr_jax.evaluation import evaluate
 from dealthdr_jax.inference import infer
 
@@ -24,13 +26,26 @@ def score(pred_root: pathlib.Path, clips: Sequence[pathlib.Path], **infer_kwargs
 
   Args:
     pred_root: where the predictions go (`pred_root/<clip name>/`); a clip whose `run.json`
-      exists there is not run again.
+      exists there is not run again, unless `pred_root` was filled by another method or
+      another model (`method.json` records the arguments and the model's fingerprint).
     clips: clip folders with `gt/`.
     **infer_kwargs: `infer.run_inference` arguments (method, checkpoint, attn_ratio, ...).
   """
+  pred_root = pathlib.Path(pred_root)
+  key = {k: v for k, v in sorted(infer_kwargs.items())}
+  if infer_kwargs.get("checkpoint"):
+    key["fingerprint"] = model_files.fingerprint(infer_kwargs["checkpoint"])
+  key = json.loads(json.dumps(key, default=str))
+  key_file = pred_root / "method.json"
+  stale = key_file.exists() and json.loads(key_file.read_text()) != key
+  if not key_file.exists() or stale:
+    pred_root.mkdir(parents=True, exist_ok=True)
+    for old in pred_root.glob("*/run.json"):
+      old.unlink()  # Predictions of another method or model: run again.
+    key_file.write_text(json.dumps(key, indent=1))
   scores = []
   for clip in clips:
-    pred = pathlib.Path(pred_root) / clip.name
+    pred = pred_root / clip.name
     if not (pred / "run.json").exists():
       infer.run_inference(str(clip), str(pred), preview=False, progress=False, overwrite=True,
                           **infer_kwargs)

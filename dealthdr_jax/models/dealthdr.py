@@ -59,11 +59,20 @@ def flow_inputs(model: "DeAltHDR", frames: jnp.ndarray, stops: jnp.ndarray
   return exposure_matched(lin, 2.0 ** rel, model.radius)
 
 
-def flow_network(model: "DeAltHDR") -> flow_lib.PyramidFlow:
-  """The model's flow network on its own; its parameters are the model's `params["flow"]`
-  (the same construction as in `DeAltHDR.__call__`)."""
-  return flow_lib.PyramidFlow(model.flow_levels, model.flow_finest_log2, model.flow_channels,
-                              model.flow_kernel, _dtype(model.dtype))
+FLOW_ARCHS = ("spynet", "pwc")
+
+
+def flow_network(model: "DeAltHDR", name: str | None = None) -> nn.Module:
+  """The model's flow network; its parameters are the model's `params["flow"]` (the same
+  construction as in `DeAltHDR.__call__`, which passes `name="flow"`)."""
+  if model.flow_arch == "spynet":
+    return flow_lib.PyramidFlow(model.flow_levels, model.flow_finest_log2, model.flow_channels,
+                                model.flow_kernel, _dtype(model.dtype), name=name)
+  if model.flow_arch == "pwc":
+    return flow_lib.CostVolumeFlow(model.flow_levels, model.flow_finest_log2,
+                                   model.flow_features, model.flow_channels,
+                                   model.flow_corr_radius, _dtype(model.dtype), name=name)
+  raise ValueError(f"unknown flow_arch {model.flow_arch!r}; expected one of {FLOW_ARCHS}")
 
 
 def _dtype(name: str):
@@ -81,6 +90,12 @@ class DeAltHDR(nn.Module):
   flow_finest_log2: int = 2
   flow_channels: Sequence[int] = (16, 32, 16)
   flow_kernel: int = 5
+  # "spynet": image pyramid, residual from [ref, warped nbr, flow] (models up to v1);
+  # "pwc": feature pyramid `flow_features` (one entry per octave from 1/2) and a local
+  # cost volume of radius `flow_corr_radius` at every level (`models/flow.py`).
+  flow_arch: str = "spynet"
+  flow_features: Sequence[int] = ()
+  flow_corr_radius: int = 3
   fgma_levels: Sequence[int] = (1, 2)
   fgma_window: int = 3
   fgma_heads: int = 2
@@ -220,8 +235,7 @@ class DeAltHDR(nn.Module):
 
     # Flow on exposure-matched images: the reference re-exposed to each neighbour.
     ref_matched, nbr_matched = exposure_matched(lin, expo, r)                # [B·M, H, W, 3]
-    flows = flow_lib.PyramidFlow(self.flow_levels, self.flow_finest_log2, self.flow_channels,
-                                 self.flow_kernel, dtype, name="flow")(
+    flows = flow_network(self, name="flow")(
         jnp.concatenate([ref_matched, nbr_matched]),
         jnp.concatenate([nbr_matched, ref_matched]))
     flows_fwd = [f[:b * m] for f in flows]

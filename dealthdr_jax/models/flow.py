@@ -1,9 +1,18 @@
-"""Coarse-to-fine pyramid optical flow (SpyNet family), trained from scratch.
+"""Coarse-to-fine pyramid optical flow, trained from scratch; two architectures.
 
 Inputs are exposure-matched, response-encoded images (the reference re-exposed to the
 neighbour's exposure), so brightness differences between exposures do not masquerade as
-motion. Each level refines the upsampled coarser flow with a residual predicted from
-`[reference, warped neighbour, flow]`; every level has its own weights.
+motion. At every level the upsampled coarser flow is refined by a residual; every level
+has its own weights.
+
+- `PyramidFlow` (SpyNet family, `flow_arch="spynet"`): the residual is predicted from
+  `[reference, warped neighbour, flow]` images. Small, but it only sees motion its convs
+  can span, and it was what models up to v1 shipped with.
+- `CostVolumeFlow` (PWC-Net family, `flow_arch="pwc"`): a learned feature pyramid shared by
+  both images; at each level the neighbour's features are warped by the current flow and
+  compared with the reference's over a (2r+1)² window of displacements (`local_correlation`);
+  the residual is predicted from `[cost volume, reference features, flow]`. The cost volume
+  makes matching explicit, which is what large motion needs.
 """
 from __future__ import annotations
 
@@ -73,5 +82,100 @@ class PyramidFlow(nn.Module):
       warped = warp_lib.warp(n, flow, border="edge")
       x = jnp.concatenate([r, warped, flow], axis=-1)
       flow = flow + FlowLevel(self.channels, self.kernel, self.dtype, name=f"level{level}")(x)
+      flows.append(flow)
+    return flows
+
+
+def local_correlation(a: jnp.ndarray, b: jnp.ndarray, radius: int) -> jnp.ndarray:
+  """Cost volume: mean over channels of a(p)·b(p + d) for every d in [-radius, radius]².
+
+  Args:
+    a: [N, h, w, C] reference features.
+    b: [N, h, w, C] neighbour features (already warped by the current flow); outside the
+      frame it is 0.
+    radius: displacement range r in pixels of this level.
+  Returns:
+    [N, h, w, (2r+1)²] float32, displacement (dy, dx) at channel (dy+r)·(2r+1) + (dx+r).
+  """
+  n, h, w, c = a.shape
+  a = a.astype(jnp.float32)
+  padded = jnp.pad(b.astype(jnp.float32), ((0, 0), (radius, radius), (radius, radius), (0, 0)))
+  costs = []
+  for dy in range(2 * radius + 1):
+    for dx in range(2 * radius + 1):
+      shifted = padded[:, dy:dy + h, dx:dx + w]
+      costs.append(jnp.mean(a * shifted, axis=-1))
+  return jnp.stack(costs, axis=-1)
+
+
+class FeaturePyramid(nn.Module):
+  """Strided conv features, one scale per octave. x: [N, H, W, C] → list, finest first, of
+  [N, H/2**k, W/2**k, channels[k-1]] for k = 1..len(channels)."""
+  channels: Sequence[int]
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    feats = []
+    for k, c in enumerate(self.channels):
+      x = layers.ConvAct(c, 3, stride=2, dtype=self.dtype, name=f"down{k}")(x)
+      x = layers.ConvAct(c, 3, dtype=self.dtype, name=f"conv{k}")(x)
+      feats.append(x)
+    return feats
+
+
+class CostVolumeFlow(nn.Module):
+  """Estimates flow from `ref` to `nbr` with a feature pyramid and local cost volumes.
+
+  Same interface and output as `PyramidFlow`. Reach: every level can move the flow by
+  `corr_radius` of its own pixels through the cost volume (and more through its convs),
+  so the coarsest level alone spans ±corr_radius·2**(finest_log2 + levels - 1) px.
+
+  Attributes:
+    levels: number of pyramid levels where flow is estimated.
+    finest_log2: the finest level works at 1/2**finest_log2 of the input resolution.
+    features: feature channels per octave, 1/2 down to 1/2**(finest_log2 + levels - 1)
+      (finest_log2 + levels - 1 entries).
+    channels: hidden channels of each level's flow estimator.
+    corr_radius: displacement radius of the cost volume, in pixels of each level.
+  """
+  levels: int
+  finest_log2: int
+  features: Sequence[int]
+  channels: Sequence[int]
+  corr_radius: int = 3
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, ref: jnp.ndarray, nbr: jnp.ndarray) -> list[jnp.ndarray]:
+    """Flow from `ref` to `nbr`.
+
+    Args:
+      ref: [N, H, W, C] float32, H and W divisible by 2**(finest_log2 + levels - 1).
+      nbr: [N, H, W, C] float32.
+    Returns:
+      flows, coarse to fine: `levels` arrays [N, H/2**l, W/2**l, 2] float32 in pixels of
+      their own level, l = finest_log2 + levels - 1 down to finest_log2.
+    """
+    octaves = self.finest_log2 + self.levels - 1
+    if len(self.features) != octaves:
+      raise ValueError(f"flow features must give {octaves} channel counts (1/2 down to "
+                       f"1/{2 ** octaves}), got {tuple(self.features)}")
+    n = ref.shape[0]
+    pyramid = FeaturePyramid(self.features, self.dtype, name="features")(
+        jnp.concatenate([ref, nbr]).astype(self.dtype))
+    flows = []
+    flow = None
+    for level in reversed(range(self.finest_log2, self.finest_log2 + self.levels)):
+      f = pyramid[level - 1]
+      fr, fn = f[:n], f[n:]
+      if flow is None:
+        flow = jnp.zeros(fr.shape[:3] + (2,), jnp.float32)
+      else:
+        flow = warp_lib.resize_flow(flow, fr.shape[1], fr.shape[2])
+      warped = warp_lib.warp(fn, flow, border="zeros")
+      cost = layers.act(local_correlation(fr, warped, self.corr_radius))
+      x = jnp.concatenate([cost.astype(self.dtype), fr, flow.astype(self.dtype)], axis=-1)
+      flow = flow + FlowLevel(self.channels, 3, self.dtype, name=f"level{level}")(x)
       flows.append(flow)
     return flows

@@ -138,6 +138,9 @@ PARAMETER_FREE = ("dtype", "exposure_prior", "response")
 # curve, zero logits are the identity): a run may start from weights trained without
 # them, the added parameters then start at zero (`train._load_init_params`).
 ADDED_PARAMETERS = ("response_calibration",)
+# The model keys that shape only params["flow"] (free to differ with `flow_init_from`).
+FLOW_KEYS = ("flow_arch", "flow_channels", "flow_corr_radius", "flow_features", "flow_kernel",
+             "flow_levels", "flow_finest_log2")
 
 
 def _model_section(config: dict) -> dict:
@@ -221,11 +224,12 @@ def _params_from_workdir(workdir: pathlib.Path) -> tuple[Any, dict]:
 
 
 def load_init_params(path: str, config: ml_collections.ConfigDict,
-                     check_model: bool = True) -> Any:
+                     check_model: bool = True, ignore: tuple[str, ...] = ()) -> Any:
   """Parameters to start from (`config.init_from`): a params-only checkpoint or a workdir.
 
   `check_model=False` skips the comparison of model configs (when only some parameter
-  groups are taken, their shapes are checked by the caller instead).
+  groups are taken, their shapes are checked by the caller instead); `ignore` names
+  further model keys that may differ (those of a part taken from elsewhere).
 
   Raises:
     FileNotFoundError: nothing usable at `path`.
@@ -240,7 +244,8 @@ def load_init_params(path: str, config: ml_collections.ConfigDict,
   else:
     params, saved = _params_from_workdir(directory)
   diffs = model_differences(saved, config_dict(config),
-                            ignore=PARAMETER_FREE + ADDED_PARAMETERS) if check_model else []
+                            ignore=PARAMETER_FREE + ADDED_PARAMETERS + tuple(ignore)
+                            ) if check_model else []
   if diffs:
     raise IncompatibleCheckpointError(
         f"init_from={path!r} holds a different model: " + "; ".join(diffs))

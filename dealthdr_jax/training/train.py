@@ -306,21 +306,40 @@ def check_config(config: ml_collections.ConfigDict) -> DeAltHDR:
 
 
 def _load_init_params(model: DeAltHDR, config: ml_collections.ConfigDict):
-  """`init_from` parameters as host arrays (None without init_from), shape-checked."""
-  if not config.init_from:
+  """`init_from` (and `flow_init_from`) parameters as host arrays (None without either),
+  shape-checked."""
+  flow_from = config.get("flow_init_from", "")
+  if not config.init_from and not flow_from:
     return None
   parts = tuple(config.get("init_parts", ()))
-  loaded = checkpoints.load_init_params(config.init_from, config, check_model=not parts)
   expected = jax.eval_shape(lambda: _random_init(model, config.seed))
+  if config.init_from:
+    loaded = checkpoints.load_init_params(
+        config.init_from, config, check_model=not parts,
+        ignore=checkpoints.FLOW_KEYS if flow_from else ())
+  else:
+    loaded, parts = {}, ("flow",)
   if parts:
-    absent = [p for p in parts if p not in loaded or p not in expected]
+    absent = [p for p in parts if p not in expected or (p not in loaded and not (
+        p == "flow" and flow_from))]
     if absent:
       raise checkpoints.IncompatibleCheckpointError(
           f"init_parts={parts}: {absent} not in both init_from={config.init_from!r} "
           f"(has {sorted(loaded)}) and this model (has {sorted(expected)})")
     fresh = initial_params(model, config.seed)
-    loaded = {k: loaded[k] if k in parts else v for k, v in fresh.items()}
-    logs.log(f"init_from {config.init_from}: took {list(parts)}, the rest starts fresh")
+    loaded = {k: loaded[k] if k in parts and k in loaded else v for k, v in fresh.items()}
+    if config.init_from:
+      logs.log(f"init_from {config.init_from}: took {list(parts)}, the rest starts fresh")
+  if flow_from:
+    flow = checkpoints.load_init_params(flow_from, config, check_model=False).get("flow")
+    if flow is None or jax.tree.structure(flow) != jax.tree.structure(expected["flow"]) or any(
+        np.shape(a) != e.shape for a, e in zip(jax.tree.leaves(flow),
+                                               jax.tree.leaves(expected["flow"]))):
+      raise checkpoints.IncompatibleCheckpointError(
+          f"flow_init_from={flow_from!r}: its params['flow'] are missing or differ in names or "
+          f"shapes from this model's flow network (model.flow_* keys)")
+    loaded = {**loaded, "flow": flow}
+    logs.log(f"flow_init_from {flow_from}: took params['flow']")
   missing = [k for k in expected if k not in loaded]
   if missing and set(missing) <= set(checkpoints.ADDED_PARAMETERS):
     # e.g. a stage-1 model fine-tuned with a response calibration it did not have.
@@ -443,7 +462,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
       else:
         state = jax.jit(lambda p: train_state.create(p, tx), out_shardings=state_shardings)(
             _put_global(init_params, state_shardings.params))
-        log(f"initialised from {config.init_from}")
+        log(f"initialised from {config.init_from or config.get('flow_init_from')}")
       start = 0
       log(f"new run in {workdir}: {model_files.count_params(abstract.params)} parameters, "
           f"mesh {dict(mesh.shape)}, {jax.process_count()} process(es), stage {config.stage}")

@@ -6,6 +6,7 @@ import pytest
 
 from dealthdr_jax import config_loading
 from dealthdr_jax import model_files
+from dealthdr_jax.models import flow as flow_lib
 from dealthdr_jax.models import response as resp
 from dealthdr_jax.models.dealthdr import DeAltHDR
 
@@ -185,3 +186,41 @@ def test_parameter_free_switches_do_not_block_init_from():
   assert checkpoints.model_differences(
       old, calibrated, ignore=checkpoints.PARAMETER_FREE + checkpoints.ADDED_PARAMETERS) == []
   assert checkpoints.model_differences(old, calibrated)
+
+
+def test_local_correlation_matches_a_direct_sum():
+  rng = np.random.default_rng(0)
+  a = rng.normal(size=(2, 5, 6, 3)).astype(np.float32)
+  b = rng.normal(size=(2, 5, 6, 3)).astype(np.float32)
+  r = 2
+  got = np.asarray(flow_lib.local_correlation(jnp.asarray(a), jnp.asarray(b), r))
+  assert got.shape == (2, 5, 6, (2 * r + 1) ** 2)
+  for y in range(5):
+    for x in range(6):
+      for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+          inside = 0 <= y + dy < 5 and 0 <= x + dx < 6
+          want = (a[:, y, x] * b[:, y + dy, x + dx]).mean(-1) if inside else np.zeros(2)
+          np.testing.assert_allclose(got[:, y, x, (dy + r) * (2 * r + 1) + dx + r], want,
+                                     rtol=1e-5, atol=1e-6)
+
+
+def test_cost_volume_flow_peaks_at_the_true_shift():
+  """The cost volume of a shifted random texture peaks at the shift, at every pixel
+  away from the border; an untrained network (zero-initialised outputs) predicts no flow."""
+  rng = np.random.default_rng(1)
+  img = rng.normal(size=(1, 16, 16, 256)).astype(np.float32)
+  shifted = np.roll(img, shift=(1, -2), axis=(1, 2))  # shifted[y, x] = img[y-1, x+2]
+  cost = np.asarray(flow_lib.local_correlation(jnp.asarray(img), jnp.asarray(shifted), 3))
+  best = cost[0, 4:12, 4:12].argmax(-1)
+  # img(p) = shifted(p + (dx=-2, dy=+1)).
+  assert np.all(best == (1 + 3) * 7 + (-2 + 3))
+  net = flow_lib.CostVolumeFlow(levels=2, finest_log2=1, features=(4, 4), channels=(4,),
+                                corr_radius=1)
+  x = jnp.asarray(rng.random((2, 16, 16, 3)), jnp.float32)
+  params = net.init(jax.random.PRNGKey(0), x, x)
+  flows = net.apply(params, x, x[::-1])
+  assert [f.shape for f in flows] == [(2, 4, 4, 2), (2, 8, 8, 2)]
+  assert all(float(jnp.abs(f).max()) == 0.0 for f in flows)
+  with pytest.raises(ValueError, match="flow features must give 2"):
+    flow_lib.CostVolumeFlow(2, 1, (4,), (4,)).init(jax.random.PRNGKey(0), x, x)

@@ -112,3 +112,36 @@ def test_stage1_takes_only_the_flow_from_a_flow_run(tmp_path):
   with pytest.raises(checkpoints.IncompatibleCheckpointError, match="nope"):
     train.prepare(config, tmp_path / "w")
   assert dealthdr_lib.flow_network(model).levels == model.flow_levels
+
+
+def test_a_trained_model_takes_a_new_flow_network_of_another_architecture(tmp_path):
+  # A model with the old image-pyramid flow ("spynet", as models up to v1 shipped) ...
+  config = config_loading.load_config("dealthdr_2exp:size=tiny")
+  config.model.flow_arch = "spynet"
+  old_model = DeAltHDR.from_config(config.model)
+  old = jax.tree.map(lambda x: x + 0.25, dict(train.initial_params(old_model, 1)))
+  model_files.save_params(tmp_path / "old", old, config)
+  # ... and a flow run with the cost-volume flow of the presets.
+  flow_config = config_loading.load_config("flow_pretrain:size=tiny")
+  flow_model = DeAltHDR.from_config(flow_config.model)
+  flow_run = jax.tree.map(lambda x: x - 0.5, dict(train.initial_params(flow_model, 2)))
+  model_files.save_params(tmp_path / "flow", flow_run, flow_config)
+
+  new = config_loading.load_config("dealthdr_2exp:size=tiny")
+  assert new.model.flow_arch == "pwc"
+  config_loading.apply_overrides(new, [f"init_from={tmp_path / 'old'}",
+                                       f"flow_init_from={tmp_path / 'flow'}"])
+  _, params = train.prepare(new, tmp_path / "w")
+  for name in params:
+    want = flow_run[name] if name == train_state.FLOW else old[name]
+    assert jax.tree.structure(params[name]) == jax.tree.structure(want), name
+    for a, b in zip(jax.tree.leaves(params[name]), jax.tree.leaves(want)):
+      np.testing.assert_array_equal(a, b, err_msg=name)
+  # Without flow_init_from, the architecture change is refused, naming it.
+  new.flow_init_from = ""
+  with pytest.raises(checkpoints.IncompatibleCheckpointError, match="model.flow_arch"):
+    train.prepare(new, tmp_path / "w2")
+  # A flow run whose flow does not fit the model is refused, naming flow_init_from.
+  new.flow_init_from = str(tmp_path / "old")
+  with pytest.raises(checkpoints.IncompatibleCheckpointError, match="flow_init_from"):
+    train.prepare(new, tmp_path / "w3")

@@ -177,7 +177,8 @@ def test_tree_shardings_rules():
     sharding.make_mesh((-1,), ("model",))
 
 
-@pytest.mark.parametrize("name", ["dealthdr_2exp", "dealthdr_3exp", "dealthdr_2exp_stage2"])
+@pytest.mark.parametrize("name", ["dealthdr_2exp", "dealthdr_3exp", "dealthdr_2exp_stage2",
+                                  "flow_pretrain", "dealthdr_align"])
 def test_configs_have_training_sections(name):
   for size in ("tiny", "small", "base"):
     config = config_loading.load_config(f"{name}:size={size}")

@@ -1,0 +1,50 @@
+"""Alignment fine-tune: a trained DeAltHDR takes a pre-trained flow network and learns to
+use it, and FGMA, under large motion (issue 11's recipe, stage 1 continued).
+
+The model starts from `init` (by default the shipped model of the pattern) with its flow
+network replaced by the one of `flow` (a `configs/flow_pretrain.py` run; the flow
+architecture may differ, `flow_init_from`). Training data is the simulator with motion
+from still to beyond the hard-motion test set (`common.LARGE_MOTION`), on 128² crops so
+that 24–32 px/frame motion stays in the crop, where flow failures (occlusions, blur,
+clipping over moving content) are frequent enough for FGMA to learn from. Attention
+ratios are drawn per step from a grid over [0, 1]. The flow keeps a small EPE term so it
+does not drift from what pre-training taught it.
+
+  dealthdr train --config configs/dealthdr_align.py:pattern=2exp,flow=runs/flow_small \\
+      --workdir runs/2exp_align --config.data.source_dir=../shared/hdr_sources \\
+      --config.data.worker_count=1
+
+Presets via the argument: `pattern` (2exp | 3exp), `size`, `ratio`, `flow` (flow run),
+`init` ("" = the shipped model of the pattern).
+"""
+from configs import common
+
+SHIPPED = {"2exp": "dealthdr_jax/assets/models/dealthdr_2exp",
+           "3exp": "dealthdr_jax/assets/models/dealthdr_3exp"}
+
+
+def get_config(arg=None):
+  arg = common.parse_arg(arg, size="small", pattern="2exp", ratio=0.25,
+                         flow="runs/flow_small", init="")
+  if arg.pattern not in SHIPPED:
+    raise ValueError(f"pattern must be one of {sorted(SHIPPED)}, got {arg.pattern!r}")
+  radius = 1 if arg.pattern == "2exp" else 2
+  config = common.base_config(arg.pattern, arg.size, radius, arg.ratio)
+  common.train_config(config, stage=1)
+  config.init_from = arg.init or SHIPPED[arg.pattern]
+  config.flow_init_from = arg.flow
+  config.data.simulator = {"motion": dict(common.LARGE_MOTION), "max_subframes": 48}
+  config.train_ratios = (0.0, 0.125, 0.25, 0.5, 0.75, 1.0)
+  config.loss.flow_weight = 0.05
+  config.loss.flow_weight_end = 0.01
+  config.loss.flow_decay_frac = 1.0
+  if arg.size != "tiny":
+    config.data.crop = 128
+    config.data.responses = ("gamma2.2",)
+    config.data.response_weights = ()
+    config.total_steps = 3000
+    config.optim.lr = 1e-4
+    config.optim.warmup_steps = 100
+    config.eval_every = config.checkpoint_every = config.image_every = 500
+  config.lock()
+  return config
