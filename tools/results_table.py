@@ -45,12 +45,11 @@ import time
 import numpy as np
 
 from data_pipeline import clips as clips_lib
-from data_pipeline import motion as motion_lib
 from data_pipeline import simulator as sim_lib
-from data_pipeline import synth
 from dealthdr_jax import model_files
 from dealthdr_jax.evaluation import flow_accuracy
 from dealthdr_jax.evaluation import scoring
+from dealthdr_jax.evaluation.testsets import hard_config, render, testset_config
 from dealthdr_jax.inference import baselines
 from dealthdr_jax.inference import bench
 
@@ -61,37 +60,6 @@ COLUMNS = [("test set", "set", "s"), ("method", "method", "s"), ("ratio", "ratio
 FLOW_COLUMNS = [("EPE visible", "epe_visible", ".2f"), ("EPE occluded", "epe_occluded", ".2f"),
                 ("occluded captured", "occluded_captured", ".2f"),
                 ("bad flow captured", "bad_flow_captured", ".2f")]
-HARD_MOTION = motion_lib.MotionConfig(
-    camera_speed=(8.0, 24.0), camera_accel=1.0, camera_shake=(0.0, 2.0),
-    camera_rotation=1.0, camera_zoom=0.02, num_layers=(1, 3), layer_speed=(12.0, 32.0),
-    layer_accel=1.0, layer_rotation=3.0, layer_zoom=0.03, layer_size=(0.2, 0.45))
-
-
-def test_config(pattern: str, size, sources: str, other_camera: str | None = None
-                ) -> sim_lib.SimulatorConfig:
-  """A test set's simulator; `other_camera` = that camera's response (None: stage 1's)."""
-  config = sim_lib.SimulatorConfig(
-      size=size, pattern=pattern, responses=("gamma2.2", "srgb"), response_weights=(0.7, 0.3),
-      source_dir=sources, source_split="val", procedural_fraction=0.0)
-  return sim_lib.stage2_camera(config, other_camera) if other_camera else config
-
-
-def hard_config(pattern: str, size, sources: str) -> sim_lib.SimulatorConfig:
-  """The hard-motion set's simulator: the stage-1 camera, large motion, heavy blur."""
-  return test_config(pattern, size, sources).replace(
-      motion=HARD_MOTION, duty=(0.6, 1.0), max_subframes=64, subframe_step=1.0,
-      norm_level=(0.4, 0.95))
-
-
-def render(out: pathlib.Path, name: str, config, num_clips: int, frames: int, seed: int):
-  folder = out / "testsets" / name
-  found = sorted(folder.glob("clip_*"))
-  if len(found) == num_clips:
-    return found
-  return synth.write_clips(folder, num_clips=num_clips, num_frames=frames, size=config.size,
-                           seed=seed, overwrite=True, config=config)
-
-
 def baseline_ms(method: str, clip: pathlib.Path, response: str | None, iters: int = 5) -> float:
   """Median ms for one output frame of a baseline on the middle window of `clip`."""
   opened = clips_lib.open_clip(clip, response=response)
@@ -119,9 +87,9 @@ def run(args) -> list[dict]:
   size = args.size
   hard = args.hard_size
   sets = [  # (folder, label, simulator config, model, clips)
-      ("2exp", "2exp", test_config("2exp", size, args.sources), args.model_2exp, args.clips),
-      ("3exp", "3exp", test_config("3exp", size, args.sources), args.model_3exp, args.clips),
-      ("other_camera", "other camera (2exp)", test_config("2exp", size, args.sources,
+      ("2exp", "2exp", testset_config("2exp", size, args.sources), args.model_2exp, args.clips),
+      ("3exp", "3exp", testset_config("3exp", size, args.sources), args.model_3exp, args.clips),
+      ("other_camera", "other camera (2exp)", testset_config("2exp", size, args.sources,
                                                        args.other_camera_response),
        args.model_2exp, args.clips),
       ("hard_2exp", "hard motion (2exp)", hard_config("2exp", hard, args.sources),
