@@ -9,16 +9,21 @@ has its own weights.
   `[reference, warped neighbour, flow]` images. Small, but it only sees motion its convs
   can span, and it was what models up to v1 shipped with.
 - `CostVolumeFlow` (PWC-Net family, `flow_arch="pwc"`): a learned feature pyramid shared by
-  both images; at each level the neighbour's features are warped by the current flow and
-  compared with the reference's over a (2r+1)² window of displacements (`local_correlation`);
-  the residual is predicted from `[cost volume, reference features, flow]`. The cost volume
-  makes matching explicit, which is what large motion needs.
+  both images (standardised per image first, so matching is about texture, not brightness);
+  at each level the neighbour's features are warped by the current flow and compared with
+  the reference's over a (2r+1)² window of displacements (`local_correlation` of features
+  scaled to unit length: cosine similarities); the residual is predicted from
+  `[cost volume, reference features, flow]`. The cost volume makes matching explicit, which
+  is what large motion needs. (Without the standardisation and unit features, the cost
+  volume is dominated by the features' brightness component and the network did not learn
+  even a global translation in 400 steps; with them, EPE fell from 6.9 to 0.9 px.)
 """
 from __future__ import annotations
 
 from typing import Any, Sequence
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from dealthdr_jax.models import layers
@@ -108,6 +113,22 @@ def local_correlation(a: jnp.ndarray, b: jnp.ndarray, radius: int) -> jnp.ndarra
   return jnp.stack(costs, axis=-1)
 
 
+def _standardise(x: jnp.ndarray) -> jnp.ndarray:
+  """Zero mean, unit deviation per image and channel: [N, H, W, C] → same. Matching is
+  then about texture, not about the (exposure-dependent) brightness level."""
+  x = x.astype(jnp.float32)
+  mean = jnp.mean(x, axis=(1, 2), keepdims=True)
+  std = jnp.std(x, axis=(1, 2), keepdims=True)
+  return (x - mean) / (std + 1e-3)
+
+
+def _unit(f: jnp.ndarray) -> jnp.ndarray:
+  """Features scaled to unit length per pixel (the cost volume is then a cosine
+  similarity in [-1, 1] after `local_correlation`'s mean × C)."""
+  f = f.astype(jnp.float32)
+  return f * jax.lax.rsqrt(jnp.sum(f * f, axis=-1, keepdims=True) + 1e-6)
+
+
 class FeaturePyramid(nn.Module):
   """Strided conv features, one scale per octave. x: [N, H, W, C] → list, finest first, of
   [N, H/2**k, W/2**k, channels[k-1]] for k = 1..len(channels)."""
@@ -163,7 +184,7 @@ class CostVolumeFlow(nn.Module):
                        f"1/{2 ** octaves}), got {tuple(self.features)}")
     n = ref.shape[0]
     pyramid = FeaturePyramid(self.features, self.dtype, name="features")(
-        jnp.concatenate([ref, nbr]).astype(self.dtype))
+        _standardise(jnp.concatenate([ref, nbr])).astype(self.dtype))
     flows = []
     flow = None
     for level in reversed(range(self.finest_log2, self.finest_log2 + self.levels)):
@@ -173,8 +194,8 @@ class CostVolumeFlow(nn.Module):
         flow = jnp.zeros(fr.shape[:3] + (2,), jnp.float32)
       else:
         flow = warp_lib.resize_flow(flow, fr.shape[1], fr.shape[2])
-      warped = warp_lib.warp(fn, flow, border="zeros")
-      cost = layers.act(local_correlation(fr, warped, self.corr_radius))
+      warped = warp_lib.warp(_unit(fn), flow, border="zeros")
+      cost = local_correlation(_unit(fr), warped, self.corr_radius) * fr.shape[-1]
       x = jnp.concatenate([cost.astype(self.dtype), fr, flow.astype(self.dtype)], axis=-1)
       flow = flow + FlowLevel(self.channels, 3, self.dtype, name=f"level{level}")(x)
       flows.append(flow)
