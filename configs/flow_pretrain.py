@@ -1,21 +1,24 @@
 """Stage 0: pre-trains the flow network alone, for large motion, before stage 1.
 
-The flow network of a DeAltHDR model (`models.dealthdr.flow_network`) is trained on the
-model's own exposure-matched pairs (reference re-exposed to each neighbour) from simulator
-windows with noise, motion blur and clipping, supervised by the simulator's flow (EPE per
-pyramid level over visible pixels). Motion follows a curriculum, `data.curriculum`
-((step, scale), ...): camera and layer speeds, rotation and zoom start at a quarter of the
-ranges below and reach them at 60 % of the run. The ranges cover the results table's
-hard-motion set (camera 8–24 px/frame, layers 12–32 px/frame), on 128² crops. Only
-`params["flow"]` change; the export is a full model folder whose other parameters are
-freshly initialised, for stage 1 to start from:
+The flow network of a DeAltHDR model (`models.dealthdr.flow_network`; the presets' is the
+cost-volume network of `models/flow.py`) is trained on the model's own exposure-matched
+pairs (reference re-exposed to each neighbour) from simulator windows with noise, motion
+blur and clipping, supervised by the simulator's flow (EPE per pyramid level over visible
+pixels). Motion follows a curriculum, `data.curriculum` ((step, scale), ...): camera and
+layer speeds, rotation and zoom start at a quarter of `common.LARGE_MOTION`'s ranges and
+reach them at 45 % of the run. The ranges cover the results table's hard-motion set
+(camera 8–24 px/frame, layers 12–32 px/frame); crops are 192² (`small`) so that the motion
+stays in the crop and the coarsest level still has 6×6 cells. Only `params["flow"]`
+change; the export is a full model folder whose other parameters are freshly initialised:
 
-  dealthdr train --config configs/flow_pretrain.py:size=small --workdir runs/flow_small \\
-      --config.data.source_dir=../shared/hdr_sources --config.data.worker_count=1
-  dealthdr train --config configs/dealthdr_2exp.py:size=small --workdir runs/2exp_small \\
-      --config.init_from=runs/flow_small "--config.init_parts=('flow',)" ...
-  (3-exposure: the same flow workdir; `init_parts` takes only the flow network, so the
-  radius may differ.)
+  dealthdr train --config configs/flow_pretrain.py:size=small --workdir runs/flow_pwc \
+      --config.data.source_dir=../shared/hdr_sources --config.data.worker_count=2
+      (2,000 steps, ~28 min on the 2-core CPU dev machine, data-bound: the simulator
+      renders 48 sub-frames per frame)
+
+Then either stage 1 from scratch with this flow (`--config.init_from=runs/flow_pwc
+"--config.init_parts=('flow',)"`; the radius may differ), or, as the shipped models do, a
+trained model takes it with `configs/dealthdr_align.py` (`flow_init_from`).
 
 Presets via the argument: `size` (tiny | small | base, the model the flow serves),
 `radius`, `pattern` (2exp | 3exp: the exposure gaps of the pairs). `size=tiny` is the test
@@ -37,13 +40,14 @@ def get_config(arg=None):
   if arg.size == "tiny":
     config.data.curriculum = ()
   else:
-    config.total_steps = 6_000 if arg.size == "small" else 100_000
-    config.data.crop = 128 if arg.size == "small" else 192
+    config.total_steps = 2_000 if arg.size == "small" else 100_000
+    config.data.crop = 192 if arg.size == "small" else 256
     config.optim.lr = 1e-3
     config.optim.warmup_steps = 200
-    config.eval_every = config.checkpoint_every = 1000
+    config.eval_every = 500
+    config.checkpoint_every = 250
     steps = config.total_steps
-    config.data.curriculum = ((0, 0.25), (int(0.2 * steps), 0.5), (int(0.4 * steps), 0.75),
-                              (int(0.6 * steps), 1.0))
+    config.data.curriculum = ((0, 0.25), (int(0.15 * steps), 0.5), (int(0.3 * steps), 0.75),
+                              (int(0.45 * steps), 1.0))
   config.lock()
   return config

@@ -24,7 +24,7 @@ out, `data_pipeline.sources.split_names`), never seen in training:
                DIS and the learned flow, and at ratios > 0 the share of GT-occluded pixels
                and of pixels whose learned flow is off by > 3 px that FGMA selects;
                `--flow-checkpoint` adds the flow of other models (e.g. flow pre-training).
-Rows: both baselines, the shipped model of the pattern at attention ratios 0 / 0.25 / 1,
+Rows: both baselines, the shipped model of the pattern at attention ratios 0 … 1 (`RATIOS`),
 and on the other-camera set the stage-1 model before and after stage-2 fine-tuning
 (`--stage2`: each such run's workdir or params-only export). Metrics are `dealthdr eval`'s
 (mean over clips of the per-clip mean); ms/frame is the steady-state time of one output
@@ -53,7 +53,7 @@ from dealthdr_jax.evaluation.testsets import hard_config, render, testset_config
 from dealthdr_jax.inference import baselines
 from dealthdr_jax.inference import bench
 
-RATIOS = (0.0, 0.25, 1.0)
+RATIOS = (0.0, 0.125, 0.25, 0.5, 1.0)
 COLUMNS = [("test set", "set", "s"), ("method", "method", "s"), ("ratio", "ratio", "g"),
            ("PSNR-T", "psnr_t", ".2f"), ("PSNR-L", "psnr_l", ".2f"), ("SSIM-T", "ssim_t", ".4f"),
            ("ms/frame", "ms_per_frame", ".0f")]

@@ -9,12 +9,12 @@ has its own weights.
   `[reference, warped neighbour, flow]` images. Small, but it only sees motion its convs
   can span, and it was what models up to v1 shipped with.
 - `CostVolumeFlow` (PWC-Net family, `flow_arch="pwc"`): a learned feature pyramid shared by
-  both images (standardised per image first, so matching is about texture, not brightness);
+  both images (centred first, so matching is about texture, not brightness);
   at each level the neighbour's features are warped by the current flow and compared with
   the reference's over a (2r+1)² window of displacements (`local_correlation` of features
   scaled to unit length: cosine similarities); the residual is predicted from
   `[cost volume, reference features, flow]`. The cost volume makes matching explicit, which
-  is what large motion needs. (Without the standardisation and unit features, the cost
+  is what large motion needs. (Without the centring and unit features, the cost
   volume is dominated by the features' brightness component and the network did not learn
   even a global translation in 400 steps; with them, EPE fell from 6.9 to 0.9 px.)
 """
@@ -113,13 +113,12 @@ def local_correlation(a: jnp.ndarray, b: jnp.ndarray, radius: int) -> jnp.ndarra
   return jnp.stack(costs, axis=-1)
 
 
-def _standardise(x: jnp.ndarray) -> jnp.ndarray:
-  """Zero mean, unit deviation per image and channel: [N, H, W, C] → same. Matching is
-  then about texture, not about the (exposure-dependent) brightness level."""
-  x = x.astype(jnp.float32)
-  mean = jnp.mean(x, axis=(1, 2), keepdims=True)
-  std = jnp.std(x, axis=(1, 2), keepdims=True)
-  return (x - mean) / (std + 1e-3)
+def _centred(x: jnp.ndarray) -> jnp.ndarray:
+  """Gamma-encoded [0, 1] images → zero-centred, about unit-range values. Matching is then
+  about texture, not about the brightness level that dominates raw-image features. A fixed
+  map, not per-image statistics: the flow of a pixel must not depend on content far away
+  (tiled inference would see seams)."""
+  return (x.astype(jnp.float32) - 0.5) * 4.0
 
 
 def _unit(f: jnp.ndarray) -> jnp.ndarray:
@@ -184,7 +183,7 @@ class CostVolumeFlow(nn.Module):
                        f"1/{2 ** octaves}), got {tuple(self.features)}")
     n = ref.shape[0]
     pyramid = FeaturePyramid(self.features, self.dtype, name="features")(
-        _standardise(jnp.concatenate([ref, nbr])).astype(self.dtype))
+        _centred(jnp.concatenate([ref, nbr])).astype(self.dtype))
     flows = []
     flow = None
     for level in reversed(range(self.finest_log2, self.finest_log2 + self.levels)):
