@@ -132,6 +132,9 @@ def train_config(config: ml_collections.ConfigDict, stage: int = 1) -> None:
   # params["flow"] come from here, everything else from `init_from` (or fresh), so a
   # trained model can take a new flow network, even of another architecture.
   config.flow_init_from = ""
+  # Top-level parameter groups that keep their values (e.g. ('flow',) to train the rest
+  # around a pre-trained flow network).
+  config.frozen = ()
   config.train_ratios = p["train_ratios"]
   config.total_steps = p["total_steps"]
   # Global batch (all processes together); must divide by the `data` mesh axis.

@@ -381,6 +381,12 @@ def prepare(config: ml_collections.ConfigDict, workdir: str | pathlib.Path):
     ValueError / KeyError / FileNotFoundError naming the bad key, file or checkpoint.
   """
   model = check_config(config)
+  frozen = tuple(config.get("frozen", ()))
+  if frozen:
+    groups = sorted(jax.eval_shape(lambda: _random_init(model, config.seed)))
+    if set(frozen) - set(groups) or set(frozen) == set(groups):
+      raise ValueError(f"frozen={frozen}: name some, not all, of the model's parameter "
+                       f"groups {groups}")
   checkpoints.check_workdir(pathlib.Path(workdir), config)
   return model, _load_init_params(model, config)
 

@@ -10,6 +10,7 @@ pre-training (stage 0) only the flow network's parameters are updated.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import flax.struct
@@ -50,37 +51,38 @@ def learning_rate_schedule(optim: ml_collections.ConfigDict, total_steps: int,
 
 
 def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  """AdamW on the schedule; the response calibration (if any) on its own; the parameter
+  groups named in `config.frozen` (and, in flow pre-training, every group but the flow)
+  keep their values (their gradients are unused, so XLA drops their computation)."""
   optim = config.optim
   parts = []
   if optim.grad_clip > 0:
     parts.append(optax.clip_by_global_norm(optim.grad_clip))
   network = optax.adamw(learning_rate_schedule(optim, config.total_steps),
                         b1=optim.b1, b2=optim.b2, weight_decay=optim.weight_decay)
-  if config.stage == FLOW_STAGE:
-    # Flow pre-training: only the flow network learns; the rest keeps its initial values.
-    parts.append(optax.multi_transform({"network": network, "frozen": optax.set_to_zero()},
-                                       _flow_labels))
-  elif config.model.get("response_calibration", 0) > 0:
-    curve = optax.adam(learning_rate_schedule(optim, config.total_steps,
-                                              peak=optim.calibration_lr,
-                                              end=optim.calibration_lr * 0.01),
-                       b1=optim.b1, b2=optim.b2)
-    parts.append(optax.multi_transform({"network": network, "curve": curve}, _labels))
-  else:
+  transforms = {"network": network, "frozen": optax.set_to_zero()}
+  if config.model.get("response_calibration", 0) > 0:
+    transforms["curve"] = optax.adam(
+        learning_rate_schedule(optim, config.total_steps, peak=optim.calibration_lr,
+                               end=optim.calibration_lr * 0.01), b1=optim.b1, b2=optim.b2)
+  frozen = tuple(config.get("frozen", ()))
+  flow_stage = config.stage == FLOW_STAGE
+  if not frozen and not flow_stage and "curve" not in transforms:
     parts.append(network)
+  else:
+    parts.append(optax.multi_transform(
+        transforms, functools.partial(_labels, frozen=frozen, flow_stage=flow_stage)))
   return optax.chain(*parts)
 
 
-def _flow_labels(params):
-  """"network" for the flow network's parameters, "frozen" for every other one."""
-  return {name: jax.tree.map(lambda _, n=name: "network" if n == FLOW else "frozen", sub)
-          for name, sub in params.items()}
-
-
-def _labels(params):
-  """"curve" for the calibration logits, "network" for every other parameter."""
-  return {name: jax.tree.map(lambda _, n=name: "curve" if n == CALIBRATION else "network",
-                             sub) for name, sub in params.items()}
+def _labels(params, frozen: tuple[str, ...] = (), flow_stage: bool = False):
+  """Per parameter group: "frozen" (named in `frozen`, or anything but the flow network in
+  flow pre-training), "curve" (the calibration logits) or "network"."""
+  def label(name):
+    if name in frozen or (flow_stage and name != FLOW):
+      return "frozen"
+    return "curve" if name == CALIBRATION else "network"
+  return {name: jax.tree.map(lambda _, n=name: label(n), sub) for name, sub in params.items()}
 
 
 def create(params, tx: optax.GradientTransformation) -> TrainState:

@@ -145,3 +145,27 @@ def test_a_trained_model_takes_a_new_flow_network_of_another_architecture(tmp_pa
   new.flow_init_from = str(tmp_path / "old")
   with pytest.raises(checkpoints.IncompatibleCheckpointError, match="flow_init_from"):
     train.prepare(new, tmp_path / "w3")
+
+
+def test_frozen_groups_keep_their_values_while_the_rest_trains(tmp_path):
+  config = config_loading.load_config("dealthdr_2exp:size=tiny")
+  config_loading.apply_overrides(config, ["frozen=('flow',)", "optim.warmup_steps=1"])
+  model, _ = train.prepare(config, tmp_path / "w")
+  tx = train_state.make_optimizer(config)
+  params = jax.tree_util.tree_map_with_path(  # a flow that moves pixels, so it matters
+      lambda path, x: x + 0.01 if "out" in jax.tree_util.keystr(path) else x,
+      train.initial_params(model, 0))
+  state = jax.jit(lambda p: train_state.create(p, tx))(params)
+  step = jax.jit(functools.partial(train.stage1_step, model=model, tx=tx, config=config,
+                                   ratio=0.5))
+  for _ in range(2):
+    state, _ = step(state, _toy_batch(model, n=4))
+  after = jax.device_get(state.params)
+  for name in params:
+    same = all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(params[name]),
+                                                     jax.tree.leaves(after[name])))
+    assert same == (name == train_state.FLOW), name
+  for bad in (("nope",), tuple(params)):
+    config.frozen = bad
+    with pytest.raises(ValueError, match="frozen="):
+      train.prepare(config, tmp_path / "w")
