@@ -29,6 +29,7 @@ def build_card(params, config, run_card: dict, args) -> dict:
       "size": config.size,
       "parameters": model_files.count_params(params),
       "default_attn_ratio": float(config.attn_ratio),
+      "default_attn_ratio_note": args.ratio_note,
       "train_ratios": list(config.train_ratios),
       "training": {
           "command": args.command,
@@ -69,9 +70,17 @@ def main(argv=None) -> int:
   parser.add_argument("--wall-minutes", type=float, required=True)
   parser.add_argument("--results", help="results.json of tools/results_table.py")
   parser.add_argument("--out", default=str(model_files.SHIPPED_DIR))
+  parser.add_argument("--ratio", type=float,
+                      help="the model's default attention ratio (infer, demo, API) if not "
+                           "the run's attn_ratio; say why with --ratio-note")
+  parser.add_argument("--ratio-note", default="", help="how the default ratio was chosen")
   args = parser.parse_args(argv)
   source = model_files.resolve_checkpoint(args.workdir)
   params, config = model_files.load_params(source)
+  if args.ratio is not None:
+    if not 0.0 <= args.ratio <= 1.0:
+      parser.error(f"--ratio must be in [0, 1], got {args.ratio}")
+    config.attn_ratio = args.ratio
   run_card = {}
   if (source / model_files.CARD_FILE).is_file():
     run_card = json.loads((source / model_files.CARD_FILE).read_text())

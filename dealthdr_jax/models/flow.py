@@ -168,15 +168,7 @@ class CostVolumeFlow(nn.Module):
 
   @nn.compact
   def __call__(self, ref: jnp.ndarray, nbr: jnp.ndarray) -> list[jnp.ndarray]:
-    """Flow from `ref` to `nbr`.
-
-    Args:
-      ref: [N, H, W, C] float32, H and W divisible by 2**(finest_log2 + levels - 1).
-      nbr: [N, H, W, C] float32.
-    Returns:
-      flows, coarse to fine: `levels` arrays [N, H/2**l, W/2**l, 2] float32 in pixels of
-      their own level, l = finest_log2 + levels - 1 down to finest_log2.
-    """
+    """Flow from `ref` [N, H, W, C] to `nbr` [N, H, W, C]: as `PyramidFlow.__call__`."""
     octaves = self.finest_log2 + self.levels - 1
     if len(self.features) != octaves:
       raise ValueError(f"flow features must give {octaves} channel counts (1/2 down to "
