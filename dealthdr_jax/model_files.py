@@ -101,12 +101,13 @@ def resolve_checkpoint(path) -> pathlib.Path:
 
 
 def fingerprint(path) -> str:
-  """A short hash of a model folder's parameters and config (a workdir → its export):
-  equal fingerprints, same model."""
+  """A short hash of what a model folder computes (a workdir → its export): its parameters
+  and the `model` section of its config. Equal fingerprints, same outputs at the same
+  ratio; defaults such as `attn_ratio` do not enter."""
   directory = resolve_checkpoint(path)
-  digest = hashlib.sha256()
-  for name in (PARAMS_FILE, CONFIG_FILE):
-    digest.update((directory / name).read_bytes())
+  digest = hashlib.sha256((directory / PARAMS_FILE).read_bytes())
+  _, config = load_params(directory)
+  digest.update(json.dumps(config.model.to_dict(), sort_keys=True).encode())
   return digest.hexdigest()[:16]
 
 

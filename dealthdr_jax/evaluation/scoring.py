@@ -35,6 +35,9 @@ def score(pred_root: pathlib.Path, clips: Sequence[pathlib.Path], **infer_kwargs
   key = {k: v for k, v in sorted(infer_kwargs.items())}
   if infer_kwargs.get("checkpoint"):
     key["fingerprint"] = model_files.fingerprint(infer_kwargs["checkpoint"])
+    if infer_kwargs.get("attn_ratio") is None:  # The model's default ratio then decides.
+      key["attn_ratio"] = model_files.load_params(
+          model_files.resolve_checkpoint(infer_kwargs["checkpoint"]))[1].attn_ratio
   key = json.loads(json.dumps(key, default=str))
   key_file = pred_root / "method.json"
   stale = key_file.exists() and json.loads(key_file.read_text()) != key
