@@ -18,7 +18,9 @@ Training (stage 1, supervised on the simulator; `common.train_config`):
   dealthdr train --config configs/dealthdr_2exp.py:size=base --workdir runs/2exp_base
       accelerator preset (paper schedule): 200k steps, batch 8, 192×192, lr 4e-4 cosine.
 
-The shipped default model (dealthdr_jax/assets/models/dealthdr_2exp, card.json there) is
+The shipped default model (dealthdr_jax/assets/models/dealthdr_2exp, card.json there) is,
+since v2, the v1 model below given a flow network pre-trained on large motion
+(configs/flow_pretrain.py) and fine-tuned around it (configs/dealthdr_align.py). v1 was
 stage 1 then a fine-tune:
 
   dealthdr train --config configs/dealthdr_2exp.py:size=small --workdir runs/2exp_small \\

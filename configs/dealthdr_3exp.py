@@ -12,7 +12,9 @@ each step costs ~5/3 of the 2-exposure one):
       runlocal/test preset: toy data, 12 steps, ~40 s on 2 CPU cores; an export only.
   dealthdr train --config configs/dealthdr_3exp.py:size=small --workdir runs/3exp_small
 
-The shipped 3-exposure model (dealthdr_jax/assets/models/dealthdr_3exp) is
+The shipped 3-exposure model (dealthdr_jax/assets/models/dealthdr_3exp) is, since v2, the
+v1 model below given the pre-trained large-motion flow (configs/flow_pretrain.py) and
+fine-tuned around it (configs/dealthdr_align.py:pattern=3exp). v1 was
 
   dealthdr train --config configs/dealthdr_3exp.py:size=small --workdir runs/3exp_small \\
       --config.total_steps=10000 --config.data.source_dir=../shared/hdr_sources \\
