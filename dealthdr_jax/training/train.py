@@ -305,6 +305,12 @@ def check_config(config: ml_collections.ConfigDict) -> DeAltHDR:
   return model
 
 
+def _same_shapes(tree, expected) -> bool:
+  """Same names and leaf shapes as `expected` (a tree of ShapeDtypeStructs)."""
+  return jax.tree.structure(tree) == jax.tree.structure(expected) and all(
+      np.shape(a) == e.shape for a, e in zip(jax.tree.leaves(tree), jax.tree.leaves(expected)))
+
+
 def _load_init_params(model: DeAltHDR, config: ml_collections.ConfigDict):
   """`init_from` (and `flow_init_from`) parameters as host arrays (None without either),
   shape-checked."""
@@ -332,9 +338,7 @@ def _load_init_params(model: DeAltHDR, config: ml_collections.ConfigDict):
       logs.log(f"init_from {config.init_from}: took {list(parts)}, the rest starts fresh")
   if flow_from:
     flow = checkpoints.load_init_params(flow_from, config, check_model=False).get("flow")
-    if flow is None or jax.tree.structure(flow) != jax.tree.structure(expected["flow"]) or any(
-        np.shape(a) != e.shape for a, e in zip(jax.tree.leaves(flow),
-                                               jax.tree.leaves(expected["flow"]))):
+    if flow is None or not _same_shapes(flow, expected["flow"]):
       raise checkpoints.IncompatibleCheckpointError(
           f"flow_init_from={flow_from!r}: its params['flow'] are missing or differ in names or "
           f"shapes from this model's flow network (model.flow_* keys)")
@@ -346,9 +350,7 @@ def _load_init_params(model: DeAltHDR, config: ml_collections.ConfigDict):
     loaded = {**loaded, **{k: jax.tree.map(lambda e: np.zeros(e.shape, e.dtype), expected[k])
                            for k in missing}}
     logs.log(f"init_from lacks {missing}: they start at zero")
-  same = jax.tree.structure(loaded) == jax.tree.structure(expected) and all(
-      np.shape(a) == b.shape for a, b in zip(jax.tree.leaves(loaded), jax.tree.leaves(expected)))
-  if not same:
+  if not _same_shapes(loaded, expected):
     raise checkpoints.IncompatibleCheckpointError(
         f"init_from={config.init_from!r}: parameter names or shapes differ from the model's")
   return jax.tree.map(lambda x, e: np.asarray(x, e.dtype), loaded, expected)
