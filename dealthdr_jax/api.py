@@ -5,6 +5,7 @@
   hdr = model(frames, stops=(0, 3))                  # [T, H, W, 3] in → [T, H, W, 3] HDR out
   for hdr_t in model.stream("clip_folder"): ...      # one frame at a time, any clip length
   model.reconstruct("clip_folder", "out_folder")     # what `dealthdr infer` writes
+  dealthdr_jax.write_hdr_video("hdr.mp4", hdr)       # HDR10 (PQ) or HLG 10-bit HEVC
 
 Frames are what the camera wrote (uint8 or uint16 code values, or floats in [0, 1]);
 outputs are linear HDR, float32 ≥ 0, in the radiance units of DESIGN.md §3
@@ -15,7 +16,7 @@ one compiled program per frame size and attention ratio, reused across calls.
 from __future__ import annotations
 
 import os
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -105,9 +106,12 @@ class Reconstructor:
                   exposures: str | None = None, response: str | None = None,
                   ratio: float | None = None, tile: int | None = None,
                   overlap: int | None = None, overwrite: bool = False, preview: bool = True,
-                  progress: bool = False) -> dict:
+                  progress: bool = False, hdr_video: str | os.PathLike | None = None,
+                  hdr_format: str = "pq", peak_nits: float = 1000.0) -> dict:
     """Writes `hdr/<frame>.exr`, `preview.mp4` and `run.json` for a clip folder or video,
-    exactly as `dealthdr infer` does (the folder appears only when complete).
+    exactly as `dealthdr infer` does (the folder appears only when complete); with
+    `hdr_video` also a 10-bit HEVC HDR video ("pq" = HDR10 or "hlg", for a display of
+    `peak_nits` cd/m²; see `dealthdr_jax.inference.hdr_video`).
 
     Returns:
       the run summary saved as run.json.
@@ -116,6 +120,8 @@ class Reconstructor:
         str(input), str(output), exposures=exposures, response=response,
         tile=self.tile if tile is None else tile, overwrite=overwrite, preview=preview,
         progress=progress or self.verbose,
+        hdr_video=None if hdr_video is None else os.fspath(hdr_video), hdr_format=hdr_format,
+        peak_nits=peak_nits,
         predictor_for=lambda clip: self._predictor(clip, ratio, tile, overlap))
 
   @staticmethod

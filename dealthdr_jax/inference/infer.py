@@ -3,7 +3,9 @@
 Streaming: frames are decoded through a sliding window (the clip reader keeps only the
 frames the current window needs), each output is written as soon as it is made, and the
 model is compiled once per (frame or tile size, ratio). Outputs (DESIGN.md §7):
-`hdr/<frame>.exr`, `preview.mp4`, `run.json`. The whole output folder is built under a
+`hdr/<frame>.exr`, `preview.mp4`, `run.json`, and with `--hdr-video FILE` a 10-bit HEVC
+HDR10 or HLG video (`inference.hdr_video`, encoded from the EXRs once all are written,
+checked before inference starts). The whole output folder is built under a
 temporary name beside `--output` and renamed into place at the end, so an error (bad input
 found late, Ctrl-C) leaves nothing partial behind.
 """
@@ -17,13 +19,13 @@ import shutil
 import sys
 import tempfile
 import time
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from data_pipeline import clips
-from data_pipeline import hdr_io
+from data_pipeline import clips, hdr_io
 from dealthdr_jax import model_files
+from dealthdr_jax.inference import hdr_video as hdr_video_lib
 from dealthdr_jax.inference import predictor as predictor_lib
 from dealthdr_jax.inference import preview as preview_lib
 
@@ -85,51 +87,74 @@ def run_inference(input: str, output: str, *, method: str = "dealthdr",
                   attn_ratio: float | None = None, tile: int | None = None, overlap: int = 64,
                   exposures: str | None = None, response: str | None = None,
                   overwrite: bool = False, preview: bool = True, progress: bool = True,
+                  hdr_video: str | None = None, hdr_format: str = "pq",
+                  peak_nits: float = 1000.0,
                   predictor_for: Callable[[clips.Clip], tuple] | None = None) -> dict:
   """Runs inference on one clip folder or video; returns the run summary (also run.json).
 
   Model choice as in `make_predictor`, unless `predictor_for(clip)` gives the
   (predictor, radius, description) to use (the Python API passes its compiled ones).
-  `progress` prints compilation and frame progress to stderr.
+  `progress` prints compilation and frame progress to stderr. `hdr_video` (a .mp4, .mov or
+  .mkv path, inside or outside the output folder) adds an HDR video of the result in
+  `hdr_format` ("pq" or "hlg") for a display of `peak_nits` (`hdr_video.write_hdr_video`).
   """
   if method not in METHODS:
     raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
   out = pathlib.Path(output)
   if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
     raise FileExistsError(f"output folder {out} exists and is not empty (use --overwrite)")
+  if (hdr_video is not None and pathlib.Path(hdr_video).exists() and not overwrite
+      and not pathlib.Path(hdr_video).resolve().is_relative_to(out.resolve())):
+    raise FileExistsError(f"HDR video {hdr_video} exists (use --overwrite)")
+  if hdr_format not in hdr_video_lib.FORMATS:
+    raise ValueError(f"unknown HDR format {hdr_format!r}; expected one of "
+                     f"{hdr_video_lib.FORMATS}")
   # Opening checks the whole clip (exposures, sizes, bit depths) before anything is written.
   clip = clips.open_clip(input, exposures, response)
   try:
+    if hdr_video is not None:
+      # Everything the video needs is checked before the model runs.
+      hdr_video_lib.check_output(hdr_video, clip.size)
+      if not 100 <= peak_nits <= hdr_video_lib.PQ_MAX_NITS:
+        raise ValueError(f"--peak-nits must be in [100, 10000] cd/m², got {peak_nits}")
     if predictor_for is not None:
       pred, radius, description = predictor_for(clip)
     else:
       pred, radius, description = make_predictor(
           method, clip, checkpoint=checkpoint, config=config,
           attn_ratio=attn_ratio, tile=tile, overlap=overlap, verbose=progress)
+    video = None if hdr_video is None else {"path": hdr_video, "hdr_format": hdr_format,
+                                            "peak_nits": peak_nits}
     return _write_outputs(pred, radius, description, clip, input, out, method=method,
-                          tile=tile, preview=preview, progress=progress)
+                          tile=tile, preview=preview, progress=progress, video=video)
   finally:
     clip.close()
 
 
 def _write_outputs(pred, radius: int, description: str, clip: clips.Clip, input: str,
                    out: pathlib.Path, *, method: str, tile: int | None, preview: bool,
-                   progress: bool) -> dict:
-  """Builds the output folder under a temporary name, then renames it into place."""
+                   progress: bool, video: dict | None = None) -> dict:
+  """Builds the output folder under a temporary name, then renames it into place.
+
+  `video` (path, hdr_format, peak_nits) is encoded from the written EXRs; a path inside
+  `out` is written inside the temporary folder, so it appears with the rest.
+  """
   out.parent.mkdir(parents=True, exist_ok=True)
   tmp = pathlib.Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
   writer = None
   try:
     (tmp / "hdr").mkdir()
+    clip_fps = getattr(clip, "fps", None) or 25.0
     if preview:
-      writer = preview_lib.PreviewWriter(tmp / "preview.mp4",
-                                         fps=getattr(clip, "fps", None) or 25.0)
+      writer = preview_lib.PreviewWriter(tmp / "preview.mp4", fps=clip_fps)
     n = len(clip)
+    exr_paths = []
     times = []
     start = time.perf_counter()
     compiled_before = pred.compile_seconds  # A reused predictor may have compiled already.
     for t, hdr in predict_clip(pred, clip, radius, times):
-      hdr_io.write_exr(tmp / "hdr" / f"{pathlib.Path(clip.names[t]).stem}.exr", hdr)
+      exr_paths.append(tmp / "hdr" / f"{pathlib.Path(clip.names[t]).stem}.exr")
+      hdr_io.write_exr(exr_paths[-1], hdr)
       if writer is not None:
         writer.add(hdr)
       if progress:
@@ -142,6 +167,18 @@ def _write_outputs(pred, radius: int, description: str, clip: clips.Clip, input:
     if writer is not None:
       writer.close()
       writer = None
+    video_summary = None
+    if video is not None:
+      video_path = pathlib.Path(video["path"])
+      if video_path.resolve().is_relative_to(out.resolve()):
+        video_path = tmp / video_path.resolve().relative_to(out.resolve())
+      if progress:
+        log(f"infer: encoding the HDR video ({video['hdr_format']}, "
+            f"{video['peak_nits']:g} cd/m² peak)")
+      video_summary = hdr_video_lib.write_hdr_video(
+          video_path, exr_paths, fps=clip_fps, hdr_format=video["hdr_format"],
+          peak_nits=video["peak_nits"])
+      video_summary["path"] = str(video["path"])
     # The first frame's time includes compilation; steady state is the rest.
     steady = times[1:] if len(times) > 1 else times
     summary = {
@@ -153,6 +190,8 @@ def _write_outputs(pred, radius: int, description: str, clip: clips.Clip, input:
         "ms_per_frame_mean": 1000 * float(np.mean(steady)),
         "wall_s": time.perf_counter() - start,
     }
+    if video_summary is not None:
+      summary["hdr_video"] = video_summary
     (tmp / "run.json").write_text(json.dumps(summary, indent=1))
     if out.exists():
       shutil.rmtree(out)
@@ -180,6 +219,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="camera response (default: the clip's meta.json, else gamma2.2)")
   parser.add_argument("--overwrite", action="store_true")
   parser.add_argument("--no-preview", action="store_true")
+  parser.add_argument("--hdr-video", metavar="FILE.mp4",
+                      help="also write the result as a 10-bit HEVC HDR video (.mp4/.mov/.mkv)")
+  parser.add_argument("--hdr-format", choices=hdr_video_lib.FORMATS, default="pq",
+                      help="HDR video transfer: pq (HDR10, with static metadata) or hlg")
+  parser.add_argument("--peak-nits", type=float, default=1000.0,
+                      help="display peak of the HDR video in cd/m² (highlights roll off to it)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -187,7 +232,14 @@ def main(args: argparse.Namespace) -> int:
                           checkpoint=args.checkpoint, config=args.config,
                           attn_ratio=args.attn_ratio, tile=args.tile, overlap=args.overlap,
                           exposures=args.exposures, response=args.response,
-                          overwrite=args.overwrite, preview=not args.no_preview)
+                          overwrite=args.overwrite, preview=not args.no_preview,
+                          hdr_video=args.hdr_video, hdr_format=args.hdr_format,
+                          peak_nits=args.peak_nits)
   print(f"wrote {summary['frames']} HDR frames, preview.mp4 and run.json to {args.output} "
         f"({summary['ms_per_frame_mean']:.0f} ms/frame, compile {summary['compile_s']:.1f} s)")
+  if "hdr_video" in summary:
+    v = summary["hdr_video"]
+    print(f"wrote {v['path']}: {v['format'].upper()} HEVC Main10, {v['kbit_per_s']:.0f} kbit/s"
+          + (f", MaxCLL {v['max_cll']} / MaxFALL {v['max_fall']} cd/m²"
+             if v["max_cll"] is not None else ""))
   return 0
