@@ -485,6 +485,36 @@ def open_clip(source: str | os.PathLike, exposures: str | os.PathLike | None = N
               bits=bits, frame_paths=tuple(frames), gt_paths=gt_paths)
 
 
+def open_files(frame_paths: Sequence[str | os.PathLike], stops: Sequence[float], *,
+               response: str = "gamma2.2", source: str | os.PathLike | None = None) -> Clip:
+  """A clip of explicit frame files in order (a data set's own layout), checked like a
+  folder (sizes, bit depths; no pixels decoded). Frame names are the file stems.
+
+  Args:
+    frame_paths: [N] LDR frame files, N ≥ 2.
+    stops: [N] exposures in stops (normalised so the shortest is 0).
+    response: camera response name.
+    source: what the clip is called in messages (default: the first frame's folder).
+  """
+  paths = tuple(pathlib.Path(p) for p in frame_paths)
+  where = pathlib.Path(source) if source is not None else (
+      paths[0].parent if paths else pathlib.Path("."))
+  if len(paths) < 2:
+    raise ClipError(f"{where}: {len(paths)} frame(s); a clip needs at least 2")
+  for i, path in enumerate(paths):
+    if not path.is_file():
+      raise FileNotFoundError(f"{where}: frame {i} ({path}) does not exist")
+  if len(stops) != len(paths):
+    raise ClipError(f"{where}: {len(stops)} exposures for {len(paths)} frames")
+  names = tuple(p.stem for p in paths)
+  if len(set(names)) != len(names):
+    raise ClipError(f"{where}: several frames share a name stem")
+  size, bits = _check_frames(paths)
+  return Clip(source=where, names=names, stops=normalise_stops(stops),
+              response=_check_response(response, str(where)), size=size, bits=bits,
+              frame_paths=paths)
+
+
 def open_arrays(frames: Sequence[np.ndarray], stops: str | Sequence[float],
                 response: str = "gamma2.2") -> Clip:
   """A clip of frames already in memory (no copy is made).

@@ -238,44 +238,104 @@ def _read_list(path: pathlib.Path) -> list[list[str]]:
   return [r for r in rows if r and not r[0].startswith("#")]
 
 
+def deephdrvideo_scenes(root: PathLike) -> list[Scene]:
+  """The scenes of a DeepHDRVideo folder (layout 2 of the module docstring), checked.
+
+  Raises:
+    FileNotFoundError: a listed scene or frame does not exist.
+    ValueError: a scene with fewer than 2 frames, or a bad exposure file.
+  """
+  root = pathlib.Path(root)
+  if not root.is_dir():
+    raise FileNotFoundError(f"{root}: dataset folder not found")
+  listing = root / "scene_all.txt"
+  if listing.is_file():
+    names = [r[0] for r in _read_list(listing)]
+  else:
+    names = sorted(p.name for p in root.iterdir()
+                   if p.is_dir() and (p / "Exposures.txt").is_file())
+  out = []
+  for name in names:
+    folder = root / name
+    if not folder.is_dir():
+      raise FileNotFoundError(f"{listing}: lists scene {name!r} but {folder} does not exist")
+    out.append(_deephdrvideo_scene(folder))
+  return out
+
+
+def _deephdrvideo_scene(folder: pathlib.Path) -> Scene:
+  pairs = folder / "img_hdr_list.txt"
+  singles = folder / "img_list.txt"
+  if pairs.is_file() or singles.is_file():
+    listing = pairs if pairs.is_file() else singles
+    rows = _read_list(listing)
+    frames = tuple(folder / r[0] for r in rows)
+    gts = tuple(folder / r[1] if len(r) > 1 and (folder / r[1]).is_file() else None
+                for r in rows)
+    for f in frames:
+      if not f.is_file():
+        raise FileNotFoundError(f"{listing}: lists {f.name} but {f} does not exist")
+    if len(frames) < 2:
+      raise ValueError(f"{listing}: {len(frames)} frame(s); a scene needs at least 2")
+    stops = clips.read_exposure_file(folder / "Exposures.txt", len(frames))
+    return Scene(name=folder.name, frame_paths=frames, stops=stops, gt_paths=gts)
+  clip = clips.open_clip(folder)
+  return Scene(name=folder.name, frame_paths=clip.frame_paths, stops=clip.stops,
+               gt_paths=clip.gt_paths or (None,) * len(clip), response=clip.response)
+
+
 class DeepHDRVideo(_WindowBuilder):
   """DeepHDRVideo real benchmark scenes (16-bit TIFF frames, Exposures.txt, .hdr GT)."""
 
   def scenes(self) -> list[Scene]:
-    root = self._source_dir
-    listing = root / "scene_all.txt"
-    if listing.is_file():
-      names = [r[0] for r in _read_list(listing)]
-    else:
-      names = sorted(p.name for p in root.iterdir()
-                     if p.is_dir() and (p / "Exposures.txt").is_file())
-    out = []
-    for name in names:
-      folder = root / name
-      if not folder.is_dir():
-        raise FileNotFoundError(f"{listing}: lists scene {name!r} but {folder} does not exist")
-      out.append(self._scene(folder))
-    return out
+    return deephdrvideo_scenes(self._source_dir)
 
-  def _scene(self, folder: pathlib.Path) -> Scene:
-    pairs = folder / "img_hdr_list.txt"
-    singles = folder / "img_list.txt"
-    if pairs.is_file() or singles.is_file():
-      listing = pairs if pairs.is_file() else singles
-      rows = _read_list(listing)
-      frames = tuple(folder / r[0] for r in rows)
-      gts = tuple(folder / r[1] if len(r) > 1 and (folder / r[1]).is_file() else None
-                  for r in rows)
-      for f in frames:
-        if not f.is_file():
-          raise FileNotFoundError(f"{listing}: lists {f.name} but {f} does not exist")
-      if len(frames) < 2:
-        raise ValueError(f"{listing}: {len(frames)} frame(s); a scene needs at least 2")
-      stops = clips.read_exposure_file(folder / "Exposures.txt", len(frames))
-      return Scene(name=folder.name, frame_paths=frames, stops=stops, gt_paths=gts)
-    clip = clips.open_clip(folder)
-    return Scene(name=folder.name, frame_paths=clip.frame_paths, stops=clip.stops,
-                 gt_paths=clip.gt_paths or (None,) * len(clip), response=clip.response)
+
+def realhdrv_scenes(root: PathLike, *, ev: float = 3.0,
+                    phases: Sequence[str] = ("long", "short")) -> list[Scene]:
+  """The scenes of a Real-HDRV folder (layout 3 of the module docstring), checked.
+
+  Args:
+    root: the dataset folder.
+    ev: stops between the long and the short stream.
+    phases: which alternations to form: "long" (frame 0 long) and/or "short"; each is a
+      scene `<scene>@<phase>`.
+  Raises:
+    FileNotFoundError: no such folder. ValueError: unknown phase, streams that differ.
+  """
+  root = pathlib.Path(root)
+  if not root.is_dir():
+    raise FileNotFoundError(f"{root}: dataset folder not found")
+  bad = [p for p in phases if p not in ("long", "short")]
+  if bad or not phases:
+    raise ValueError(f"phases must be a non-empty subset of ('long', 'short'), got {phases}")
+  folders = sorted(p for p in root.iterdir() if p.is_dir() and (p / "Input_0").is_dir())
+  out = []
+  for folder in folders:
+    short = {p.stem: p for p in (folder / "Input_0").iterdir()
+             if p.suffix.lower() in hdr_io.LDR_SUFFIXES}
+    long = {p.stem: p for p in (folder / "Input_1").iterdir()
+            if p.suffix.lower() in hdr_io.LDR_SUFFIXES} if (folder / "Input_1").is_dir() else {}
+    if sorted(short) != sorted(long):
+      raise ValueError(f"{folder}: Input_0 (short) and Input_1 (long) must hold the same "
+                       f"frame names; only in Input_0: {sorted(set(short) - set(long))[:5]}, "
+                       f"only in Input_1: {sorted(set(long) - set(short))[:5]}")
+    stems = sorted(short)
+    if len(stems) < 2:
+      raise ValueError(f"{folder}: {len(stems)} frame(s); a scene needs at least 2")
+    gts = []
+    for s in stems:
+      candidates = [folder / "GT" / f"GT_{s}.hdr", folder / "GT" / f"{s}.hdr",
+                    folder / "GT" / f"GT_{s}.exr", folder / "GT" / f"{s}.exr"]
+      gts.append(next((c for c in candidates if c.is_file()), None))
+    for phase in phases:
+      is_long = [(i % 2 == 0) == (phase == "long") for i in range(len(stems))]
+      out.append(Scene(
+          name=f"{folder.name}@{phase}",
+          frame_paths=tuple(long[s] if l else short[s] for s, l in zip(stems, is_long)),
+          stops=np.where(is_long, float(ev), 0.0).astype(np.float32),
+          gt_paths=tuple(gts)))
+  return out
 
 
 class RealHDRV(_WindowBuilder):
@@ -295,34 +355,7 @@ class RealHDRV(_WindowBuilder):
     super().__init__(**kwargs)
 
   def scenes(self) -> list[Scene]:
-    folders = sorted(p for p in self._source_dir.iterdir()
-                     if p.is_dir() and (p / "Input_0").is_dir())
-    out = []
-    for folder in folders:
-      short = {p.stem: p for p in (folder / "Input_0").iterdir()
-               if p.suffix.lower() in hdr_io.LDR_SUFFIXES}
-      long = {p.stem: p for p in (folder / "Input_1").iterdir()
-              if p.suffix.lower() in hdr_io.LDR_SUFFIXES} if (folder / "Input_1").is_dir() else {}
-      if sorted(short) != sorted(long):
-        raise ValueError(f"{folder}: Input_0 (short) and Input_1 (long) must hold the same "
-                         f"frame names; only in Input_0: {sorted(set(short) - set(long))[:5]}, "
-                         f"only in Input_1: {sorted(set(long) - set(short))[:5]}")
-      stems = sorted(short)
-      if len(stems) < 2:
-        raise ValueError(f"{folder}: {len(stems)} frame(s); a scene needs at least 2")
-      gts = []
-      for s in stems:
-        candidates = [folder / "GT" / f"GT_{s}.hdr", folder / "GT" / f"{s}.hdr",
-                      folder / "GT" / f"GT_{s}.exr", folder / "GT" / f"{s}.exr"]
-        gts.append(next((c for c in candidates if c.is_file()), None))
-      for phase in self._phases:
-        is_long = [(i % 2 == 0) == (phase == "long") for i in range(len(stems))]
-        out.append(Scene(
-            name=f"{folder.name}@{phase}",
-            frame_paths=tuple(long[s] if l else short[s] for s, l in zip(stems, is_long)),
-            stops=np.where(is_long, self._ev, 0.0).astype(np.float32),
-            gt_paths=tuple(gts)))
-    return out
+    return realhdrv_scenes(self._source_dir, ev=self._ev, phases=self._phases)
 
 
 def read_windows(built_dir: PathLike, split: str = "train") -> grain.MapDataset:

@@ -21,6 +21,8 @@ COMMANDS = {
     "eval": ("dealthdr_jax.evaluation.evaluate",
              "PSNR-T, PSNR-L, SSIM-T of predictions vs ground truth"),
     "bench": ("dealthdr_jax.inference.bench", "latency, FLOPs and memory per attention ratio"),
+    "benchmark": ("dealthdr_jax.evaluation.standard_benchmarks",
+                  "score on DeepHDRVideo / Real-HDRV in their own layouts, as papers do"),
     "export": ("dealthdr_jax.inference.export",
                "params-only checkpoint + serialized StableHLO program"),
 }
