@@ -10,13 +10,18 @@ $(VENV)/.installed: setup.py requirements.txt
 	$(VENV)/bin/pip install -qq --progress-bar off -e '.[dev]'
 	touch $@
 
+# Tests also cover the optional `perceptual` extra (ColorVideoVDP: cvvdp + PyTorch, ~6 GB).
+$(VENV)/.installed-test: $(VENV)/.installed setup.py
+	$(VENV)/bin/pip install -qq --progress-bar off -e '.[dev,perceptual]'
+	touch $@
+
 .PHONY: setup demo test bench
 setup: $(VENV)/.installed
 
 demo: setup
 	$(VENV)/bin/dealthdr demo --out $(OUT)
 
-test: setup
+test: $(VENV)/.installed-test
 	$(VENV)/bin/python -m pytest -q -n 2 --durations=15 tests $(PYTEST_ARGS)
 
 bench: setup

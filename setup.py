@@ -23,6 +23,12 @@ setup(
     package_data={"dealthdr_jax": ["assets/models/*/*.json", "assets/models/*/*.msgpack"]},
     include_package_data=False,
     install_requires=REQUIREMENTS,
-    extras_require={"dev": ["pytest==9.2.0", "pytest-xdist==3.8.0"]},
+    extras_require={
+        "dev": ["pytest==9.2.0", "pytest-xdist==3.8.0"],
+        # ColorVideoVDP (`dealthdr eval --perceptual`, results-table JOD column). Pinned to
+        # the PyTorch releases the dev/CI machines hold on disk (a multi-GB CUDA build of
+        # torch on x86_64 PyPI; it runs on the CPU).
+        "perceptual": ["cvvdp==0.5.7", "torch==2.14.1", "torchvision==0.29.1"],
+    },
     entry_points={"console_scripts": ["dealthdr=dealthdr_jax.cli:main"]},
 )

@@ -28,7 +28,8 @@ out, `data_pipeline.sources.split_names`), never seen in training:
 Rows: both baselines, the shipped model of the pattern at attention ratios 0 … 1 (`RATIOS`),
 and on the other-camera set the stage-1 model before and after stage-2 fine-tuning
 (`--stage2`: each such run's workdir or params-only export). Metrics are `dealthdr eval`'s
-(mean over clips of the per-clip mean); ms/frame is the steady-state time of one output
+(mean over clips of the per-clip mean), with a ColorVideoVDP JOD column when the
+`perceptual` extra is installed (`evaluation.perceptual`); ms/frame is the steady-state time of one output
 frame at the test size on this machine (`dealthdr bench` for the model, the baseline
 function on one window for the baselines).
 """
@@ -183,7 +184,8 @@ def main(argv=None) -> int:
   if not pathlib.Path(args.sources).is_dir():
     parser.error(f"--sources {args.sources}: no such folder")
   rows = run(args)
-  columns = COLUMNS + (FLOW_COLUMNS if any("epe_visible" in r for r in rows) else [])
+  columns = (COLUMNS + ([("JOD", "jod", ".2f")] if any("jod" in r for r in rows) else [])
+             + (FLOW_COLUMNS if any("epe_visible" in r for r in rows) else []))
   table = scoring.markdown(rows, columns)
   pathlib.Path(args.out, "results.md").write_text(table)
   pathlib.Path(args.out, "results.json").write_text(json.dumps(rows, indent=1))

@@ -1,6 +1,6 @@
 """`dealthdr eval`: PSNR-T, PSNR-L, SSIM-T (and flicker) of predicted HDR frames vs ground truth.
 
-    dealthdr eval --pred OUT --gt CLIP [--json metrics.json]
+    dealthdr eval --pred OUT --gt CLIP [--json metrics.json] [--perceptual [--fps 25]]
 
 `--pred` is a folder of `.exr` frames, or a folder holding them in `hdr/` (an `infer`
 output). `--gt` is a folder of `.exr` frames, or a clip folder holding them in `gt/`
@@ -13,6 +13,9 @@ JSON (`--json`, written atomically):
    "psnr_l", "ssim_t", "flicker"?}}, "num_frames", "pred_dir", "gt_dir", "protocol"}
 A frame's "flicker" is its error against the previous frame (absent for the first);
 "mean.flicker" is null for a single frame. PSNRs are capped at 100 dB (identical images).
+With `--perceptual` (the optional `perceptual` extra), "perceptual" holds the clip's
+ColorVideoVDP JOD with the display model and absolute scaling it used
+(`evaluation.perceptual`).
 """
 from __future__ import annotations
 
@@ -78,12 +81,15 @@ def match_frames(pred_dir: pathlib.Path,
   return [(stem, pred[stem], gt[stem]) for stem in sorted(gt)]
 
 
-def evaluate_folders(pred_dir: PathLike, gt_dir: PathLike) -> dict:
+def evaluate_folders(pred_dir: PathLike, gt_dir: PathLike, *, perceptual: bool = False,
+                     fps: float = 25.0) -> dict:
   """Per-frame and mean metrics of the predicted frames in `pred_dir` vs `gt_dir`.
 
   Args:
     pred_dir: folder of `.exr` frames, or a folder with them in `hdr/`.
     gt_dir: folder of `.exr` frames, or a clip folder with them in `gt/`.
+    perceptual: also the ColorVideoVDP JOD of the clip (needs the `perceptual` extra).
+    fps: the clip's frame rate (for the perceptual metric).
   Returns:
     The JSON-ready dict described in the module docstring.
   Raises:
@@ -93,7 +99,8 @@ def evaluate_folders(pred_dir: PathLike, gt_dir: PathLike) -> dict:
   gt_dir = resolve_folder(gt_dir, "gt", "ground-truth")
   frames: dict[str, dict[str, float]] = {}
   previous = None
-  for stem, pred_path, gt_path in match_frames(pred_dir, gt_dir):
+  pairs = match_frames(pred_dir, gt_dir)
+  for stem, pred_path, gt_path in pairs:
     pred, gt = hdr_io.read_hdr(pred_path), hdr_io.read_hdr(gt_path)
     if pred.shape != gt.shape:
       raise ValueError(f"size mismatch for frame {stem!r}: {pred_path} is "
@@ -111,7 +118,7 @@ def evaluate_folders(pred_dir: PathLike, gt_dir: PathLike) -> dict:
   mean = {k: float(np.mean([r[k] for r in frames.values()])) for k in metrics.METRIC_NAMES}
   flick = [r["flicker"] for r in frames.values() if "flicker" in r]
   mean["flicker"] = float(np.mean(flick)) if flick else None
-  return {
+  result = {
       "mean": mean,
       "frames": frames,
       "num_frames": len(frames),
@@ -127,6 +134,12 @@ def evaluate_folders(pred_dir: PathLike, gt_dir: PathLike) -> dict:
           "flicker": "mean |dT(pred) - dT(gt)| over consecutive frames (name order)",
       },
   }
+  if perceptual:
+    from dealthdr_jax.evaluation import perceptual as perceptual_lib  # pylint: disable=g-import-not-at-top
+    result["perceptual"] = perceptual_lib.color_video_vdp(
+        [p for _, p, _ in pairs], [g for _, _, g in pairs], fps=fps)
+    result["mean"]["jod"] = result["perceptual"]["jod"]
+  return result
 
 
 def format_table(result: dict) -> str:
@@ -158,15 +171,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--gt", required=True,
                       help="folder of ground-truth .exr frames, or a clip folder holding gt/")
   parser.add_argument("--json", default=None, help="also write the metrics to this JSON file")
+  parser.add_argument("--perceptual", action="store_true",
+                      help="also ColorVideoVDP (JOD) of the clip; needs pip install -e "
+                           "'.[perceptual]'")
+  parser.add_argument("--fps", type=float, default=25.0,
+                      help="frame rate of the clip, for --perceptual")
 
 
 def main(args: argparse.Namespace) -> int:
+  if args.perceptual:
+    from dealthdr_jax.evaluation import perceptual  # pylint: disable=g-import-not-at-top
+    if not perceptual.available():
+      print(f"dealthdr eval: error: --perceptual: {perceptual.INSTALL_HINT}", file=sys.stderr)
+      return 2
   try:
-    result = evaluate_folders(args.pred, args.gt)
+    result = evaluate_folders(args.pred, args.gt, perceptual=args.perceptual, fps=args.fps)
   except (FileNotFoundError, ValueError) as e:
     print(f"dealthdr eval: error: {e}", file=sys.stderr)
     return 1
   print(format_table(result))
+  if "perceptual" in result:
+    p = result["perceptual"]
+    print(f"ColorVideoVDP: {p['jod']:.3f} JOD (display {p['display']['name']}, "
+          f"{p['display']['peak_nits']:g} cd/m² peak; GT diffuse white at 203 cd/m², "
+          f"{p['scaling']['nits_per_unit']:.1f} cd/m² per radiance unit)")
   if args.json:
     write_json(args.json, result)
     print(f"wrote {args.json}")

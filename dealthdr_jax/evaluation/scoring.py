@@ -4,7 +4,8 @@ A *method* is anything `dealthdr infer` runs (`method=` a baseline name or "deal
 checkpoint/config and ratio). Each is run once per clip with `infer.run_inference` (its
 predictions are cached under a folder, so an interrupted table resumes) and scored with
 `evaluate.evaluate_folders` against the clip's `gt/`; the table reports the mean over clips
-of each clip's mean over frames.
+of each clip's mean over frames, and, when the `perceptual` extra is installed, the mean
+ColorVideoVDP JOD of the clips (`evaluation.perceptual`).
 """
 from __future__ import annotations
 
@@ -16,21 +17,27 @@ import numpy as np
 
 from dealthdr_jax import model_files
 from dealthdr_jax.evaluation import evaluate
+from dealthdr_jax.evaluation import perceptual as perceptual_lib
 from dealthdr_jax.inference import infer
 
 METRICS = ("psnr_t", "psnr_l", "ssim_t")
 
 
-def score(pred_root: pathlib.Path, clips: Sequence[pathlib.Path], **infer_kwargs) -> dict:
-  """Mean PSNR-T / PSNR-L / SSIM-T over `clips` of one method.
+def score(pred_root: pathlib.Path, clips: Sequence[pathlib.Path], *,
+          perceptual: bool | None = None, **infer_kwargs) -> dict:
+  """Mean PSNR-T / PSNR-L / SSIM-T (and JOD) over `clips` of one method.
 
   Args:
     pred_root: where the predictions go (`pred_root/<clip name>/`); a clip whose `run.json`
       exists there is not run again, unless `pred_root` was filled by another method or
       another model (`method.json` records the arguments and the model's fingerprint).
     clips: clip folders with `gt/`.
+    perceptual: also the mean ColorVideoVDP JOD ("jod"); default: when the extra is
+      installed.
     **infer_kwargs: `infer.run_inference` arguments (method, checkpoint, attn_ratio, ...).
   """
+  if perceptual is None:
+    perceptual = perceptual_lib.available()
   pred_root = pathlib.Path(pred_root)
   key = {k: v for k, v in sorted(infer_kwargs.items())}
   if infer_kwargs.get("checkpoint"):
@@ -52,8 +59,9 @@ def score(pred_root: pathlib.Path, clips: Sequence[pathlib.Path], **infer_kwargs
     if not (pred / "run.json").exists():
       infer.run_inference(str(clip), str(pred), preview=False, progress=False, overwrite=True,
                           **infer_kwargs)
-    scores.append(evaluate.evaluate_folders(pred, clip)["mean"])
-  return {k: float(np.mean([s[k] for s in scores])) for k in METRICS}
+    scores.append(evaluate.evaluate_folders(pred, clip, perceptual=perceptual)["mean"])
+  return {k: float(np.mean([s[k] for s in scores]))
+          for k in METRICS + (("jod",) if perceptual else ())}
 
 
 def markdown(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str, str]]) -> str:

@@ -40,6 +40,7 @@ from data_pipeline import hdr_io
 
 FORMATS = ("pq", "hlg")
 REFERENCE_WHITE_NITS = 203.0  # ITU-R BT.2408 HDR reference white (diffuse white).
+DEFAULT_KEY = 0.18  # Reflectance the scene's median is taken to have (mid-grey).
 PQ_MAX_NITS = 10000.0
 
 # CIE 1931 xy chromaticities of the primaries (R, G, B) and of the D65 white point.
@@ -47,6 +48,7 @@ BT709_PRIMARIES = ((0.640, 0.330), (0.300, 0.600), (0.150, 0.060))
 BT2020_PRIMARIES = ((0.708, 0.292), (0.170, 0.797), (0.131, 0.046))
 D65_WHITE = (0.3127, 0.3290)
 BT2020_LUMA = (0.2627, 0.6780, 0.0593)  # Kr, Kg, Kb.
+BT709_LUMINANCE = (0.2126, 0.7152, 0.0722)  # Y of linear BT.709 RGB.
 
 # SMPTE ST 2084 constants.
 _PQ_M1 = 2610 / 16384
@@ -145,6 +147,12 @@ def eetf_rolloff(nits: np.ndarray, source_peak: float, target_peak: float) -> np
   return pq_decode(e2 * source_pq)
 
 
+def median_luminance(image: np.ndarray) -> float:
+  """Median luminance of an [H, W, 3] linear BT.709 image (the same in BT.2020)."""
+  return float(np.median(np.asarray(image, np.float32) @ np.asarray(BT709_LUMINANCE,
+                                                                    np.float32)))
+
+
 def check_encoder() -> None:
   """Raises RuntimeError if the installed PyAV has no libx265 encoder."""
   try:
@@ -226,9 +234,8 @@ class _Grading:
       elif image.shape[:2] != size:
         raise ValueError(f"frame {i}: size {image.shape[0]}×{image.shape[1]} differs from "
                          f"frame 0's {size[0]}×{size[1]}")
-      rgb = image @ to_2020.T
-      medians.append(float(np.median(rgb @ np.asarray(BT2020_LUMA, np.float32))))
-      max_rgb = max(max_rgb, float(rgb.max()))
+      medians.append(median_luminance(image))
+      max_rgb = max(max_rgb, float((image @ to_2020.T).max()))
     if size is None:
       raise ValueError("no frames to encode")
     self.size = size
@@ -312,7 +319,8 @@ def _iterate(frames: Sequence[Frame]) -> Iterator[tuple[int, np.ndarray]]:
 
 def write_hdr_video(path: str | os.PathLike, frames: Sequence[Frame], *, fps: float = 25.0,
                     hdr_format: str = "pq", peak_nits: float = 1000.0,
-                    diffuse_white: float | None = None, key: float = 0.18, crf: int = 18,
+                    diffuse_white: float | None = None, key: float = DEFAULT_KEY,
+                    crf: int = 18,
                     preset: str = "medium") -> dict:
   """Encodes linear HDR frames as a 10-bit HEVC HDR10 (PQ) or HLG video.
 
