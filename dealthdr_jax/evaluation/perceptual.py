@@ -23,7 +23,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import pathlib
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -95,8 +95,8 @@ def color_video_vdp(pred_paths: Sequence[str | os.PathLike],
     RuntimeError: the extra is not installed. ValueError: mismatched clips.
   """
   require()
-  import torch  # pylint: disable=g-import-not-at-top
   import pycvvdp  # pylint: disable=g-import-not-at-top
+  import torch  # pylint: disable=g-import-not-at-top
 
   if len(pred_paths) != len(gt_paths) or not gt_paths:
     raise ValueError(f"{len(pred_paths)} predicted frames for {len(gt_paths)} GT frames")

@@ -145,8 +145,8 @@ def run_benchmark(dataset: str, data_dir: str | pathlib.Path, *,
                         **{k: float(np.mean([r["methods"][m][k] for r in group]))
                            for k in metrics.METRIC_NAMES}} for m in methods}}
   report = {"dataset": dataset, "name": DATASETS[dataset], "data_dir": str(data_dir),
-            "protocol": "metrics.frame_metrics: / GT max, mu-law mu=%g; scene = mean over GT "
-                        "frames, table = mean over scenes" % response_lib.MU,
+            "protocol": f"metrics.frame_metrics: / GT max, mu-law mu={response_lib.MU:g}; "
+                        "scene = mean over GT frames, table = mean over scenes",
             "tables": tables, "scenes": rows, "skipped_without_gt": skipped,
             "wall_s": time.perf_counter() - start}
   far = [r["scene"] for r in rows

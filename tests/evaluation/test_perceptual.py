@@ -56,9 +56,10 @@ def test_jod_falls_with_visible_error(need_extra, clips, tmp_path):
   assert p["scaling"]["nits_per_unit"] == pytest.approx(
       203 * 0.18 / p["scaling"]["gt_median_luminance"])
   assert result["mean"]["jod"] == p["jod"]
-  paths = lambda d: sorted(d.glob("*.exr"))  # noqa: E731
-  identical = perceptual.color_video_vdp(paths(same), paths(gt))["jod"]
-  noisier_jod = perceptual.color_video_vdp(paths(noisier), paths(gt))["jod"]
+  def frames(folder):
+    return sorted(folder.glob("*.exr"))
+  identical = perceptual.color_video_vdp(frames(same), frames(gt))["jod"]
+  noisier_jod = perceptual.color_video_vdp(frames(noisier), frames(gt))["jod"]
   assert identical == pytest.approx(10.0, abs=1e-3)
   assert identical > p["jod"] > noisier_jod
 
