@@ -42,16 +42,27 @@ def export_program(model, params, height: int, width: int, ratio: float, batch: 
           jax.ShapeDtypeStruct(frames_shape[:2], jnp.float32))
   exp = jax.export.export(jax.jit(fn), platforms=platforms)(*args)
   spec = {"frames_shape": list(frames_shape), "ratio": ratio, "platforms": list(platforms),
+          "dtype": model.dtype,
           "num_leaves": len(leaves), "radius": model.radius, "response": model.response,
           "output": "hdr [B, H, W, 3] float32, linear radiance (DESIGN.md §3 units)"}
   return exp.serialize(), [np.asarray(x) for x in leaves], spec
 
 
 def export(checkpoint: str, out: str, height: int, width: int, ratio: float | None,
-           batch: int = 1, platforms: tuple[str, ...] = ("cpu",)) -> pathlib.Path:
-  """Writes the export folder (each file atomically); returns its path."""
+           batch: int = 1, platforms: tuple[str, ...] = ("cpu",),
+           dtype: str | None = None) -> pathlib.Path:
+  """Writes the export folder (each file atomically); returns its path.
+
+  `platforms` may name platforms this machine lacks (e.g. cuda, tpu: lowering needs no
+  device). `dtype` ("float32" or "bfloat16") overrides the model's compute dtype
+  (parameters stay float32; softmax, top-k and the output stay float32).
+  """
   checkpoint = model_files.resolve_checkpoint(checkpoint)
   model, params, config, _ = model_files.load_model(checkpoint)
+  if dtype is not None:
+    if dtype not in ("float32", "bfloat16"):
+      raise ValueError(f"--dtype must be float32 or bfloat16, got {dtype!r}")
+    model = model.clone(dtype=dtype)
   ratio = config.attn_ratio if ratio is None else ratio
   model.check_inputs(np.zeros((batch, model.window, height, width, 3), np.float32),
                      np.zeros((batch, model.window), np.float32))
@@ -88,12 +99,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--size", type=bench.parse_size, default=(512, 512), help="HxW of the program")
   parser.add_argument("--ratio", type=float, default=None, help="attention ratio (default: config's)")
   parser.add_argument("--batch", type=int, default=1)
-  parser.add_argument("--platforms", default="cpu", help="comma-separated, e.g. cpu,cuda")
+  parser.add_argument("--platforms", default="cpu",
+                      help="comma-separated, from cpu, cuda, rocm, tpu (no device needed)")
+  parser.add_argument("--dtype", choices=("float32", "bfloat16"),
+                      help="compute dtype (default: the model's)")
 
 
 def main(args: argparse.Namespace) -> int:
   h, w = args.size
   out = export(args.checkpoint, args.out, h, w, args.ratio, args.batch,
-               tuple(p.strip() for p in args.platforms.split(",") if p.strip()))
+               tuple(p.strip() for p in args.platforms.split(",") if p.strip()), args.dtype)
   print(f"exported {h}x{w} program and params to {out}")
   return 0
