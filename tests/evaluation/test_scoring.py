@@ -5,6 +5,7 @@ import numpy as np
 from data_pipeline import hdr_io
 from dealthdr_jax import config_loading
 from dealthdr_jax import model_files
+from dealthdr_jax.evaluation import perceptual
 from dealthdr_jax.evaluation import scoring
 from dealthdr_jax.models.dealthdr import DeAltHDR
 
@@ -21,6 +22,10 @@ def test_cached_predictions_are_redone_for_another_method_or_model(static_clip, 
   ref = scoring.score(pred, [clip], method="reference_only")
   first = runs()
   assert list(first) == ["clip"] and ref["psnr_t"] > 20
+  # The JOD column appears exactly when the perceptual extra is installed.
+  assert ("jod" in ref) == perceptual.available()
+  if "jod" in ref:
+    assert 0 < ref["jod"] <= 10
   assert scoring.score(pred, [clip], method="reference_only") == ref
   assert runs() == first  # Same method: the cached prediction is scored again.
   dis = scoring.score(pred, [clip], method="dis_flow")
