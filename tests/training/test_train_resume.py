@@ -13,7 +13,7 @@ import numpy as np
 from dealthdr_jax import model_files
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-STEPS = 60
+STEPS = 24  # Killed right after its first checkpoint (step 4), well before the end.
 ARGS = ["--config", "configs/dealthdr_2exp.py:size=tiny", f"--config.total_steps={STEPS}",
         "--config.checkpoint_every=4", "--config.log_every=4", f"--config.eval_every={STEPS}",
         "--config.keep_checkpoints=2"]
