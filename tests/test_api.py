@@ -81,6 +81,6 @@ def test_bad_inputs_are_named(static_clip, tiny_model_dir):
 
 def test_shipped_models_load_by_short_name():
   two, three = dealthdr_jax.load("2exp"), dealthdr_jax.load("3exp", ratio=1.0, tile=256)
-  assert "dealthdr_2exp" in two.description and two.radius == 1 and two.ratio == 0.25
+  assert "dealthdr_2exp" in two.description and two.radius == 1 and two.ratio == 0.125
   assert "dealthdr_3exp" in three.description and three.radius == 2 and three.ratio == 1.0
   assert three.tile == 256 and three.config.pattern == "3exp"
