@@ -31,6 +31,7 @@ import argparse
 import json
 import pathlib
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -40,6 +41,7 @@ from data_pipeline import hdr_io
 from data_pipeline import response as response_lib
 from data_pipeline import tfds_builders
 from dealthdr_jax.evaluation import metrics
+from dealthdr_jax.evaluation import perceptual as perceptual_lib
 from dealthdr_jax.inference import infer
 
 DATASETS = {"deephdrvideo": "DeepHDRVideo (Chen et al. 2021)",
@@ -78,13 +80,20 @@ def run_benchmark(dataset: str, data_dir: str | pathlib.Path, *,
                   config: str | None = None, attn_ratio: float | None = None,
                   tile: int | None = None, overlap: int = 64,
                   phases: tuple[str, ...] = ("long", "short"), max_scenes: int | None = None,
+                  perceptual: bool | None = None, fps: float = 25.0,
                   progress: bool = True) -> dict:
   """Scores `methods` on a data set's scenes that have GT; returns the report (see module).
+
+  `perceptual` (default: when the extra is installed) adds the ColorVideoVDP JOD of each
+  scene's GT frames as a clip at `fps` (`evaluation.perceptual`).
 
   Raises:
     FileNotFoundError / ValueError: missing folder, bad layout, a GT of the wrong size
       (each names the file).
   """
+  if perceptual is None:
+    perceptual = perceptual_lib.available()
+  names = metrics.METRIC_NAMES + (("jod",) if perceptual else ())
   bad = [m for m in methods if m not in infer.METHODS]
   if bad or not methods:
     raise ValueError(f"unknown methods {bad}; expected some of {infer.METHODS}")
@@ -112,6 +121,8 @@ def run_benchmark(dataset: str, data_dir: str | pathlib.Path, *,
             tile=tile, overlap=overlap, verbose=progress)
       predictor, radius, description = predictors[key]
       scores, ratios = [], []
+      pred_dir = tempfile.TemporaryDirectory(prefix="dealthdr-benchmark-")
+      pred_paths = []
       for t in gt_index:
         _, frames, stops = next(clips.iter_windows(clip, radius, t, t + 1))
         pred = predictor.predict(frames, stops)
@@ -123,9 +134,16 @@ def run_benchmark(dataset: str, data_dir: str | pathlib.Path, *,
         scores.append(metrics.frame_metrics(pred, gt))
         if method == "reference_only":
           ratios.append(_gt_over_pred(pred, gt))
+        if perceptual:
+          pred_paths.append(pathlib.Path(pred_dir.name) / f"{t:06d}.exr")
+          hdr_io.write_exr(pred_paths[-1], pred)
       row["methods"][method] = {
           "model": description,
           **{m: float(np.mean([s[m] for s in scores])) for m in metrics.METRIC_NAMES}}
+      if perceptual:
+        row["methods"][method]["jod"] = perceptual_lib.color_video_vdp(
+            pred_paths, [scene.gt_paths[t] for t in gt_index], fps=fps)["jod"]
+      pred_dir.cleanup()
       if ratios:
         row["gt_over_pred"] = float(np.median(ratios))
     rows.append(row)
@@ -143,7 +161,7 @@ def run_benchmark(dataset: str, data_dir: str | pathlib.Path, *,
         "scenes": len(group), "gt_frames": sum(r["gt_frames"] for r in group),
         "methods": {m: {"model": group[0]["methods"][m]["model"],
                         **{k: float(np.mean([r["methods"][m][k] for r in group]))
-                           for k in metrics.METRIC_NAMES}} for m in methods}}
+                           for k in names}} for m in methods}}
   report = {"dataset": dataset, "name": DATASETS[dataset], "data_dir": str(data_dir),
             "protocol": f"metrics.frame_metrics: / GT max, mu-law mu={response_lib.MU:g}; "
                         "scene = mean over GT frames, table = mean over scenes",
@@ -163,10 +181,12 @@ def format_tables(report: dict) -> str:
   for name, table in report["tables"].items():
     lines.append(f"\n{report['name']}, {name[:-3]} exposures: {table['scenes']} scenes, "
                  f"{table['gt_frames']} GT frames")
-    lines.append(f"{'method':16s} {'PSNR-T':>7} {'PSNR-L':>7} {'SSIM-T':>7}  model")
+    jod = any("jod" in m for m in table["methods"].values())
+    lines.append(f"{'method':16s} {'PSNR-T':>7} {'PSNR-L':>7} {'SSIM-T':>7}"
+                 + (f" {'JOD':>6}" if jod else "") + "  model")
     for method, m in table["methods"].items():
-      lines.append(f"{method:16s} {m['psnr_t']:7.2f} {m['psnr_l']:7.2f} {m['ssim_t']:7.4f}  "
-                   f"{m['model']}")
+      lines.append(f"{method:16s} {m['psnr_t']:7.2f} {m['psnr_l']:7.2f} {m['ssim_t']:7.4f}"
+                   + (f" {m['jod']:6.2f}" if jod else "") + f"  {m['model']}")
   if "warning" in report:
     lines.append(f"\nwarning: {report['warning']}")
   return "\n".join(lines)
@@ -187,6 +207,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="realhdrv: which alternations to form (long: frame 0 is long)")
   parser.add_argument("--max-scenes", type=int, help="only the first N scenes with GT")
   parser.add_argument("--out", help="write the report (tables and per-scene scores) as JSON")
+  parser.add_argument("--no-perceptual", action="store_true",
+                      help="skip the JOD column even when the perceptual extra is installed")
+  parser.add_argument("--fps", type=float, default=25.0, help="frame rate, for the JOD")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -194,7 +217,8 @@ def main(args: argparse.Namespace) -> int:
       args.dataset, args.data_dir, methods=tuple(args.methods.split(",")),
       checkpoint=args.checkpoint, config=args.config, attn_ratio=args.attn_ratio,
       tile=args.tile, overlap=args.overlap, phases=tuple(args.phases.split(",")),
-      max_scenes=args.max_scenes)
+      max_scenes=args.max_scenes, perceptual=False if args.no_perceptual else None,
+      fps=args.fps)
   print(format_tables(report))
   if args.out:
     with hdr_io.atomic_path(args.out) as tmp:

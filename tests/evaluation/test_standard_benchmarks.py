@@ -8,6 +8,7 @@ import pytest
 from data_pipeline import hdr_io
 from data_pipeline import response
 from dealthdr_jax import cli
+from dealthdr_jax.evaluation import perceptual
 from dealthdr_jax.evaluation import standard_benchmarks as sb
 
 H, W = 32, 48
@@ -80,13 +81,18 @@ def test_deephdrvideo_tables_per_exposure_count(tmp_path):
   for scene in report["scenes"]:
     assert scene["gt_over_pred"] == pytest.approx(1.0, rel=0.03)
   assert "warning" not in report
+  # With the perceptual extra, a JOD column (near 10: the baselines reproduce the scene).
+  assert ("jod" in two["methods"]["reference_only"]) == perceptual.available()
+  if perceptual.available():
+    assert two["methods"]["reference_only"]["jod"] > 9
 
 
 def test_realhdrv_both_phases_with_a_model(tmp_path):
   _realhdrv(tmp_path / "rhv")
   report = sb.run_benchmark("realhdrv", tmp_path / "rhv",
                             methods=("dealthdr", "reference_only"),
-                            config="dealthdr_2exp:size=tiny", progress=False)
+                            config="dealthdr_2exp:size=tiny", perceptual=False,
+                            progress=False)
   assert [s["scene"] for s in report["scenes"]] == ["walk@long", "walk@short"]
   table = report["tables"]["2exp"]
   assert table["scenes"] == 2 and table["gt_frames"] == 8
