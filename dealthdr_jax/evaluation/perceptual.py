@@ -101,9 +101,8 @@ def color_video_vdp(pred_paths: Sequence[str | os.PathLike],
   if len(pred_paths) != len(gt_paths) or not gt_paths:
     raise ValueError(f"{len(pred_paths)} predicted frames for {len(gt_paths)} GT frames")
   size = hdr_io.read_hdr(gt_paths[0]).shape[:2]
-  medians = [hdr_video.median_luminance(hdr_io.read_hdr(p)) for p in gt_paths]
-  median = float(np.median(medians))
-  white = median / hdr_video.DEFAULT_KEY if median > 0 else 1.0
+  median, white = hdr_video.diffuse_white(
+      [hdr_video.median_luminance(hdr_io.read_hdr(p)) for p in gt_paths])
   nits_per_unit = hdr_video.REFERENCE_WHITE_NITS / white
   video_fps = fps if len(gt_paths) > 1 else 0
   metric = pycvvdp.cvvdp(display_name=DISPLAY, device=torch.device("cpu"), quiet=True)

@@ -28,6 +28,7 @@ reported as a warning.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import pathlib
 import sys
@@ -120,30 +121,31 @@ def run_benchmark(dataset: str, data_dir: str | pathlib.Path, *,
             method, clip, checkpoint=checkpoint, config=config, attn_ratio=attn_ratio,
             tile=tile, overlap=overlap, verbose=progress)
       predictor, radius, description = predictors[key]
-      scores, ratios = [], []
-      pred_dir = tempfile.TemporaryDirectory(prefix="dealthdr-benchmark-")
-      pred_paths = []
-      for t in gt_index:
-        _, frames, stops = next(clips.iter_windows(clip, radius, t, t + 1))
-        pred = predictor.predict(frames, stops)
-        gt = hdr_io.read_hdr(scene.gt_paths[t])
-        if gt.shape[:2] != clip.size:
-          raise ValueError(f"{scene.gt_paths[t]}: ground truth is {gt.shape[0]}x"
-                           f"{gt.shape[1]}, but the frames of {scene.name} are "
-                           f"{clip.size[0]}x{clip.size[1]}")
-        scores.append(metrics.frame_metrics(pred, gt))
-        if method == "reference_only":
-          ratios.append(_gt_over_pred(pred, gt))
+      scores, ratios, pred_paths = [], [], []
+      # With the JOD, predictions go to a temporary folder one at a time (ColorVideoVDP
+      # reads them back as a clip), so memory does not grow with the scene's length.
+      with (tempfile.TemporaryDirectory(prefix="dealthdr-benchmark-") if perceptual
+            else contextlib.nullcontext()) as folder:
+        for t in gt_index:
+          _, frames, stops = next(clips.iter_windows(clip, radius, t, t + 1))
+          pred = predictor.predict(frames, stops)
+          gt = hdr_io.read_hdr(scene.gt_paths[t])
+          if gt.shape[:2] != clip.size:
+            raise ValueError(f"{scene.gt_paths[t]}: ground truth is {gt.shape[0]}x"
+                             f"{gt.shape[1]}, but the frames of {scene.name} are "
+                             f"{clip.size[0]}x{clip.size[1]}")
+          scores.append(metrics.frame_metrics(pred, gt))
+          if method == "reference_only":
+            ratios.append(_gt_over_pred(pred, gt))
+          if perceptual:
+            pred_paths.append(pathlib.Path(folder) / f"{t:06d}.exr")
+            hdr_io.write_exr(pred_paths[-1], pred)
+        row["methods"][method] = {
+            "model": description,
+            **{m: float(np.mean([s[m] for s in scores])) for m in metrics.METRIC_NAMES}}
         if perceptual:
-          pred_paths.append(pathlib.Path(pred_dir.name) / f"{t:06d}.exr")
-          hdr_io.write_exr(pred_paths[-1], pred)
-      row["methods"][method] = {
-          "model": description,
-          **{m: float(np.mean([s[m] for s in scores])) for m in metrics.METRIC_NAMES}}
-      if perceptual:
-        row["methods"][method]["jod"] = perceptual_lib.color_video_vdp(
-            pred_paths, [scene.gt_paths[t] for t in gt_index], fps=fps)["jod"]
-      pred_dir.cleanup()
+          row["methods"][method]["jod"] = perceptual_lib.color_video_vdp(
+              pred_paths, [scene.gt_paths[t] for t in gt_index], fps=fps)["jod"]
       if ratios:
         row["gt_over_pred"] = float(np.median(ratios))
     rows.append(row)

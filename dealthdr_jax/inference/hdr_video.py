@@ -153,6 +153,16 @@ def median_luminance(image: np.ndarray) -> float:
                                                                     np.float32)))
 
 
+def diffuse_white(frame_medians, key: float = DEFAULT_KEY) -> tuple[float, float]:
+  """The clip's exposure rule: (median luminance, radiance placed at diffuse white).
+
+  The median over frames of per-frame median luminances, divided by `key`; a black clip
+  (median 0) has no exposure to anchor and keeps its white at radiance 1.
+  """
+  median = float(np.median(frame_medians))
+  return median, (median / key if median > 0 else 1.0)
+
+
 def check_encoder() -> None:
   """Raises RuntimeError if the installed PyAV has no libx265 encoder."""
   try:
@@ -217,6 +227,9 @@ def _load(frame: Frame, index: int) -> np.ndarray:
   return np.maximum(image, 0.0)
 
 
+_diffuse_white = diffuse_white  # The argument of _Grading shadows the name.
+
+
 class _Grading:
   """The clip-wide mapping from scene radiance to display light, and its statistics."""
 
@@ -239,10 +252,9 @@ class _Grading:
     if size is None:
       raise ValueError("no frames to encode")
     self.size = size
-    self.scene_median = float(np.median(medians))
+    self.scene_median, white = _diffuse_white(medians, key)
     if diffuse_white is None:
-      # A black clip has no exposure to anchor: keep its white at radiance 1.
-      diffuse_white = self.scene_median / key if self.scene_median > 0 else 1.0
+      diffuse_white = white
     if not diffuse_white > 0:
       raise ValueError(f"diffuse_white must be > 0, got {diffuse_white}")
     self.diffuse_white = float(diffuse_white)
