@@ -10,9 +10,10 @@ $(VENV)/.installed: setup.py requirements.txt
 	$(VENV)/bin/pip install -qq --progress-bar off -e '.[dev]'
 	touch $@
 
-# Tests also cover the optional `perceptual` extra (ColorVideoVDP: cvvdp + PyTorch, ~6 GB).
+# Tests also cover the optional extras: `perceptual` (ColorVideoVDP: cvvdp + PyTorch, ~6 GB)
+# and `beam` (Apache Beam shard rendering).
 $(VENV)/.installed-test: $(VENV)/.installed setup.py
-	$(VENV)/bin/pip install -qq --progress-bar off -e '.[dev,perceptual]'
+	$(VENV)/bin/pip install -qq --progress-bar off -e '.[dev,perceptual,beam]'
 	touch $@
 
 .PHONY: setup demo test bench

@@ -29,6 +29,9 @@ setup(
         # the PyTorch releases the dev/CI machines hold on disk (a multi-GB CUDA build of
         # torch on x86_64 PyPI; it runs on the CPU).
         "perceptual": ["cvvdp==0.5.7", "torch==2.14.1", "torchvision==0.29.1"],
+        # `dealthdr synth --format array_record --beam`: shard rendering on Apache Beam
+        # (DirectRunner here; Dataflow / Flink / Spark with their own extras).
+        "beam": ["apache-beam==2.77.0"],
     },
     entry_points={"console_scripts": ["dealthdr=dealthdr_jax.cli:main"]},
 )

@@ -141,7 +141,8 @@ def train_config(config: ml_collections.ConfigDict, stage: int = 1) -> None:
   config.batch_size = p["batch_size"]
 
   config.data = ml_collections.ConfigDict()
-  # "synthetic": data_pipeline's simulator; "clips": folders/videos without GT (stage 2);
+  # "synthetic": data_pipeline's simulator; "array_record": its windows pre-rendered;
+  # "clips": folders/videos without GT (stage 2);
   # "toy": a built-in shifting-texture generator (tests, no data_pipeline needed).
   config.data.source = p["source"]
   config.data.crop = p["crop"]
@@ -157,6 +158,9 @@ def train_config(config: ml_collections.ConfigDict, stage: int = 1) -> None:
   config.data.responses = ("gamma2.2", "srgb", "sigmoid")
   config.data.response_weights = (0.5, 0.2, 0.3)
   config.data.worker_count = 0
+  # "array_record": a shard folder from `dealthdr synth --format array_record --config
+  # <this config>` (pre-rendered windows, for hosts whose CPUs cannot render fast enough).
+  config.data.records = ""
   # "clips": a folder of clip folders and/or videos (DESIGN.md §7); videos need `exposures`.
   config.data.clips = ""
   config.data.exposures = ""

@@ -199,7 +199,8 @@ def synthetic_dataset(config=None, *, seed: int, num_samples: int | None = None,
   return ds.map(RenderSample(config, seed, augment, curriculum))
 
 
-def _stack(samples) -> dict:
+def stack(samples) -> dict:
+  """Sample dicts → one batch dict (arrays stacked on a new leading axis)."""
   return {k: np.stack([s[k] for s in samples]) for k in samples[0]}
 
 
@@ -268,7 +269,7 @@ def make_synthetic_dataset(config=None, *, seed: int, batch_size: int, shard_ind
                          shard_count=shard_count, augment=aug, curriculum=curriculum)
   if num_samples is not None:
     ds = ds.repeat(num_epochs)
-  ds = ds.batch(batch_size, drop_remainder=True, batch_fn=_stack)
+  ds = ds.batch(batch_size, drop_remainder=True, batch_fn=stack)
   it = ds.to_iter_dataset(grain.ReadOptions(num_threads=num_threads,
                                             prefetch_buffer_size=prefetch))
   if worker_count > 0:
@@ -297,4 +298,4 @@ def make_validation_set(config=None, *, num_samples: int = 16, batch_size: int |
   samples = [ds[i] for i in range(num_samples)]
   if batch_size is None:
     return samples
-  return [_stack(samples[i:i + batch_size]) for i in range(0, num_samples, batch_size)]
+  return [stack(samples[i:i + batch_size]) for i in range(0, num_samples, batch_size)]

@@ -1,4 +1,6 @@
-"""`dealthdr synth`: writes simulated clip folders with ground truth (DESIGN.md §7, §8).
+"""`dealthdr synth`: writes simulated clip folders with ground truth (DESIGN.md §7, §8), or
+with `--format array_record --config CONFIG` pre-rendered training windows for
+`data.source=array_record` (`data_pipeline.window_records`; `--workers` processes, or `--beam`).
 
 Each clip `DIR/clip_NNNN/` holds:
   exposures.txt          one number per frame, in stops (shortest = 0);
@@ -37,6 +39,11 @@ from data_pipeline import patterns
 from data_pipeline import simulator as sim_lib
 
 RESPONSE_CHOICES = camera.ALL_RESPONSES + ("random",)
+FORMATS = ("clips", "array_record")
+# Options that only clip folders use, with their defaults (array_record windows take them
+# from --config).
+CLIP_ONLY = {"frames": None, "pattern": "2exp", "sources": None, "sequence": None,
+             "response": "gamma2.2", "bits": 8, "no_noise": False}
 MAX_SHEET_FRAMES = 8
 
 
@@ -52,21 +59,47 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-  parser.add_argument("--out", required=True, help="output folder (clip folders go inside)")
-  parser.add_argument("--clips", type=int, default=1, help="number of clips")
-  parser.add_argument("--frames", type=int, default=8, help="frames per clip (≥ 2)")
-  parser.add_argument("--size", default="256x256", help="frame size HxW")
-  parser.add_argument("--pattern", choices=patterns.PATTERNS, default="2exp")
+  parser.add_argument("--out", required=True,
+                      help="output folder (clip folders, or shard files, go inside)")
+  parser.add_argument("--format", choices=FORMATS, default="clips",
+                      help="clips: clip folders with GT (evaluation, inspection); "
+                           "array_record: training windows in shards for "
+                           "data.source=array_record (needs --config)")
+  parser.add_argument("--clips", type=int, default=1,
+                      help="number of clips (array_record: number of training windows)")
+  parser.add_argument("--frames", type=int, default=None,
+                      help="frames per clip (≥ 2; default 8); array_record windows have "
+                           "the config's 2·radius+1 frames")
+  parser.add_argument("--size", default=None,
+                      help="frame size HxW (default 256x256; array_record: the config's "
+                           "data.crop, or larger for random crops at training time)")
+  parser.add_argument("--pattern", choices=patterns.PATTERNS, default=CLIP_ONLY["pattern"])
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--sources", default=None,
                       help="folder of .exr/.hdr images to use instead of procedural scenes")
   parser.add_argument("--sequence", default=None,
                       help="folder of numbered .exr frames (HDR video) to use as background")
-  parser.add_argument("--response", choices=RESPONSE_CHOICES, default="gamma2.2",
+  parser.add_argument("--response", choices=RESPONSE_CHOICES, default=CLIP_ONLY["response"],
                       help="camera response ('random': gamma2.2/srgb/sigmoid mix)")
-  parser.add_argument("--bits", type=int, choices=camera.BITS, default=8)
+  parser.add_argument("--bits", type=int, choices=camera.BITS, default=CLIP_ONLY["bits"])
   parser.add_argument("--no-noise", action="store_true", help="noise-free sensor")
-  parser.add_argument("--overwrite", action="store_true", help="replace existing clips")
+  parser.add_argument("--overwrite", action="store_true",
+                      help="replace existing clips (or a shard folder of another plan)")
+  shards_group = parser.add_argument_group("array_record shards")
+  shards_group.add_argument("--config", default=None,
+                            help="the training config whose data the shards feed (as for "
+                                 "`dealthdr train`, with --config.a.b=value overrides): "
+                                 "simulator, pattern, window, crop and content folder")
+  shards_group.add_argument("--workers", type=int, default=1,
+                            help="rendering processes (default 1)")
+  shards_group.add_argument("--shards", type=int, default=None,
+                            help="shard files (default: max(workers, records/1024))")
+  shards_group.add_argument("--beam", action="store_true",
+                            help="render on Apache Beam (extra `beam`) instead of local "
+                                 "processes; --out may then be any Beam file system path")
+  shards_group.add_argument("--beam-options", default="--runner=DirectRunner",
+                            help="Beam pipeline options, one string (default: "
+                                 "--runner=DirectRunner)")
 
 
 def flow_to_colour(flow: np.ndarray, max_magnitude: float | None = None) -> np.ndarray:
@@ -214,10 +247,64 @@ def write_clips(out_dir: str | os.PathLike, *, num_clips: int, num_frames: int,
   return targets
 
 
+def shard_config(spec: str, overrides: list[str], size: str | None
+                 ) -> sim_lib.SimulatorConfig:
+  """The simulator config that training with this experiment config renders (its
+  `data.crop` square, or `size`)."""
+  from dealthdr_jax import config_loading  # pylint: disable=g-import-not-at-top
+  from data_pipeline import pipeline  # pylint: disable=g-import-not-at-top
+  experiment = config_loading.load_config(spec)
+  config_loading.apply_overrides(experiment, overrides)
+  if experiment.data.source not in ("synthetic", "array_record"):
+    raise ValueError(f"--config {spec}: data.source={experiment.data.source!r} does not "
+                     "render with the camera simulator; use a stage-1 config (size=small or "
+                     "base)")
+  config = pipeline.as_config(experiment)
+  if size is not None:
+    h, w = parse_size(size)
+    if min(h, w) < int(experiment.data.crop):
+      raise ValueError(f"--size {size} is smaller than the config's data.crop="
+                       f"{experiment.data.crop}")
+    config = config.replace(size=(h, w))
+  return config
+
+
+def main_shards(args: argparse.Namespace) -> int:
+  from data_pipeline import window_records  # pylint: disable=g-import-not-at-top
+  if not args.config:
+    raise ValueError("--format array_record needs --config (the training config whose "
+                     "data the shards feed, e.g. --config dealthdr_2exp:size=base)")
+  given = [f"--{k.replace('_', '-')}" for k, default in CLIP_ONLY.items()
+           if getattr(args, k) != default]
+  if given:
+    raise ValueError(f"{', '.join(given)}: clip-folder options; array_record windows take "
+                     "them from --config (use --config.a.b=value to change them)")
+  config = shard_config(args.config, getattr(args, "config_overrides", None) or [], args.size)
+  if args.beam:
+    from data_pipeline import window_records_beam  # pylint: disable=g-import-not-at-top
+    meta = window_records_beam.write_shards_beam(args.out, config, seed=args.seed,
+                                         num_records=args.clips, num_shards=args.shards,
+                                         beam_options=args.beam_options.split(),
+                                         overwrite=args.overwrite)
+  else:
+    meta = window_records.write_shards(args.out, config, seed=args.seed, num_records=args.clips,
+                               workers=args.workers, num_shards=args.shards,
+                               overwrite=args.overwrite, log=window_records.print_progress)
+  print(f"wrote {window_records.summary(meta)} to {args.out}; train on them with "
+        f"--config.data.source=array_record --config.data.records={args.out}")
+  return 0
+
+
 def main(args: argparse.Namespace) -> int:
   try:
-    size = parse_size(args.size)
-    clips = write_clips(args.out, num_clips=args.clips, num_frames=args.frames, size=size,
+    if args.format == "array_record":
+      return main_shards(args)
+    if args.config or args.beam or args.shards is not None or args.workers != 1:
+      raise ValueError("--config, --workers, --shards and --beam are for --format "
+                       "array_record")
+    size = parse_size(args.size or "256x256")
+    clips = write_clips(args.out, num_clips=args.clips,
+                        num_frames=8 if args.frames is None else args.frames, size=size,
                         pattern=args.pattern, seed=args.seed, sources=args.sources,
                         sequence=args.sequence, response=args.response, bits=args.bits,
                         noise=not args.no_noise, overwrite=args.overwrite)

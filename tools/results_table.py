@@ -31,7 +31,8 @@ and on the other-camera set the stage-1 model before and after stage-2 fine-tuni
 (mean over clips of the per-clip mean), with a ColorVideoVDP JOD column when the
 `perceptual` extra is installed (`evaluation.perceptual`); ms/frame is the steady-state time of one output
 frame at the test size on this machine (`dealthdr bench` for the model, the baseline
-function on one window for the baselines).
+function on one window for the baselines). `--dtype bfloat16 --ratios 0.125,0.25
+--skip-baselines` gives the models' rows in bfloat16 compute (issue 14's fp32 comparison).
 """
 from __future__ import annotations
 
@@ -54,6 +55,7 @@ from dealthdr_jax.evaluation import scoring
 from dealthdr_jax.evaluation.testsets import hard_config, render, testset_config
 from dealthdr_jax.inference import baselines
 from dealthdr_jax.inference import bench
+from dealthdr_jax.inference import infer
 
 RATIOS = (0.0, 0.125, 0.25, 0.5, 1.0)
 COLUMNS = [("test set", "set", "s"), ("method", "method", "s"), ("ratio", "ratio", "g"),
@@ -78,8 +80,10 @@ def baseline_ms(method: str, clip: pathlib.Path, response: str | None, iters: in
   return 1e3 * statistics.median(times)
 
 
-def model_ms(checkpoint: str, size, ratios) -> dict[float, float]:
+def model_ms(checkpoint: str, size, ratios, dtype: str | None = None) -> dict[float, float]:
   model, params, _, _ = model_files.load_model(checkpoint)
+  if dtype is not None:
+    model = model.clone(dtype=dtype)
   cost = bench.benchmark(model, params, *size, ratios, iters=5)
   return {r: cost[f"{r:g}"]["ms_per_frame"] for r in ratios}
 
@@ -109,15 +113,19 @@ def run(args) -> list[dict]:
     # say "sigmoid" (which no method is told): everyone assumes gamma 2.2 there.
     response = "gamma2.2" if tag == "other_camera" else None
     common = {"response": response}
+    model_kwargs = {"dtype": args.dtype} if args.dtype else {}
+    ratios = args.ratios or RATIOS
 
     def add(label, ratio, ms, flow=None, **kwargs):
-      scores = scoring.score(out / "pred" / tag / re.sub(r"[^\w.-]+", "_", f"{label}_r{ratio}"),
+      name = f"{label}_r{ratio}" + (f"_{kwargs['dtype']}" if kwargs.get("dtype") else "")
+      scores = scoring.score(out / "pred" / tag / re.sub(r"[^\w.-]+", "_", name),
                              clips, **common, **kwargs)
-      rows.append({"set": set_name, "method": label, "ratio": ratio, **scores,
+      rows.append({"set": set_name, "method": label, "ratio": ratio,
+                   **({"dtype": kwargs["dtype"]} if kwargs.get("dtype") else {}), **scores,
                    "ms_per_frame": ms, **(flow or {})})
       print(json.dumps(rows[-1]), flush=True)
 
-    for method in ("reference_only", "dis_flow"):
+    for method in () if args.skip_baselines else ("reference_only", "dis_flow"):
       flow = (flow_accuracy.dis_flow_scores(clips, response)
               if flow_scores and method == "dis_flow" else None)
       add(method, None, baseline_ms(method, clips[0], response), flow, method=method)
@@ -130,25 +138,26 @@ def run(args) -> list[dict]:
                                                      response=response)})
       print(json.dumps(rows[-1]), flush=True)
     if tag == "other_camera":
-      ms = model_ms(model, size, (0.25,))[0.25]
-      add("dealthdr stage 1", 0.25, ms, method="dealthdr", checkpoint=model, attn_ratio=0.25)
+      ms = model_ms(model, size, (0.25,), args.dtype)[0.25]
+      add("dealthdr stage 1", 0.25, ms, method="dealthdr", checkpoint=model, attn_ratio=0.25,
+          **model_kwargs)
       for stage2 in args.stage2 or ():
         _, s2 = model_files.load_params(model_files.resolve_checkpoint(stage2))
         curve = s2.model.get("response_calibration", 0)
         add(f"dealthdr stage 2 (lr {s2.optim.lr:g}, {s2.total_steps} steps"
             + (f", {curve}-segment response calibration)" if curve else ")"), 0.25, ms,
-            method="dealthdr", checkpoint=stage2, attn_ratio=0.25)
+            method="dealthdr", checkpoint=stage2, attn_ratio=0.25, **model_kwargs)
       continue
-    ms = model_ms(model, config.size, RATIOS)
+    ms = model_ms(model, config.size, ratios, args.dtype)
     loaded = model_files.load_model(model) if flow_scores else None
-    for ratio in RATIOS:
+    for ratio in ratios:
       # The flow does not depend on the ratio; FGMA's capture is scored at the shipped
       # default 0.25 (at ratio 1 it is 1 by definition).
       flow = (flow_accuracy.model_flow_scores(loaded.model, loaded.params, clips, ratio,
                                               response=response)
               if flow_scores and ratio == 0.25 else None)
       add("dealthdr", ratio, ms[ratio], flow, method="dealthdr", checkpoint=model,
-          attn_ratio=ratio)
+          attn_ratio=ratio, **model_kwargs)
   return rows
 
 
@@ -169,6 +178,12 @@ def main(argv=None) -> int:
   parser.add_argument("--other-camera-response", default=sim_lib.STAGE2_RESPONSE,
                       help="the other camera's response: 'sigmoid:N,SIGMA' (one camera, the "
                            "default matches stage-2 training) or 'sigmoid' (random per clip)")
+  parser.add_argument("--dtype", choices=infer.DTYPES,
+                      help="the models' compute dtype (default: as stored, float32)")
+  parser.add_argument("--ratios", type=lambda t: tuple(float(v) for v in t.split(",")),
+                      help=f"attention ratios of the model rows (default: {RATIOS})")
+  parser.add_argument("--skip-baselines", action="store_true",
+                      help="only the model rows (e.g. a dtype comparison)")
   parser.add_argument("--clips", type=int, default=4)
   parser.add_argument("--frames", type=int, default=8)
   parser.add_argument("--size", type=bench.parse_size, default=(192, 256))
@@ -184,7 +199,8 @@ def main(argv=None) -> int:
   if not pathlib.Path(args.sources).is_dir():
     parser.error(f"--sources {args.sources}: no such folder")
   rows = run(args)
-  columns = (COLUMNS + ([("JOD", "jod", ".2f")] if any("jod" in r for r in rows) else [])
+  columns = (COLUMNS[:3] + ([("dtype", "dtype", "s")] if args.dtype else []) + COLUMNS[3:]
+             + ([("JOD", "jod", ".2f")] if any("jod" in r for r in rows) else [])
              + (FLOW_COLUMNS if any("epe_visible" in r for r in rows) else []))
   table = scoring.markdown(rows, columns)
   pathlib.Path(args.out, "results.md").write_text(table)

@@ -45,16 +45,22 @@ def parse_ratios(text: str) -> list[float]:
   return ratios
 
 
+def xla_memory_mb(compiled) -> float | None:
+  """XLA's estimate for one program: arguments + outputs + temporaries, MiB (None where
+  the backend does not say). Unlike the allocator's peak, it is per program."""
+  try:
+    m = compiled.memory_analysis()
+    return (m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes) / 2**20
+  except Exception:  # pylint: disable=broad-except  Not every backend implements it.
+    return None
+
+
 def _peak_memory_mb(compiled) -> tuple[float | None, str]:
   stats = jax.devices()[0].memory_stats() or {}
   if "peak_bytes_in_use" in stats:
     return stats["peak_bytes_in_use"] / 2**20, "allocator_peak"
-  try:
-    m = compiled.memory_analysis()
-    total = m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes
-    return total / 2**20, "xla_estimate"
-  except Exception:  # Not every backend implements memory_analysis.
-    return None, "unavailable"
+  estimate = xla_memory_mb(compiled)
+  return (estimate, "xla_estimate") if estimate is not None else (None, "unavailable")
 
 
 def benchmark_tiled(model, params, height: int, width: int, ratios, tile: int,
@@ -86,7 +92,8 @@ def benchmark_tiled(model, params, height: int, width: int, ratios, tile: int,
         "ms_per_frame": 1000 * statistics.median(times) if times else None,
         "gflops": cost.get("flops", float("nan")) * n_tiles / 1e9,
         "peak_mem_mb": mem, "peak_mem_source": mem_source,
-        "compile_s": pred.compile_seconds, "tiles": n_tiles, "tile": [th, tw],
+        "xla_mem_mb": xla_memory_mb(compiled), "compile_s": pred.compile_seconds,
+        "tiles": n_tiles, "tile": [th, tw],
     }
   _add_attention_share(results)
   return results
@@ -126,6 +133,7 @@ def benchmark(model, params, height: int, width: int, ratios, batch: int = 1,
         "gflops": cost.get("flops", float("nan")) / 1e9 / batch,
         "peak_mem_mb": mem,
         "peak_mem_source": mem_source,
+        "xla_mem_mb": xla_memory_mb(compiled),
         "compile_s": compile_s,
     }
   _add_attention_share(results)

@@ -30,6 +30,7 @@ from dealthdr_jax.inference import predictor as predictor_lib
 from dealthdr_jax.inference import preview as preview_lib
 
 METHODS = ("dealthdr", "reference_only", "dis_flow")
+DTYPES = ("float32", "bfloat16")
 
 
 def log(message: str) -> None:
@@ -41,12 +42,14 @@ def make_predictor(method: str, clip: clips.Clip, *,
                    loaded: model_files.LoadedModel | None = None,
                    checkpoint: str | None = None, config: str | None = None,
                    attn_ratio: float | None = None, tile: int | None = None, overlap: int = 64,
-                   verbose: bool = False):
+                   dtype: str | None = None, verbose: bool = False):
   """(predictor, window radius, description) of a method for `clip`.
 
   For "dealthdr", the model is `loaded`, else read from `checkpoint` or built from
   `config`, else the shipped model that fits the clip's exposures; it reads the clip
-  through the clip's camera response. `verbose` says when the model compiles.
+  through the clip's camera response. `dtype` ("float32" or "bfloat16") overrides the
+  model's compute dtype (parameters stay as stored; softmax, top-k and the response curve
+  stay float32). `verbose` says when the model compiles.
   """
   if method == "dealthdr":
     if loaded is None:
@@ -56,6 +59,12 @@ def make_predictor(method: str, clip: clips.Clip, *,
     model, params, cfg, description = loaded
     if model.response != clip.response:
       model = model.clone(response=clip.response)
+    if dtype is not None:
+      if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+      if dtype != model.dtype:
+        model = model.clone(dtype=dtype)
+        description += f", compute {dtype}"
     ratio = cfg.attn_ratio if attn_ratio is None else attn_ratio
     return (predictor_lib.Predictor(model, params, ratio, tile, overlap,
                                     log=log if verbose else None), model.radius,
@@ -88,7 +97,7 @@ def run_inference(input: str, output: str, *, method: str = "dealthdr",
                   exposures: str | None = None, response: str | None = None,
                   overwrite: bool = False, preview: bool = True, progress: bool = True,
                   hdr_video: str | None = None, hdr_format: str = "pq",
-                  peak_nits: float = 1000.0,
+                  peak_nits: float = 1000.0, dtype: str | None = None,
                   predictor_for: Callable[[clips.Clip], tuple] | None = None) -> dict:
   """Runs inference on one clip folder or video; returns the run summary (also run.json).
 
@@ -122,7 +131,7 @@ def run_inference(input: str, output: str, *, method: str = "dealthdr",
     else:
       pred, radius, description = make_predictor(
           method, clip, checkpoint=checkpoint, config=config,
-          attn_ratio=attn_ratio, tile=tile, overlap=overlap, verbose=progress)
+          attn_ratio=attn_ratio, tile=tile, overlap=overlap, dtype=dtype, verbose=progress)
     video = None if hdr_video is None else {"path": hdr_video, "hdr_format": hdr_format,
                                             "peak_nits": peak_nits}
     return _write_outputs(pred, radius, description, clip, input, out, method=method,
@@ -212,6 +221,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--config", help="run freshly initialised weights of this config instead")
   parser.add_argument("--method", choices=METHODS, default="dealthdr")
   parser.add_argument("--attn-ratio", type=float, help="FGMA attention ratio (default: config's)")
+  parser.add_argument("--dtype", choices=DTYPES,
+                      help="compute dtype (default: the model's; bfloat16 for accelerators)")
   parser.add_argument("--tile", type=int, help="tile side in pixels for frames too large for memory")
   parser.add_argument("--overlap", type=int, default=64, help="tile overlap in pixels")
   parser.add_argument("--exposures", help="for videos: exposure file or repeating pattern like 0,3")
@@ -234,7 +245,7 @@ def main(args: argparse.Namespace) -> int:
                           exposures=args.exposures, response=args.response,
                           overwrite=args.overwrite, preview=not args.no_preview,
                           hdr_video=args.hdr_video, hdr_format=args.hdr_format,
-                          peak_nits=args.peak_nits)
+                          peak_nits=args.peak_nits, dtype=args.dtype)
   print(f"wrote {summary['frames']} HDR frames, preview.mp4 and run.json to {args.output} "
         f"({summary['ms_per_frame_mean']:.0f} ms/frame, compile {summary['compile_s']:.1f} s)")
   if "hdr_video" in summary:

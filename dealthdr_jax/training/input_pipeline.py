@@ -9,10 +9,14 @@ iterator (`get_state` / `set_state`), sharded by process:
 Sources:
   "synthetic"  `data_pipeline.pipeline` (the camera simulator); in stage 2 with
                `data.other_camera`, clips from a camera unlike stage 1's, GT dropped.
+  "array_record"  windows pre-rendered by the simulator (`dealthdr synth --format
+               array_record`, `data_pipeline.window_records`) under `data.records`: read, not
+               rendered, so an accelerator host is not held back by the CPU simulator.
   "clips"      real clip folders / videos under `data.clips` (stage 2; no GT): random
                windows (mirrored at clip edges) and random crops.
   "toy"        `toy_data`: a sliding texture (tests; no simulator needed).
-The validation set is always synthetic with GT (toy for the toy source) and fixed by
+The validation set is always synthetic with GT (toy for the toy source; for
+"array_record" the shards' own simulator config, on its held-out sources) and fixed by
 `data.val_seed`.
 """
 from __future__ import annotations
@@ -29,7 +33,7 @@ import numpy as np
 from data_pipeline import clips as clips_lib
 from dealthdr_jax.training import toy_data
 
-SOURCES = ("synthetic", "clips", "toy")
+SOURCES = ("synthetic", "array_record", "clips", "toy")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
 # Keys passed on to the device; anything else a source yields stays on the host.
 DEVICE_KEYS = ("frames", "stops", "hdr", "flow", "valid")
@@ -37,7 +41,8 @@ DEVICE_KEYS = ("frames", "stops", "hdr", "flow", "valid")
 
 # Data keys that only some sources read (their defaults are empty): set under another
 # source they would be ignored without a word, so that is an error.
-SOURCE_ONLY_KEYS = {"source_dir": ("synthetic",), "clips": ("clips",), "exposures": ("clips",)}
+SOURCE_ONLY_KEYS = {"source_dir": ("synthetic",), "clips": ("clips",), "exposures": ("clips",),
+                    "records": ("array_record",)}
 
 
 class DataError(ValueError):
@@ -97,6 +102,22 @@ def check_clips(config) -> list[tuple[str, int]]:
   return result
 
 
+def check_records(config) -> dict:
+  """The metadata of `data.records`, checked against the model and crop (DataError)."""
+  from data_pipeline import window_records  # pylint: disable=g-import-not-at-top
+  if not config.data.get("records"):
+    raise DataError("data.source='array_record' needs data.records: a folder written by "
+                    "`dealthdr synth --format array_record --config <this config>`")
+  try:
+    meta = window_records.read_meta(config.data.records)
+    window_records.check_compatible(meta, pattern=config.pattern, window=_window(config),
+                            crop=int(config.data.crop),
+                            where=f"data.records={config.data.records!r}")
+  except window_records.ShardError as e:
+    raise DataError(str(e)) from None
+  return meta
+
+
 def check(config) -> None:
   """Validates the data section against the model; raises DataError before any compute."""
   source = config.data.source
@@ -105,7 +126,7 @@ def check(config) -> None:
   if source == "clips" and config.stage != 2:
     raise DataError("data.source='clips' has no ground truth; it needs stage=2")
   for key, readers in SOURCE_ONLY_KEYS.items():
-    if config.data[key] and source not in readers:
+    if config.data.get(key) and source not in readers:
       raise DataError(
           f"data.{key}={config.data[key]!r} has no effect: only data.source="
           f"{' or '.join(map(repr, readers))} reads it, and this config's data.source is "
@@ -135,6 +156,9 @@ def check(config) -> None:
         raise DataError(f"data.other_camera_response: {e}") from e
   if source == "clips":
     check_clips(config)
+  if source == "array_record":
+    _pipeline_module()
+    check_records(config)
 
 
 @functools.lru_cache(maxsize=16)
@@ -200,6 +224,12 @@ def make_train_iterator(config: ml_collections.ConfigDict, *, seed: int, batch_s
         functools.partial(_clip_window, radius=int(config.model.radius), crop=crop,
                           exposures=config.data.exposures or None), seed=seed)
     return _finish(ds, batch_size, config.data.worker_count)
+  if source == "array_record":
+    from data_pipeline import window_records  # pylint: disable=g-import-not-at-top
+    check_records(config)
+    return iter(window_records.make_shard_dataset(
+        config.data.records, seed=seed, batch_size=batch_size, shard_index=shard_index,
+        shard_count=shard_count, worker_count=config.data.worker_count, crop=(crop, crop)))
   pipeline = _pipeline_module()
   kwargs = {}
   if config.data.get("curriculum"):
@@ -234,6 +264,11 @@ def make_val_batches(config: ml_collections.ConfigDict, *, batch_size: int,
   if config.data.source == "toy":
     samples = [toy_data.sample(config.data.val_seed, i, frames=window, crop=crop,
                                pattern=config.pattern) for i in range(n)]
+  elif config.data.source == "array_record":
+    from data_pipeline import simulator as sim_lib  # pylint: disable=g-import-not-at-top
+    stored = sim_lib.SimulatorConfig.from_dict(check_records(config)["simulator"])
+    samples = _pipeline_module().make_validation_set(
+        stored.replace(size=(crop, crop)), seed=config.data.val_seed, size=n)
   else:
     pipeline = _pipeline_module()
     samples = pipeline.make_validation_set(config, seed=config.data.val_seed, size=n)
@@ -261,3 +296,19 @@ def device_batch(batch: dict[str, Any], ground_truth: bool = True) -> dict[str, 
       valid &= np.asarray(batch["flow_exact"], bool)[:, None, None, None]
     out["valid"] = valid.astype(np.float32)
   return out
+
+
+def samples_per_second(iterator, batches: int, warmup: int = 1) -> dict[str, float]:
+  """Throughput of a batch iterator: `warmup` batches (worker start-up, first reads) are
+  drawn untimed, then `batches` timed. Returns samples/s, ms per batch and MB/s of arrays."""
+  import time  # pylint: disable=g-import-not-at-top
+  for _ in range(warmup):
+    next(iterator)
+  start, samples, nbytes = time.perf_counter(), 0, 0
+  for _ in range(batches):
+    batch = next(iterator)
+    samples += len(batch["frames"])
+    nbytes += sum(np.asarray(v).nbytes for v in batch.values())
+  elapsed = time.perf_counter() - start
+  return {"samples_per_s": samples / elapsed, "ms_per_batch": 1e3 * elapsed / batches,
+          "mb_per_s": nbytes / elapsed / 2**20}
