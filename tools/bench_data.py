@@ -1,77 +1,70 @@
-"""Training-data throughput: windows rendered on the fly vs read from array_record shards.
+"""Throughput of the synthetic training pipeline (samples/s) on this machine.
 
-  python tools/bench_data.py --size 256 --batch 8 --records 64 --workers 2
+  python tools/bench_data.py --sizes 128,256 --windows 3,5 --workers 0,2 --seconds 8
 
-Renders `--records` windows of the simulator (2exp, 3 frames, stage-1 camera family,
-procedural content unless `--sources`) into a shard folder with `--workers` processes
-(the rendering rate of `dealthdr synth --format array_record`), then measures samples/s of
-  on-the-fly  `pipeline.make_synthetic_loader` with 0 and `--workers` render processes;
-  shards      `window_records.make_shard_dataset` (reader threads, then `--workers` processes),
-              random crop of the stored size, flips and time reversal as in training.
-Shard reads cycle over the records, so after the first epoch they come from the OS page
-cache: the figure is decode + augment + batch, the upper bound a local SSD approaches.
-Prints one JSON line per measurement and a Markdown table.
+For each (size, window, workers) it builds `make_synthetic_loader` with procedural scenes
+(or `--sources DIR`), draws one warm-up batch (worker start-up excluded), then counts
+samples for `--seconds`. Prints one line per setting and, with `--json F`, writes them.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import pathlib
+import os
+import platform
 import sys
-import tempfile
 import time
 
-from data_pipeline import pipeline
-from data_pipeline import simulator as sim_lib
-from data_pipeline import window_records
-from dealthdr_jax.training import input_pipeline
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from data_pipeline import pipeline  # pylint: disable=g-import-not-at-top
+from data_pipeline import simulator  # pylint: disable=g-import-not-at-top
 
 
-def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--size", type=int, default=256, help="window side (rendered and read)")
-  parser.add_argument("--batch", type=int, default=8)
-  parser.add_argument("--records", type=int, default=64, help="windows in the shard folder")
-  parser.add_argument("--workers", type=int, default=2)
-  parser.add_argument("--batches", type=int, default=6, help="timed batches on the fly")
-  parser.add_argument("--read-batches", type=int, default=60, help="timed batches of reads")
-  parser.add_argument("--sources", default=None, help="HDR image folder (default: procedural)")
-  parser.add_argument("--out", default=None, help="shard folder (default: a temporary one)")
+def _ints(text: str) -> list[int]:
+  return [int(v) for v in text.split(",") if v]
+
+
+def bench_one(size: int, window: int, workers: int, seconds: float, batch_size: int,
+              sources: str | None) -> dict:
+  pattern = "2exp" if window == 3 else "3exp"
+  config = simulator.SimulatorConfig(size=(size, size), pattern=pattern,
+                                     radius=(window - 1) // 2, source_dir=sources)
+  it = iter(pipeline.make_synthetic_loader(config, seed=0, batch_size=batch_size,
+                                           worker_count=workers))
+  next(it)  # Warm-up: worker start-up, source loading.
+  n, start = 0, time.perf_counter()
+  while time.perf_counter() - start < seconds:
+    n += len(next(it)["index"])
+  elapsed = time.perf_counter() - start
+  if hasattr(it, "close"):
+    it.close()
+  return {"size": size, "window": window, "workers": workers, "batch_size": batch_size,
+          "samples": n, "seconds": round(elapsed, 2), "samples_per_s": round(n / elapsed, 2)}
+
+
+def main(argv: list[str] | None = None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--sizes", default="128,256")
+  parser.add_argument("--windows", default="3,5")
+  parser.add_argument("--workers", default="0,2")
+  parser.add_argument("--seconds", type=float, default=8.0)
+  parser.add_argument("--batch-size", type=int, default=4)
+  parser.add_argument("--sources", default=None, help="folder of .exr/.hdr images")
+  parser.add_argument("--json", default=None)
   args = parser.parse_args(argv)
-  config = sim_lib.SimulatorConfig(size=(args.size, args.size), pattern="2exp", radius=1)
-  if args.sources:
-    config = config.replace(source_dir=args.sources)
   rows = []
-
-  def emit(row):
-    rows.append(row)
-    print(json.dumps(row), flush=True)
-
-  with tempfile.TemporaryDirectory(prefix="bench-data-") as tmp:
-    out = pathlib.Path(args.out or pathlib.Path(tmp) / "shards")
-    start = time.perf_counter()
-    meta = window_records.write_shards(out, config, seed=0, num_records=args.records,
-                               workers=args.workers, overwrite=True)
-    elapsed = time.perf_counter() - start
-    emit({"what": f"synth --format array_record, {args.workers} processes",
-          "samples_per_s": args.records / elapsed,
-          "mb_per_window": meta["bytes"] / args.records / 2**20})
-    for workers in (0, args.workers):
-      it = pipeline.make_synthetic_loader(config, seed=1, batch_size=args.batch,
-                                          worker_count=workers)
-      emit({"what": f"on the fly, {workers} worker processes",
-            **input_pipeline.samples_per_second(it, args.batches)})
-    for workers in (0, args.workers):
-      it = iter(window_records.make_shard_dataset(out, seed=1, batch_size=args.batch,
-                                          crop=(args.size, args.size), worker_count=workers))
-      emit({"what": f"array_record shards, {workers} worker processes",
-            **input_pipeline.samples_per_second(it, args.read_batches, warmup=2)})
-  base = rows[1]["samples_per_s"]
-  print(f"\n{args.size}², batch {args.batch}, 3 frames ({args.records} records)\n")
-  print("| data | samples/s | ms/batch | × on the fly (0 workers) |\n|---|---|---|---|")
-  for r in rows:
-    ms = f"{r['ms_per_batch']:.0f}" if "ms_per_batch" in r else "–"
-    print(f"| {r['what']} | {r['samples_per_s']:.1f} | {ms} | {r['samples_per_s'] / base:.1f} |")
+  print(f"# {platform.node()} cpus={os.cpu_count()} sources={args.sources or 'procedural'}")
+  for size in _ints(args.sizes):
+    for window in _ints(args.windows):
+      for workers in _ints(args.workers):
+        row = bench_one(size, window, workers, args.seconds, args.batch_size, args.sources)
+        rows.append(row)
+        print(f"size={size} T={window} workers={workers}: {row['samples_per_s']:.1f} "
+              f"samples/s ({row['samples']} in {row['seconds']} s)", flush=True)
+  if args.json:
+    with open(args.json, "w") as f:
+      json.dump({"cpus": os.cpu_count(), "results": rows}, f, indent=2)
   return 0
 
 
