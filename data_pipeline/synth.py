@@ -74,7 +74,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="frame size HxW (default 256x256; array_record: the config's "
                            "data.crop, or larger for random crops at training time)")
   parser.add_argument("--pattern", choices=patterns.PATTERNS, default=CLIP_ONLY["pattern"])
-  parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--seed", type=int, default=None,
+                      help="clip k renders from (seed, k); default 0 (array_record: the "
+                           "config's seed, so the windows are those training would render)")
   parser.add_argument("--sources", default=None,
                       help="folder of .exr/.hdr images to use instead of procedural scenes")
   parser.add_argument("--sequence", default=None,
@@ -248,9 +250,9 @@ def write_clips(out_dir: str | os.PathLike, *, num_clips: int, num_frames: int,
 
 
 def shard_config(spec: str, overrides: list[str], size: str | None
-                 ) -> sim_lib.SimulatorConfig:
-  """The simulator config that training with this experiment config renders (its
-  `data.crop` square, or `size`)."""
+                 ) -> tuple[sim_lib.SimulatorConfig, int]:
+  """(the simulator config that training with this experiment config renders — its
+  `data.crop` square, or `size` —, the config's seed)."""
   from dealthdr_jax import config_loading  # pylint: disable=g-import-not-at-top
   from data_pipeline import pipeline  # pylint: disable=g-import-not-at-top
   experiment = config_loading.load_config(spec)
@@ -266,7 +268,7 @@ def shard_config(spec: str, overrides: list[str], size: str | None
       raise ValueError(f"--size {size} is smaller than the config's data.crop="
                        f"{experiment.data.crop}")
     config = config.replace(size=(h, w))
-  return config
+  return config, int(experiment.seed)
 
 
 def main_shards(args: argparse.Namespace) -> int:
@@ -279,15 +281,17 @@ def main_shards(args: argparse.Namespace) -> int:
   if given:
     raise ValueError(f"{', '.join(given)}: clip-folder options; array_record windows take "
                      "them from --config (use --config.a.b=value to change them)")
-  config = shard_config(args.config, getattr(args, "config_overrides", None) or [], args.size)
+  config, config_seed = shard_config(args.config, getattr(args, "config_overrides", None) or [],
+                                     args.size)
+  seed = config_seed if args.seed is None else args.seed
   if args.beam:
     from data_pipeline import window_records_beam  # pylint: disable=g-import-not-at-top
-    meta = window_records_beam.write_shards_beam(args.out, config, seed=args.seed,
+    meta = window_records_beam.write_shards_beam(args.out, config, seed=seed,
                                          num_records=args.clips, num_shards=args.shards,
                                          beam_options=args.beam_options.split(),
                                          overwrite=args.overwrite)
   else:
-    meta = window_records.write_shards(args.out, config, seed=args.seed, num_records=args.clips,
+    meta = window_records.write_shards(args.out, config, seed=seed, num_records=args.clips,
                                workers=args.workers, num_shards=args.shards,
                                overwrite=args.overwrite, log=window_records.print_progress)
   print(f"wrote {window_records.summary(meta)} to {args.out}; train on them with "
@@ -305,7 +309,7 @@ def main(args: argparse.Namespace) -> int:
     size = parse_size(args.size or "256x256")
     clips = write_clips(args.out, num_clips=args.clips,
                         num_frames=8 if args.frames is None else args.frames, size=size,
-                        pattern=args.pattern, seed=args.seed, sources=args.sources,
+                        pattern=args.pattern, seed=args.seed or 0, sources=args.sources,
                         sequence=args.sequence, response=args.response, bits=args.bits,
                         noise=not args.no_noise, overwrite=args.overwrite)
   except (ValueError, FileNotFoundError, FileExistsError) as e:
