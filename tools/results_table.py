@@ -203,8 +203,10 @@ def main(argv=None) -> int:
              + ([("JOD", "jod", ".2f")] if any("jod" in r for r in rows) else [])
              + (FLOW_COLUMNS if any("epe_visible" in r for r in rows) else []))
   table = scoring.markdown(rows, columns)
-  pathlib.Path(args.out, "results.md").write_text(table)
-  pathlib.Path(args.out, "results.json").write_text(json.dumps(rows, indent=1))
+  # A dtype comparison does not replace the float32 table.
+  stem = "results" + (f"_{args.dtype}" if args.dtype else "")
+  pathlib.Path(args.out, f"{stem}.md").write_text(table)
+  pathlib.Path(args.out, f"{stem}.json").write_text(json.dumps(rows, indent=1))
   print(table)
   return 0
 
