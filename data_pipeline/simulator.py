@@ -41,6 +41,7 @@ import cv2
 import numpy as np
 
 from data_pipeline import camera
+from data_pipeline import camera_pipeline
 from data_pipeline import motion as motion_lib
 from data_pipeline import patterns
 from data_pipeline import sources
@@ -74,6 +75,11 @@ class SimulatorConfig:
   source_cover: tuple[float, float] = (0.35, 0.9)  # Frame side / source short side.
   sequence_dir: str | None = None  # Folder of numbered EXRs (HDR video).
   sequence_fraction: float = 0.0  # Share of clips using sequence_dir as background.
+  # Share of clips written by a sampled real-camera pipeline (`camera_pipeline`: Bayer
+  # raw noise, demosaicing, white balance, colour matrix, tone curve, JPEG) instead of
+  # `camera.capture`; `pipeline_ranges` are the cameras it draws from.
+  camera_pipeline_fraction: float = 0.0
+  pipeline_ranges: camera_pipeline.PipelineRanges = camera_pipeline.PipelineRanges()
 
   def __post_init__(self):
     patterns.default_radius(self.pattern)  # Validates the name.
@@ -91,6 +97,12 @@ class SimulatorConfig:
       raise ValueError("response_weights must match responses in length")
     if self.sequence_fraction > 0 and not self.sequence_dir:
       raise ValueError("sequence_fraction > 0 needs sequence_dir")
+    if not 0.0 <= self.camera_pipeline_fraction <= 1.0:
+      raise ValueError(f"camera_pipeline_fraction must be in [0, 1], got "
+                       f"{self.camera_pipeline_fraction}")
+    if self.camera_pipeline_fraction > 0 and (h % 2 or w % 2):
+      raise ValueError(f"the camera pipeline (Bayer mosaic) needs even frame sides, got "
+                       f"{h}x{w}")
 
   @property
   def window_radius(self) -> int:
@@ -119,7 +131,7 @@ def _from_dict(cls, d: Mapping[str, Any]):
   if unknown:
     raise ValueError(f"unknown {cls.__name__} keys {unknown}; known: {sorted(fields)}")
   nested = {"patterns": patterns.PatternConfig, "motion": motion_lib.MotionConfig,
-            "noise": camera.NoiseRanges}
+            "noise": camera.NoiseRanges, "pipeline_ranges": camera_pipeline.PipelineRanges}
   kwargs = {}
   for k, v in d.items():
     if cls is SimulatorConfig and k in nested and isinstance(v, Mapping):
@@ -282,7 +294,9 @@ class Simulator:
               gt_times: np.ndarray, norm_index: int, anchor: float) -> dict:
     """Shared core: renders LDR frames at `times` and sharp GT at `gt_times`."""
     cfg = self.config
-    scene_rng, cam_rng, noise_rng = rng.spawn(3)
+    # A fourth stream for the camera pipeline leaves the first three (and so every clip
+    # rendered without the pipeline) as they were.
+    scene_rng, cam_rng, noise_rng, isp_rng = rng.spawn(4)
     span = float(times.max() - times.min()) + 1.0
     scene, meta = self.build_scene(scene_rng, span, anchor)
     gts = np.stack([scene.render(float(t)) for t in gt_times])
@@ -293,14 +307,22 @@ class Simulator:
     response = camera.sample_response(cam_rng, cfg.responses, cfg.response_weights)
     bits = int(cam_rng.choice(cfg.bits))
     noise = None if cfg.noise is None else camera.sample_noise_params(cam_rng, cfg.noise)
+    isp = None
+    if cfg.camera_pipeline_fraction > 0 and isp_rng.random() < cfg.camera_pipeline_fraction:
+      isp = camera_pipeline.sample_settings(isp_rng, cfg.pipeline_ranges)
+      response, bits = isp.tone.base, isp.output_bits
     frames, subframes = [], []
     for t, s, d in zip(times, stops, durations):
       t0, t1 = float(t - d / 2), float(t + d / 2)
       n = self.num_subframes(scene, t0, t1)
       radiance = camera.integrate_exposure(scene.render, t0, t1, n) * np.float32(scale)
-      frames.append(camera.capture(noise_rng, radiance, float(s), noise, response, bits))
+      if isp is None:
+        frames.append(camera.capture(noise_rng, radiance, float(s), noise, response, bits))
+      else:
+        frames.append(camera_pipeline.capture(noise_rng, radiance, float(s), noise, isp))
       subframes.append(n)
     meta.update(response.to_json())
+    meta["camera_pipeline"] = None if isp is None else isp.to_json()
     meta.update({"noise": None if noise is None else noise.to_json(), "bits": bits,
                  "duty": duty, "durations": [float(d) for d in durations],
                  "subframes": subframes, "scale": scale, "pattern": cfg.pattern,

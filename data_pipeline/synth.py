@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 
 from data_pipeline import camera
+from data_pipeline import camera_pipeline
 from data_pipeline import hdr_io
 from data_pipeline import patterns
 from data_pipeline import simulator as sim_lib
@@ -43,7 +44,10 @@ FORMATS = ("clips", "array_record")
 # Options that only clip folders use, with their defaults (array_record windows take them
 # from --config).
 CLIP_ONLY = {"frames": None, "pattern": "2exp", "sources": None, "sequence": None,
-             "response": "gamma2.2", "bits": 8, "no_noise": False}
+             "response": "gamma2.2", "bits": 8, "no_noise": False, "camera_pipeline": None}
+# `--camera-pipeline`: the cameras of `camera_pipeline` to draw from.
+PIPELINE_RANGES = {"train": camera_pipeline.PipelineRanges(),
+                   "held_out": camera_pipeline.HELD_OUT_RANGES}
 MAX_SHEET_FRAMES = 8
 
 
@@ -85,6 +89,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="camera response ('random': gamma2.2/srgb/sigmoid mix)")
   parser.add_argument("--bits", type=int, choices=camera.BITS, default=CLIP_ONLY["bits"])
   parser.add_argument("--no-noise", action="store_true", help="noise-free sensor")
+  parser.add_argument("--camera-pipeline", choices=tuple(PIPELINE_RANGES), default=None,
+                      help="write every clip through a sampled real-camera pipeline (Bayer "
+                           "raw noise, demosaicing, white balance, colour matrix, tone "
+                           "curve, JPEG or 16-bit; meta.json has its settings): the "
+                           "training cameras or the held-out ones; --response and --bits "
+                           "then come from the sampled camera")
   parser.add_argument("--overwrite", action="store_true",
                       help="replace existing clips (or a shard folder of another plan)")
   shards_group = parser.add_argument_group("array_record shards")
@@ -189,7 +199,8 @@ def write_clip(clip_dir: pathlib.Path, sample: dict, info: dict) -> None:
 
 def synth_config(*, size: tuple[int, int], pattern: str, sources: str | None = None,
                  sequence: str | None = None, response: str = "gamma2.2", bits: int = 8,
-                 noise: bool = True) -> sim_lib.SimulatorConfig:
+                 noise: bool = True, camera_pipeline: str | None = None
+                 ) -> sim_lib.SimulatorConfig:
   """The simulator config `dealthdr synth` uses for these options."""
   if response == "random":
     responses, weights = ("gamma2.2", "srgb", "sigmoid"), (0.5, 0.2, 0.3)
@@ -204,6 +215,9 @@ def synth_config(*, size: tuple[int, int], pattern: str, sources: str | None = N
                             procedural_fraction=0.0)
   if sequence:
     config = config.replace(sequence_dir=str(sequence), sequence_fraction=1.0)
+  if camera_pipeline:
+    config = config.replace(camera_pipeline_fraction=1.0,
+                            pipeline_ranges=PIPELINE_RANGES[camera_pipeline])
   return config
 
 
@@ -211,7 +225,7 @@ def write_clips(out_dir: str | os.PathLike, *, num_clips: int, num_frames: int,
                 size: tuple[int, int], pattern: str = "2exp", seed: int = 0,
                 sources: str | None = None, sequence: str | None = None,
                 response: str = "gamma2.2", bits: int = 8, noise: bool = True,
-                overwrite: bool = False,
+                camera_pipeline: str | None = None, overwrite: bool = False,
                 config: sim_lib.SimulatorConfig | None = None) -> list[pathlib.Path]:
   """Renders and writes `num_clips` clip folders; returns their paths.
 
@@ -225,7 +239,8 @@ def write_clips(out_dir: str | os.PathLike, *, num_clips: int, num_frames: int,
                      f"got {num_frames}")
   out_dir = pathlib.Path(out_dir)
   config = config or synth_config(size=size, pattern=pattern, sources=sources,
-                                  sequence=sequence, response=response, bits=bits, noise=noise)
+                                  sequence=sequence, response=response, bits=bits, noise=noise,
+                                  camera_pipeline=camera_pipeline)
   sim = sim_lib.Simulator(config)
   targets = [out_dir / f"clip_{k:04d}" for k in range(num_clips)]
   existing = [str(t) for t in targets if t.exists()]
@@ -311,7 +326,8 @@ def main(args: argparse.Namespace) -> int:
                         num_frames=8 if args.frames is None else args.frames, size=size,
                         pattern=args.pattern, seed=args.seed or 0, sources=args.sources,
                         sequence=args.sequence, response=args.response, bits=args.bits,
-                        noise=not args.no_noise, overwrite=args.overwrite)
+                        noise=not args.no_noise, camera_pipeline=args.camera_pipeline,
+                        overwrite=args.overwrite)
   except (ValueError, FileNotFoundError, FileExistsError) as e:
     print(f"dealthdr synth: error: {e}", file=sys.stderr)
     return 2
