@@ -132,6 +132,8 @@ def evaluate_folders(pred_dir: PathLike, gt_dir: PathLike, *, perceptual: bool =
                    f"sigma {metrics.SSIM_SIGMA}, K1 {metrics.SSIM_K1}, K2 {metrics.SSIM_K2}, "
                    "valid windows, per channel, averaged"),
           "flicker": "mean |dT(pred) - dT(gt)| over consecutive frames (name order)",
+          "dark_chroma": (f"mean rg-chromaticity distance over the darkest "
+                          f"{metrics.DARK_FRACTION:.0%} of GT pixels by luminance"),
       },
   }
   if perceptual:
@@ -148,14 +150,16 @@ def format_table(result: dict) -> str:
     return "-" if v is None else f"{v:.{digits}f}"
 
   width = max([len("mean")] + [len(n) for n in result["frames"]])
-  header = f"{'frame':<{width}}  {'PSNR-T':>7}  {'PSNR-L':>7}  {'SSIM-T':>7}  {'flicker':>8}"
+  header = (f"{'frame':<{width}}  {'PSNR-T':>7}  {'PSNR-L':>7}  {'SSIM-T':>7}  {'flicker':>8}"
+            f"  {'dark chroma':>11}")
   lines = [header, "-" * len(header)]
   rows = list(result["frames"].items()) + [("mean", result["mean"])]
   for i, (name, r) in enumerate(rows):
     if i == len(rows) - 1:
       lines.append("-" * len(header))
     lines.append(f"{name:<{width}}  {fmt(r['psnr_t'], 2):>7}  {fmt(r['psnr_l'], 2):>7}  "
-                 f"{fmt(r['ssim_t'], 4):>7}  {fmt(r.get('flicker'), 5):>8}")
+                 f"{fmt(r['ssim_t'], 4):>7}  {fmt(r.get('flicker'), 5):>8}  "
+                 f"{fmt(r.get('dark_chroma'), 4):>11}")
   return "\n".join(lines)
 
 

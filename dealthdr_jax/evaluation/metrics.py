@@ -1,4 +1,5 @@
-"""HDR quality metrics of DESIGN.md §8: PSNR-L, PSNR-T, SSIM-T and a temporal flicker error.
+"""HDR quality metrics of DESIGN.md §8: PSNR-L, PSNR-T, SSIM-T, a temporal flicker error and
+a dark-region colour-cast error.
 
 Protocol (as in DeepHDRVideo / HDRFlow):
   1. `normalise`: prediction and ground truth are both divided by the ground truth's maximum
@@ -16,6 +17,12 @@ Choices the literature leaves open, fixed here:
     1, statistics over the 'valid' windows only (no padding), computed per RGB channel and
     averaged over the SSIM map and the channels. Images smaller than 11 pixels on a side
     use the largest odd window that fits (σ unchanged).
+  * Dark chroma error (`dark_chroma_error`, "dark_chroma"): colour casts in the shadows,
+    which PSNR hardly weighs. Over the darkest `DARK_FRACTION` (10 %) of the pixels by GT
+    luminance (BT.709 weights; pixels of zero GT luminance left out), the mean Euclidean
+    distance between the predicted and the true rg chromaticity (r, g) / (r + g + b).
+    Scale-free; 0 for a perfect colour; a neutral grey shown with a visible orange cast is
+    ~0.03–0.05. A predicted black pixel counts as neutral.
   * Flicker (`flicker`): for consecutive frames t-1, t, the mean absolute difference between
     the predicted and the true tone-mapped temporal change,
     `mean |(T(P_t) - T(P_{t-1})) - (T(G_t) - T(G_{t-1}))|`, with each frame normalised by its
@@ -42,7 +49,8 @@ SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
 SSIM_K1 = 0.01
 SSIM_K2 = 0.03
-METRIC_NAMES = ("psnr_t", "psnr_l", "ssim_t")
+METRIC_NAMES = ("psnr_t", "psnr_l", "ssim_t", "dark_chroma")
+DARK_FRACTION = 0.1
 
 
 def _check_pair(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -124,18 +132,39 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
   return float(np.mean(num / den))
 
 
+def _chromaticity(rgb: np.ndarray) -> np.ndarray:
+  total = rgb.sum(-1, keepdims=True)
+  neutral = np.full(rgb.shape[:-1] + (2,), 1.0 / 3.0, np.float64)
+  return np.where(total > 1e-12, rgb[..., :2] / np.maximum(total, 1e-12), neutral)
+
+
+def dark_chroma_error(pred: np.ndarray, gt: np.ndarray) -> float:
+  """Mean rg-chromaticity distance over the darkest `DARK_FRACTION` of GT pixels (module
+  docstring). pred, gt: [H, W, 3] linear ≥ 0."""
+  pred, gt = _check_pair(pred, gt)
+  pred, gt = np.maximum(pred.astype(np.float64), 0), np.maximum(gt.astype(np.float64), 0)
+  luma = gt @ np.array([0.2126, 0.7152, 0.0722])
+  lit = luma > 0
+  if not lit.any():
+    return 0.0
+  dark = lit & (luma <= np.quantile(luma[lit], DARK_FRACTION))
+  diff = _chromaticity(pred[dark]) - _chromaticity(gt[dark])
+  return float(np.mean(np.sqrt((diff ** 2).sum(-1))))
+
+
 def frame_metrics(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
-  """PSNR-T, PSNR-L and SSIM-T of one frame.
+  """PSNR-T, PSNR-L, SSIM-T and the dark chroma error of one frame.
 
   Args:
     pred: [H, W, 3] float ≥ 0, predicted linear HDR.
     gt: [H, W, 3] float ≥ 0, ground-truth linear HDR.
   Returns:
-    {"psnr_t": dB, "psnr_l": dB, "ssim_t": in [-1, 1]}.
+    {"psnr_t": dB, "psnr_l": dB, "ssim_t": in [-1, 1], "dark_chroma": ≥ 0}.
   """
   p, g = normalise(pred, gt)
   tp, tg = response.mu_law(p), response.mu_law(g)
-  return {"psnr_t": psnr(tp, tg), "psnr_l": psnr(p, g), "ssim_t": ssim(tp, tg)}
+  return {"psnr_t": psnr(tp, tg), "psnr_l": psnr(p, g), "ssim_t": ssim(tp, tg),
+          "dark_chroma": dark_chroma_error(pred, gt)}
 
 
 def tonemapped_normalised(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -20,7 +20,7 @@ from dealthdr_jax.evaluation import evaluate
 from dealthdr_jax.evaluation import perceptual as perceptual_lib
 from dealthdr_jax.inference import infer
 
-METRICS = ("psnr_t", "psnr_l", "ssim_t")
+METRICS = ("psnr_t", "psnr_l", "ssim_t", "dark_chroma")
 
 
 def score(pred_root: pathlib.Path, clips: Sequence[pathlib.Path], *,

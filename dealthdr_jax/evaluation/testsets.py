@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pathlib
 
+from data_pipeline import camera_pipeline
 from data_pipeline import motion as motion_lib
 from data_pipeline import simulator as sim_lib
 from data_pipeline import synth
@@ -27,6 +28,13 @@ def testset_config(pattern: str, size, sources: str, other_camera: str | None = 
       size=size, pattern=pattern, responses=("gamma2.2", "srgb"), response_weights=(0.7, 0.3),
       source_dir=sources, source_split="val", procedural_fraction=0.0)
   return sim_lib.stage2_camera(config, other_camera) if other_camera else config
+
+
+def held_out_camera_config(pattern: str, size, sources: str) -> sim_lib.SimulatorConfig:
+  """Clips written by real-camera pipelines never drawn in training
+  (`camera_pipeline.HELD_OUT_RANGES`), with the stage-1 sensor noise."""
+  return testset_config(pattern, size, sources).replace(
+      camera_pipeline_fraction=1.0, pipeline_ranges=camera_pipeline.HELD_OUT_RANGES)
 
 
 def hard_config(pattern: str, size, sources: str) -> sim_lib.SimulatorConfig:

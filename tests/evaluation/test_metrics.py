@@ -126,3 +126,21 @@ def test_jnp_twins_match_numpy():
 def test_mismatched_shapes_are_rejected():
   with pytest.raises(ValueError, match="shape"):
     metrics.frame_metrics(np.zeros((4, 4, 3)), np.zeros((4, 5, 3)))
+
+
+def test_dark_chroma_error_sees_colour_casts_in_the_shadows_only():
+  rng = np.random.default_rng(0)
+  gt = rng.uniform(0.01, 1.0, (32, 32, 3)).astype(np.float32)
+  gt[:8] *= 0.01  # A dark quarter: the darkest decile lies there.
+  assert metrics.dark_chroma_error(gt, gt) == 0.0
+  assert metrics.dark_chroma_error(3.0 * gt, gt) == pytest.approx(0.0, abs=1e-6)  # Scale-free.
+  warm = gt * np.array([1.4, 1.0, 0.7], np.float32)
+  dark_cast = np.where(np.arange(32)[:, None, None] < 8, warm, gt)
+  bright_cast = np.where(np.arange(32)[:, None, None] >= 8, warm, gt)
+  assert metrics.dark_chroma_error(dark_cast, gt) > 0.05
+  assert metrics.dark_chroma_error(bright_cast, gt) == 0.0
+  # A neutral grey shown orange: the distance between their chromaticities.
+  grey, orange = np.full((4, 4, 3), 0.1, np.float32), np.full((4, 4, 3), 0.1, np.float32)
+  orange[..., 0], orange[..., 2] = 0.15, 0.05
+  assert metrics.dark_chroma_error(orange, grey) == pytest.approx(np.hypot(0.5 - 1 / 3, 0), abs=1e-6)
+  assert metrics.frame_metrics(orange, grey)["dark_chroma"] > 0.1
