@@ -170,6 +170,13 @@ def train_config(config: ml_collections.ConfigDict, stage: int = 1) -> None:
   config.data.other_camera_response = "sigmoid:0.6,0.5"
   config.data.val_size = p["val_size"]
   config.data.val_seed = 1_000_003
+  # Stage 2's no-reference held-out criterion (`train.criterion_step`): the self-supervised
+  # losses on windows never trained on. "clips": the right `heldout_fraction` of every
+  # frame is never cropped for training, and `heldout_windows` fixed crops come from it;
+  # "synthetic" / "toy": windows of another seed. The export is the step with the best
+  # criterion (the starting model if no step beats it).
+  config.data.heldout_fraction = 0.25
+  config.data.heldout_windows = 8
 
   config.optim = ml_collections.ConfigDict()
   config.optim.lr = p["lr"]

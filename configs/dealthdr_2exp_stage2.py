@@ -45,6 +45,9 @@ README's before/after-stage-2 rows come from
   --other-camera-response sigmoid`) went 28.73 → 31.65 dB: one curve fits that family's
   mean, −7.1 dB on its clip farthest from it. Real clips are not measured yet.
 
+The export is the step with the best no-reference held-out criterion (the starting model
+if no step beats it): `data.heldout_fraction`, `data.heldout_windows`, `launch/README.md`.
+
 `size=tiny` is the test preset (12 steps, 32×32 toy crops, ~30 s on 2 cores, mostly compilation).
 """
 from configs import common

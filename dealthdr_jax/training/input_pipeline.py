@@ -98,6 +98,12 @@ def check_clips(config) -> list[tuple[str, int]]:
       raise DataError(f"unreadable clip {path}: {e}") from e
     if min(size) < crop:
       raise DataError(f"clip {path} is {size[0]}x{size[1]}, smaller than data.crop={crop}")
+    if config.stage == 2 and heldout_start(size[1], config) < crop:
+      raise DataError(
+          f"clip {path} is {size[1]} pixels wide: with data.heldout_fraction="
+          f"{config.data.get('heldout_fraction', 0)} and data.crop={crop} it needs at least "
+          f"{2 * crop} (a training region and a held-out strip each as wide as the crop); "
+          "use smaller crops or data.heldout_fraction=0 (no held-out criterion)")
     result.append((str(path), n))
   return result
 
@@ -167,14 +173,25 @@ def _open(path: str, exposures: str | None):
   return clips_lib.open_clip(path, exposures if pathlib.Path(path).is_file() else None)
 
 
+def heldout_start(width: int, config) -> int:
+  """First column of a clip's held-out strip (stage 2): the right `data.heldout_fraction`
+  of the frame, at least one crop wide; `width` when nothing is held out."""
+  fraction = float(config.data.get("heldout_fraction", 0.0))
+  if fraction <= 0:
+    return width
+  return width - max(int(config.data.crop), int(round(width * fraction)))
+
+
 def _clip_window(record, rng: np.random.Generator, *, radius: int, crop: int,
-                 exposures: str | None) -> dict[str, np.ndarray]:
+                 exposures: str | None, heldout_fraction: float = 0.0) -> dict[str, np.ndarray]:
   path, t = record
   clip = _open(path, exposures)
   frames, stops = clip.window(int(t), radius)
   h, w = frames.shape[1:3]
+  # Training crops stay left of the held-out strip (`heldout_start`).
+  right = w if heldout_fraction <= 0 else w - max(crop, int(round(w * heldout_fraction)))
   y = int(rng.integers(0, h - crop + 1))
-  x = int(rng.integers(0, w - crop + 1))
+  x = int(rng.integers(0, right - crop + 1))
   frames = frames[:, y:y + crop, x:x + crop]
   if rng.random() < 0.5:
     frames = frames[:, :, ::-1]
@@ -222,7 +239,9 @@ def make_train_iterator(config: ml_collections.ConfigDict, *, seed: int, batch_s
     ds = grain.MapDataset.source(records).shuffle(seed=seed)[shard_index::shard_count]
     ds = ds.repeat(None).random_map(
         functools.partial(_clip_window, radius=int(config.model.radius), crop=crop,
-                          exposures=config.data.exposures or None), seed=seed)
+                          exposures=config.data.exposures or None,
+                          heldout_fraction=float(config.data.get("heldout_fraction", 0.0))),
+        seed=seed)
     return _finish(ds, batch_size, config.data.worker_count)
   if source == "array_record":
     from data_pipeline import window_records  # pylint: disable=g-import-not-at-top
@@ -278,6 +297,57 @@ def make_val_batches(config: ml_collections.ConfigDict, *, batch_size: int,
     chunk = samples[i:i + batch_size]
     batches.append(device_batch({k: np.stack([s[k] for s in chunk]) for k in chunk[0]}))
   return batches
+
+
+def make_heldout_batches(config: ml_collections.ConfigDict, *, batch_size: int,
+                         shard_index: int = 0, shard_count: int = 1
+                         ) -> list[dict[str, np.ndarray]]:
+  """Stage 2's held-out windows (frames and stops only), in batches, this process's share.
+
+  "clips": `data.heldout_windows` fixed crops from the held-out strip of the clips (frames
+  spread evenly over each clip, centred vertically); "synthetic": that many windows of
+  the training camera rendered with a seed of their own; "toy": toy windows of another
+  seed. Empty when `data.heldout_windows` is 0.
+  """
+  n = int(config.data.get("heldout_windows", 0))
+  n -= n % (batch_size * shard_count)
+  if n <= 0:
+    return []
+  window, crop, seed = _window(config), int(config.data.crop), int(config.data.val_seed) + 1
+  radius = int(config.model.radius)
+  if config.data.source == "clips":
+    clips = check_clips(config)
+    samples = []
+    for k in range(n):
+      path, frames_in_clip = clips[k % len(clips)]
+      per_clip = -(-n // len(clips))
+      t = int(round((k // len(clips) + 0.5) * frames_in_clip / per_clip)) % frames_in_clip
+      clip = _open(path, config.data.exposures or None)
+      frames, stops = clip.window(t, radius)
+      h, w = frames.shape[1:3]
+      y, x = (h - crop) // 2, heldout_start(w, config)
+      samples.append({"frames": np.ascontiguousarray(frames[:, y:y + crop, x:x + crop],
+                                                     np.float32),
+                      "stops": np.asarray(stops, np.float32)})
+  elif config.data.source == "toy":
+    samples = [toy_data.sample(seed, i, frames=window, crop=crop, pattern=config.pattern)
+               for i in range(n)]
+  else:
+    pipeline = _pipeline_module()
+    sim = pipeline.as_config(config)
+    if config.data.source == "synthetic" and config.data.get("other_camera"):
+      from data_pipeline import simulator as sim_lib  # pylint: disable=g-import-not-at-top
+      sim = sim_lib.stage2_camera(sim, config.data.get("other_camera_response",
+                                                       sim_lib.STAGE2_RESPONSE))
+    if config.data.source == "array_record":
+      from data_pipeline import simulator as sim_lib  # pylint: disable=g-import-not-at-top
+      sim = sim_lib.SimulatorConfig.from_dict(check_records(config)["simulator"]).replace(
+          size=(crop, crop))
+    samples = pipeline.make_validation_set(sim, seed=seed, size=n)
+  samples = samples[shard_index::shard_count]
+  return [device_batch({k: np.stack([s[k] for s in samples[i:i + batch_size]])
+                        for k in ("frames", "stops")}, ground_truth=False)
+          for i in range(0, len(samples), batch_size)]
 
 
 def device_batch(batch: dict[str, Any], ground_truth: bool = True) -> dict[str, np.ndarray]:

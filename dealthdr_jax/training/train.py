@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
+import os
 import pathlib
 import sys
 import time
@@ -212,6 +214,32 @@ def stage2_step(state: train_state.TrainState, batch: dict[str, jnp.ndarray], *,
       loss=loss, subset_loss=subset_l, teacher_loss=teacher_l, reexpose_loss=reexpose_l,
       grad_norm=optax.tree.norm(grads), learning_rate=lr)
   return new_state, m
+
+
+def criterion_step(params, batch: dict[str, jnp.ndarray], *, model: DeAltHDR,
+                   config: ml_collections.ConfigDict, ratio: float) -> jnp.ndarray:
+  """Stage 2's no-reference held-out criterion on one batch → [B] per-window values.
+
+  The self-supervised losses that depend on the parameters alone, weighted as in training:
+  sub-window consistency (every sub-window map of `losses.subset_index_maps`, averaged)
+  and re-exposure consistency (through the model's response calibration). The EMA
+  teacher term is left out: it compares the parameters with their own average.
+  """
+  frames, stops = batch["frames"], batch["stops"]
+  hdr, aux = model.apply({"params": params}, frames, stops, ratio=ratio)
+  per_window = lambda x, y: jnp.stack([losses.hdr_loss(x[i:i + 1], y[i:i + 1], config.loss.mu)
+                                       for i in range(x.shape[0])])
+  maps = losses.subset_index_maps(model.radius)
+  subset = 0.0
+  for idx in maps:
+    sub, _ = model.apply({"params": params}, frames[:, idx], stops[:, idx], ratio=ratio)
+    subset += per_window(sub, hdr) / len(maps)
+  reexpose = jnp.stack([
+      losses.reexposure_loss(hdr[i:i + 1], frames[i:i + 1], stops[i:i + 1],
+                             aux["flow"][i:i + 1], response=model.response,
+                             curve=aux.get("response_curve"))
+      for i in range(frames.shape[0])])
+  return config.loss.subset_weight * subset + config.loss.reexpose_weight * reexpose
 
 
 def eval_step(params, batch: dict[str, jnp.ndarray], *, model: DeAltHDR, ratio: float,
@@ -412,6 +440,49 @@ def _evaluate(eval_fn, params, val_batches, mesh) -> tuple[dict[str, float], Any
   return values, first_hdr
 
 
+def _criterion(criterion_fn, params, batches, mesh) -> float:
+  """Mean held-out criterion over `batches` (equal sizes), the same on every process."""
+  values = [criterion_fn(params, sharding_lib.make_global_batch(b, mesh)) for b in batches]
+  return float(np.mean([float(v) for v in jax.device_get(values)]))
+
+
+class HeldOutCriterion:
+  """Stage 2's held-out criterion over a run: the start value, the best and its step,
+  every measurement; the best parameters live in `export_best/` (the starting model until
+  a step beats it). `heldout.json` in the workdir carries it across a resume."""
+
+  FILE = "heldout.json"
+
+  def __init__(self, workdir: pathlib.Path):
+    self.path = workdir / self.FILE
+    data = json.loads(self.path.read_text()) if self.path.exists() else {}
+    self.start = data.get("start")
+    self.best = data.get("best")
+    self.best_step = data.get("best_step")
+    self.history = data.get("history", [])
+
+  def record(self, step: int, value: float) -> bool:
+    """Adds a measurement; True when it is a new best (the start counts as step 0)."""
+    self.history.append([step, value])
+    if self.start is None:
+      self.start = value
+    better = self.best is None or value < self.best
+    if better:
+      self.best, self.best_step = value, step
+    if jax.process_index() == 0:
+      tmp = self.path.with_suffix(".json.tmp")
+      tmp.write_text(json.dumps({"start": self.start, "best": self.best,
+                                 "best_step": self.best_step, "history": self.history},
+                                indent=1))
+      os.replace(tmp, self.path)
+    return better
+
+  def card(self) -> dict:
+    return {"heldout_criterion": {"start": self.start, "best": self.best,
+                                  "best_step": self.best_step,
+                                  "last": self.history[-1] if self.history else None}}
+
+
 def _local_first(x) -> np.ndarray:
   """The first sample held by this process of a batch-sharded global array."""
   return np.asarray(x.addressable_shards[0].data)[0]
@@ -450,6 +521,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   val_batches = input_pipeline.make_val_batches(
       config, batch_size=local_batch, shard_index=jax.process_index(),
       shard_count=jax.process_count())
+  heldout_batches = (input_pipeline.make_heldout_batches(
+      config, batch_size=local_batch, shard_index=jax.process_index(),
+      shard_count=jax.process_count()) if config.stage == 2 else [])
 
   if is_main:
     workdir.mkdir(parents=True, exist_ok=True)
@@ -485,6 +559,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
                                     sharding_lib.batch_sharding(mesh)))
     # The parameters that are validated and exported: the EMA if there is one (and wanted).
     use_ema = config.optim.ema_decay > 0 and config.export_params == "ema"
+    pick = lambda st: st.ema_params if use_ema else st.params
+    heldout = None
+    if heldout_batches:
+      criterion_fn = jax.jit(
+          lambda p, b: jnp.mean(criterion_step(p, b, model=model, config=config,
+                                               ratio=float(config.attn_ratio))),
+          in_shardings=(state_shardings.params, sharding_lib.batch_sharding(mesh)))
+      heldout = HeldOutCriterion(workdir)
+      if heldout.start is None:  # A new run: measure and keep the starting model.
+        log(f"held-out criterion of the starting model ({len(heldout_batches)} batch(es)) ...")
+        heldout.record(start, _criterion(criterion_fn, pick(state), heldout_batches, mesh))
+        checkpoints.export_params(workdir / model_files.EXPORT_BEST_DIR, pick(state), config,
+                                  {"step": start, "stage": 2, **heldout.card()})
+        log(f"held-out criterion at the start: {heldout.start:.5g}")
     progress = logs.Progress(start, config.total_steps, config.batch_size)
     accumulated = None
     train_values: dict[str, float] = {}
@@ -529,6 +617,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
               + " ".join(f"{k}={v:.4g}" for k, v in val_values.items()))
           if checkpoints.BEST_METRIC in val_values:  # HDR validation (not stage 0's flow)
             save_metrics = {checkpoints.BEST_METRIC: val_values[checkpoints.BEST_METRIC]}
+          if heldout is not None:
+            value = _criterion(criterion_fn, eval_params, heldout_batches, mesh)
+            if heldout.record(step, value):
+              checkpoints.export_params(workdir / model_files.EXPORT_BEST_DIR, eval_params,
+                                        config, {"step": step, "stage": 2, **heldout.card()})
+            writer.scalars(step, {"criterion": value}, prefix="heldout/")
+            log(f"[step {step}] held-out criterion {value:.5g} (start {heldout.start:.5g}, "
+                f"best {heldout.best:.5g} at step {heldout.best_step})")
           if val_hdr is not None and (step % config.image_every == 0 or final):
             vb = val_batches[0]
             writer.images(step, {"val/input_output_gt": logs.tonemap_triplet(
@@ -545,11 +641,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
       if hasattr(train_iter, "close"):  # Stops grain worker processes, if any.
         train_iter.close()
 
-    pick = lambda st: st.ema_params if use_ema else st.params
     card = {"step": step, "stage": config.stage, "val": val_values, "train": train_values,
             "params": "ema" if use_ema else "raw", "workdir": str(workdir.absolute())}
     export_dir = workdir / model_files.EXPORT_DIR
-    checkpoints.export_params(export_dir, pick(state), config, card)
+    if heldout is not None:
+      # Stage 2 exports the step with the best held-out criterion: the parameters in
+      # export_best/ (written when that step was measured).
+      best_params, _ = model_files.load_params(workdir / model_files.EXPORT_BEST_DIR)
+      card.update(heldout.card(), exported_step=heldout.best_step, final_step=step)
+      if heldout.best_step == heldout.history[0][0]:
+        log(f"the held-out criterion never beat the starting model's ({heldout.start:.5g}; "
+            f"last {heldout.history[-1][1]:.5g}): exporting the starting model")
+      else:
+        log(f"exporting step {heldout.best_step}, the best held-out criterion "
+            f"({heldout.best:.5g}, start {heldout.start:.5g})")
+      checkpoints.export_params(export_dir, best_params, config, card)
+    else:
+      checkpoints.export_params(export_dir, pick(state), config, card)
     best = checkpoints.best_step(manager, workdir) if config.stage == 1 else None
     if best is not None:
       best_state = state if best == step else checkpoints.restore_state(manager, best,

@@ -316,3 +316,33 @@ def test_keep_best_survives_a_resume(tmp_path):
   assert manager.all_steps() == [2, 11, 12]  # the best, then the latest two
   assert checkpoints.best_step(manager, tmp_path) == 2
   manager.close()
+
+
+def test_stage2_clips_hold_out_a_strip_that_training_never_crops(tmp_path):
+  from data_pipeline import synth  # pylint: disable=g-import-not-at-top
+  synth.write_clips(tmp_path / "clips", num_clips=1, num_frames=4, size=(64, 80), seed=1)
+  config = config_loading.load_config("dealthdr_2exp_stage2:size=tiny")
+  config.data.source, config.data.clips = "clips", str(tmp_path / "clips")
+  config.data.heldout_windows = 4
+  input_pipeline.check(config)
+  clip = clips_lib.open_clip(tmp_path / "clips" / "clip_0000")
+  frames = np.stack([clip.window(t, 1)[0] for t in range(len(clip))])  # [N, 3, 64, 80, 3]
+  # The right max(crop, 25 %) = 32 columns are the held-out strip: x ∈ [48, 80).
+  assert input_pipeline.heldout_start(80, config) == 48
+  held = input_pipeline.make_heldout_batches(config, batch_size=2)
+  assert len(held) == 2 and set(held[0]) == {"frames", "stops"}
+  strip = frames[:, :, 16:48, 48:80]  # Centred vertically.
+  for batch in held:
+    for window in batch["frames"]:
+      assert any(np.array_equal(window, s) for s in strip)
+  it = input_pipeline.make_train_iterator(config, seed=0, batch_size=4)
+  for _ in range(4):
+    for window in next(it)["frames"]:
+      # Training crops (possibly mirrored) come from columns [0, 48) only.
+      found = [x for x in range(0, 48 - 32 + 1) for y in range(0, 64 - 32 + 1) for f in frames
+               if np.array_equal(window, f[:, y:y + 32, x:x + 32]) or
+               np.array_equal(window, f[:, y:y + 32, x:x + 32][:, :, ::-1])]
+      assert found
+  config.data.crop = 48  # 80 px cannot hold a 48-px training region and a 48-px strip.
+  with pytest.raises(input_pipeline.DataError, match="needs at least 96"):
+    input_pipeline.check(config)

@@ -15,6 +15,9 @@ import numpy as np
 from dealthdr_jax import model_files
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
+# One training ratio per run: one step program to compile (both ratios of the tiny preset
+# run in the resume test).
+ONE_RATIO = ("--config.train_ratios=(0.5,)",)
 
 
 def run_train(args, tmp_path_factory, devices=4, check=True, **popen):
@@ -30,6 +33,11 @@ def run_train(args, tmp_path_factory, devices=4, check=True, **popen):
   return result
 
 
+def jax_leaves(params):
+  import jax  # pylint: disable=g-import-not-at-top
+  return [np.asarray(x) for x in jax.tree.leaves(params)]
+
+
 def _metrics(workdir):
   return [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
 
@@ -41,10 +49,10 @@ def test_stage1_then_stage2_smoke(tmp_path_factory):
   result = run_train(["--config", "configs/dealthdr_2exp.py:size=tiny", "--workdir", s1,
                       "--config.data.source=synthetic", "--config.data.crop=64",
                       "--config.total_steps=2", "--config.log_every=1", "--config.eval_every=2",
-                      "--config.checkpoint_every=2"], tmp_path_factory)
+                      "--config.checkpoint_every=2", *ONE_RATIO], tmp_path_factory)
   # Compilation is announced, once per program, before the steps that pay for it.
   compiles = result.stderr.count("compiling the stage1_step program for attention ratio")
-  assert 1 <= compiles <= 2 and result.stderr.count("compiled in") == compiles
+  assert compiles == 1 and result.stderr.count("compiled in") == compiles
   assert result.stderr.index("compiling the stage1_step") < result.stderr.index("[step 1/2]")
   assert result.stderr.count("compiling the validation program") == 1
   records = _metrics(s1)
@@ -72,7 +80,8 @@ def test_stage1_then_stage2_smoke(tmp_path_factory):
   run_train(["--config", "configs/dealthdr_2exp.py:size=tiny", "--workdir", s1r,
              "--config.data.source=array_record", f"--config.data.records={records}",
              "--config.data.crop=64", "--config.total_steps=2", "--config.log_every=1",
-             "--config.eval_every=2", "--config.checkpoint_every=2"], tmp_path_factory)
+             "--config.eval_every=2", "--config.checkpoint_every=2", *ONE_RATIO],
+            tmp_path_factory)
   from_records = [r for r in _metrics(s1r) if "train/loss" in r]
   assert [r["step"] for r in from_records] == [1, 2]
   assert all(np.isfinite(r["train/loss"]) for r in from_records)
@@ -80,12 +89,28 @@ def test_stage1_then_stage2_smoke(tmp_path_factory):
   np.testing.assert_allclose(from_records[0]["train/loss"], train_rec[0]["train/loss"],
                              rtol=1e-5)
 
-  # Stage 2 from the stage-1 workdir, on GT-free windows.
+  # Stage 2 from the stage-1 workdir, on GT-free windows. At learning rate 0 (raw params) no
+  # step can beat the starting model's held-out criterion: the export must be that model.
   s2 = tmp / "stage2"
   result = run_train(["--config", "configs/dealthdr_2exp_stage2.py:size=tiny", "--workdir", s2,
                       f"--config.init_from={s1}", "--config.total_steps=2",
                       "--config.log_every=1", "--config.eval_every=2",
-                      "--config.checkpoint_every=2"], tmp_path_factory)
+                      "--config.checkpoint_every=2", "--config.optim.lr=0",
+                      "--config.optim.calibration_lr=0", "--config.export_params=params",
+                      *ONE_RATIO],
+                     tmp_path_factory)
+  assert "held-out criterion at the start" in result.stderr
+  assert "never beat the starting model" in result.stderr, result.stderr[-2000:]
+  card = json.loads((s2 / "export" / "card.json").read_text())
+  assert card["exported_step"] == 0 and card["final_step"] == 2
+  assert card["heldout_criterion"]["best_step"] == 0
+  exported, _ = model_files.load_params(s2 / "export")
+  started, _ = model_files.load_params(s1 / "export_best"
+                                       if (s1 / "export_best").exists() else s1 / "export")
+  assert set(started) < set(exported)  # Stage 2 adds the response calibration.
+  for group in started:
+    for a, b in zip(jax_leaves(exported[group]), jax_leaves(started[group])):
+      np.testing.assert_array_equal(a, b)
   # The pre-flight (config, data and init_from checks) runs and speaks once.
   assert result.stderr.count("init_from lacks") == 1, result.stderr
   rec = [r for r in _metrics(s2) if "train/loss" in r]
