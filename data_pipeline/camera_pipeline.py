@@ -188,7 +188,9 @@ class PipelineRanges:
   demosaic: tuple[str, ...] = DEMOSAIC
   chroma_denoise: tuple[float, float] = (0.0, 2.0)  # Uniform; below 0.5 means off.
   sharpen: tuple[float, float] = (0.0, 0.8)  # Uniform; below 0.1 means off.
-  responses: tuple[str, ...] = ("gamma2.2", "srgb", "sigmoid")
+  # The base curve is the camera's nominal one (what a clip's meta.json declares, so
+  # clip readers know it); the S-curve on top is what nobody declares.
+  responses: tuple[str, ...] = ("gamma2.2", "srgb")
   contrast: tuple[float, float] = (1.0, 1.5)
   jpeg_quality: tuple[int, int] = (80, 95)  # Inclusive.
   jpeg_fraction: float = 0.7  # The rest are 16-bit.

@@ -446,6 +446,10 @@ def _criterion(criterion_fn, params, batches, mesh) -> float:
   return float(np.mean([float(v) for v in jax.device_get(values)]))
 
 
+# Stage 2: the parameters of the last step (`export/` holds the best held-out step's).
+EXPORT_LAST_DIR = "export_last"
+
+
 class HeldOutCriterion:
   """Stage 2's held-out criterion over a run: the start value, the best and its step,
   every measurement; the best parameters live in `export_best/` (the starting model until
@@ -656,6 +660,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
         log(f"exporting step {heldout.best_step}, the best held-out criterion "
             f"({heldout.best:.5g}, start {heldout.start:.5g})")
       checkpoints.export_params(export_dir, best_params, config, card)
+      # The last step too, for comparison (not what `--checkpoint W` reads).
+      checkpoints.export_params(workdir / EXPORT_LAST_DIR, pick(state), config,
+                                {**card, "exported_step": step})
     else:
       checkpoints.export_params(export_dir, pick(state), config, card)
     best = checkpoints.best_step(manager, workdir) if config.stage == 1 else None

@@ -103,6 +103,7 @@ def test_stage1_then_stage2_smoke(tmp_path_factory):
   assert "never beat the starting model" in result.stderr, result.stderr[-2000:]
   card = json.loads((s2 / "export" / "card.json").read_text())
   assert card["exported_step"] == 0 and card["final_step"] == 2
+  assert json.loads((s2 / "export_last" / "card.json").read_text())["exported_step"] == 2
   assert card["heldout_criterion"]["best_step"] == 0
   exported, _ = model_files.load_params(s2 / "export")
   started, _ = model_files.load_params(s1 / "export_best"
