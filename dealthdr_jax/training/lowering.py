@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -38,6 +39,32 @@ def abstract_batch(config: ml_collections.ConfigDict, window: int, mesh
           for k, v in shapes.items()}
 
 
+class StepSetup(NamedTuple):
+  """What `train.py` builds before its first step, without any device work."""
+  model: Any
+  mesh: jax.sharding.Mesh
+  tx: Any
+  init: Callable[[], Any]  # () → fresh parameters
+  state: Any  # abstract train state (ShapeDtypeStructs)
+  state_shardings: Any
+  step_fn: Callable  # the stage's step function
+
+
+def step_setup(config: ml_collections.ConfigDict) -> StepSetup:
+  """The config's model, mesh, optimizer, abstract state with its shardings (the config's
+  partition rules) and step function, as `train.train_and_evaluate` builds them."""
+  model = train.check_config(config)
+  mesh = sharding_lib.make_mesh(config.mesh.shape, config.mesh.axes)
+  sharding_lib.check_batch_size(config.batch_size, mesh)
+  tx = train_state.make_optimizer(config)
+  rules = [tuple(r) for r in config.mesh.param_rules]
+  init = functools.partial(train._random_init, model, config.seed)  # pylint: disable=protected-access
+  state, state_shardings = train_state.abstract_state(init, tx, mesh, rules)
+  step_fn = {train_state.FLOW_STAGE: train.flow_step, 1: train.stage1_step,
+             2: train.stage2_step}[config.stage]
+  return StepSetup(model, mesh, tx, init, state, state_shardings, step_fn)
+
+
 def export_train_step(config: ml_collections.ConfigDict, platforms: tuple[str, ...],
                       ratio: float | None = None) -> jax.export.Exported:
   """The config's train step, sharded as in training, lowered for `platforms`.
@@ -49,15 +76,7 @@ def export_train_step(config: ml_collections.ConfigDict, platforms: tuple[str, .
   Returns:
     the `jax.export.Exported` (serialize with `.serialize()`).
   """
-  model = train.check_config(config)
-  mesh = sharding_lib.make_mesh(config.mesh.shape, config.mesh.axes)
-  sharding_lib.check_batch_size(config.batch_size, mesh)
-  tx = train_state.make_optimizer(config)
-  rules = [tuple(r) for r in config.mesh.param_rules]
-  init = functools.partial(train._random_init, model, config.seed)  # pylint: disable=protected-access
-  state, state_shardings = train_state.abstract_state(init, tx, mesh, rules)
-  step_fn = {train_state.FLOW_STAGE: train.flow_step, 1: train.stage1_step,
-             2: train.stage2_step}[config.stage]
+  model, mesh, tx, _, state, state_shardings, step_fn = step_setup(config)
   ratio = float(config.attn_ratio if ratio is None else ratio)
   batch = abstract_batch(config, model.window, mesh)
   step = functools.partial(step_fn, model=model, tx=tx, config=config, ratio=ratio)

@@ -17,8 +17,6 @@ import jax.numpy as jnp
 import ml_collections
 
 from dealthdr_jax.training import lowering
-from dealthdr_jax.training import sharding as sharding_lib
-from dealthdr_jax.training import train
 from dealthdr_jax.training import train_state
 
 
@@ -56,15 +54,7 @@ def measure_train_step(config: ml_collections.ConfigDict, *, steps: int = 5, war
   donated argument (the new state reuses the old one's buffers); None where the backend
   does not say.
   """
-  model = train.check_config(config)
-  mesh = sharding_lib.make_mesh(config.mesh.shape, config.mesh.axes)
-  sharding_lib.check_batch_size(config.batch_size, mesh)
-  tx = train_state.make_optimizer(config)
-  rules = [tuple(r) for r in config.mesh.param_rules]
-  init = functools.partial(train._random_init, model, config.seed)  # pylint: disable=protected-access
-  _, state_shardings = train_state.abstract_state(init, tx, mesh, rules)
-  step_fn = {train_state.FLOW_STAGE: train.flow_step, 1: train.stage1_step,
-             2: train.stage2_step}[config.stage]
+  model, mesh, tx, init, _, state_shardings, step_fn = lowering.step_setup(config)
   ratio = float(config.attn_ratio if ratio is None else ratio)
   with jax.set_mesh(mesh):
     state = jax.jit(lambda: train_state.create(init(), tx), out_shardings=state_shardings)()
