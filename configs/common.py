@@ -157,6 +157,10 @@ def train_config(config: ml_collections.ConfigDict, stage: int = 1) -> None:
   # bias that guessing leaves on clips whose response is known.
   config.data.responses = ("gamma2.2", "srgb", "sigmoid")
   config.data.response_weights = (0.5, 0.2, 0.3)
+  # "synthetic": the share of clips written by a sampled real-camera pipeline (Bayer raw
+  # noise, demosaicing, white balance, colour matrix, tone S-curve, JPEG;
+  # `data_pipeline.camera_pipeline`, training ranges) instead of the RGB camera model.
+  config.data.camera_pipeline_fraction = 0.0
   config.data.worker_count = 0
   # "array_record": a shard folder from `dealthdr synth --format array_record --config
   # <this config>` (pre-rendered windows, for hosts whose CPUs cannot render fast enough).

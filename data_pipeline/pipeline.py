@@ -42,7 +42,8 @@ def as_config(config: sim_lib.SimulatorConfig | Mapping[str, Any] | None
 
   An experiment config (one with `data` and `pattern` sections, as in `configs/`) is also
   accepted: size = (data.crop, data.crop), pattern, radius = model.radius, source_dir,
-  num_val_sources, responses and response_weights from `data` when set (weights that do
+  num_val_sources, camera_pipeline_fraction, responses and response_weights from `data`
+  when set (weights that do
   not match the responses in length mean uniform), and any fields in an
   optional `data.simulator` dict override the defaults.
   """
@@ -62,6 +63,8 @@ def as_config(config: sim_lib.SimulatorConfig | Mapping[str, Any] | None
       fields["responses"] = (responses,) if isinstance(responses, str) else tuple(responses)
       weights = tuple(data.get("response_weights") or ())
       fields["response_weights"] = weights if len(weights) == len(fields["responses"]) else None
+    if data.get("camera_pipeline_fraction"):
+      fields["camera_pipeline_fraction"] = float(data["camera_pipeline_fraction"])
     if data.get("source_dir"):
       fields["source_dir"] = str(data["source_dir"])
       fields["num_val_sources"] = int(data.get("num_val_sources", 2))

@@ -42,7 +42,7 @@ DEVICE_KEYS = ("frames", "stops", "hdr", "flow", "valid")
 # Data keys that only some sources read (their defaults are empty): set under another
 # source they would be ignored without a word, so that is an error.
 SOURCE_ONLY_KEYS = {"source_dir": ("synthetic",), "clips": ("clips",), "exposures": ("clips",),
-                    "records": ("array_record",)}
+                    "records": ("array_record",), "camera_pipeline_fraction": ("synthetic",)}
 
 
 class DataError(ValueError):

@@ -156,3 +156,12 @@ def test_synth_writes_clips_through_held_out_cameras(tmp_path):
   assert 70 <= meta["camera_pipeline"]["jpeg_quality"] <= 79 and meta["bits"] == 8
   assert meta["camera_pipeline"]["wb_gains"][0] >= 2.6
   assert (tmp_path / "clip_0000" / "preview" / "contact_sheet.png").exists()
+
+
+def test_training_configs_reach_the_pipeline():
+  from data_pipeline import pipeline  # pylint: disable=g-import-not-at-top
+  from dealthdr_jax import config_loading  # pylint: disable=g-import-not-at-top
+  config = config_loading.load_config("dealthdr_2exp:size=small")
+  assert pipeline.as_config(config).camera_pipeline_fraction == 0.0
+  config_loading.apply_overrides(config, ["--config.data.camera_pipeline_fraction=0.5"])
+  assert pipeline.as_config(config).camera_pipeline_fraction == 0.5
