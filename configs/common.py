@@ -80,7 +80,8 @@ def model_config(size: str, radius: int, response: str = "gamma2.2",
   return ml_collections.ConfigDict(dict(MODEL_PRESETS[size], radius=radius,
                                         response=response, dtype=dtype,
                                         fgma_flow_guided=True, dual_encoder=True,
-                                        exposure_prior=False, response_calibration=0))
+                                        exposure_prior=False, response_calibration=0,
+                                        response_min_slope=0.0))
 
 
 def base_config(pattern: str, size: str, radius: int, ratio: float) -> ml_collections.ConfigDict:
@@ -209,6 +210,9 @@ def train_config(config: ml_collections.ConfigDict, stage: int = 1) -> None:
   config.loss.reexpose_weight = 0.5
   # Smoothness of the learned response calibration curve (`losses.curve_roughness`).
   config.loss.curve_smoothness = 5e-4
+  # Pull of the learned curve towards the declared (or default) response, i.e. the
+  # identity curve (`losses.curve_prior`, mean squared knot distance in LDR units).
+  config.loss.curve_prior = 0.0
 
   # Device mesh: `shape` (-1 = all remaining devices) over `axes`; the batch is split
   # over `data`. `param_rules`: (regex over "a/b/kernel" names, axis names or None per
@@ -228,3 +232,27 @@ def train_config(config: ml_collections.ConfigDict, stage: int = 1) -> None:
   # Which parameters the params-only export in `<workdir>/export/` holds: the EMA if
   # there is one, else the raw parameters ("ema" falls back to "params" without EMA).
   config.export_params = "ema"
+
+
+def stage2_config(config: ml_collections.ConfigDict) -> None:
+  """Adds the stage-2 (self-supervised fine-tuning) sections to an experiment config.
+
+  lr 1e-5 (REFERENCES.md: the DeAltHDR fork fine-tunes real video at 1e-5), no flow
+  supervision, and a learned response calibration: a monotone curve (32 segments, 8 for
+  `tiny`) on top of `model.response`, with a least slope of 0.25 (it cannot flatten or
+  invert any range of contrast) and a prior towards the declared response.
+  """
+  train_config(config, stage=2)
+  if config.size != "tiny":
+    config.total_steps = 50_000 if config.size == "base" else 2_000
+    config.optim.lr = 1e-5
+    config.optim.warmup_steps = 100
+  config.loss.flow_weight = 0.0
+  config.model.response_calibration = 8 if config.size == "tiny" else 32
+  config.model.response_min_slope = 0.25
+  config.loss.curve_prior = CURVE_PRIOR
+
+
+# Stage 2's pull of the learned response curve towards the declared response
+# (`loss.curve_prior`): measured in configs/dealthdr_2exp_stage2.py's docstring.
+CURVE_PRIOR = 0.05

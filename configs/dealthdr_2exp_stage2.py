@@ -56,13 +56,6 @@ from configs import common
 def get_config(arg=None):
   arg = common.parse_arg(arg, size="small", radius=1, ratio=0.25)
   config = common.base_config("2exp", arg.size, arg.radius, arg.ratio)
-  common.train_config(config, stage=2)
-  if arg.size != "tiny":
-    config.total_steps = 50_000 if arg.size == "base" else 2_000
-    config.optim.lr = 1e-5
-    config.optim.warmup_steps = 100
-  config.loss.flow_weight = 0.0
-  # Learn the camera's response (a 32-segment monotone curve on top of `model.response`).
-  config.model.response_calibration = 8 if arg.size == "tiny" else 32
+  common.stage2_config(config)
   config.lock()
   return config

@@ -113,6 +113,9 @@ class DeAltHDR(nn.Module):
   # so stage 2 can learn a camera whose curve differs from the assumed one. The curve is
   # in aux["response_curve"] for the re-exposure loss. 0 = off (no parameter).
   response_calibration: int = 0
+  # The calibration curve's least slope (`response.curve_knots`): > 0 keeps every range of
+  # the input's contrast (the curve cannot flatten or invert it).
+  response_min_slope: float = 0.0
   response: str = "gamma2.2"
   dtype: str = "float32"
 
@@ -211,7 +214,8 @@ class DeAltHDR(nn.Module):
     curve = None
     if self.response_calibration > 0:
       curve = resp.curve_knots(self.param("response_calibration", nn.initializers.zeros,
-                                          (self.response_calibration,), jnp.float32))
+                                          (self.response_calibration,), jnp.float32),
+                               self.response_min_slope)
       frames = resp.apply_curve(frames, curve)
 
     # Exposure normalisation relative to the window's shortest frame.

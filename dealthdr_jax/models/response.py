@@ -58,13 +58,18 @@ def well_exposedness(value: jnp.ndarray) -> jnp.ndarray:
   return (1.0 - _smoothstep(0.80, 0.97, value)) * _smoothstep(0.02, 0.20, value)
 
 
-def curve_knots(logits: jnp.ndarray) -> jnp.ndarray:
+def curve_knots(logits: jnp.ndarray, min_slope: float = 0.0) -> jnp.ndarray:
   """[K] logits → [K+1] values of a monotone curve on [0, 1] at x = 0, 1/K, …, 1.
 
-  The curve's increments are `softmax(logits)`, so it starts at 0, ends at 1 and is
-  non-decreasing; zero logits give the identity.
+  The curve's increments are `min_slope / K + (1 - min_slope) · softmax(logits)`, so it
+  starts at 0, ends at 1 and its slope is at least `min_slope` (in [0, 1)) everywhere: with
+  `min_slope` > 0 it can neither flatten nor invert any range of the input's contrast.
+  Zero logits give the identity.
   """
-  steps = jax.nn.softmax(logits.astype(jnp.float32))
+  if not 0.0 <= min_slope < 1.0:
+    raise ValueError(f"min_slope must be in [0, 1), got {min_slope}")
+  k = logits.shape[-1]
+  steps = min_slope / k + (1.0 - min_slope) * jax.nn.softmax(logits.astype(jnp.float32))
   return jnp.concatenate([jnp.zeros((1,), jnp.float32), jnp.cumsum(steps)])
 
 

@@ -40,6 +40,8 @@ class Stage2Metrics(clu_metrics.Collection):
   subset_loss: clu_metrics.Average.from_output("subset_loss")
   teacher_loss: clu_metrics.Average.from_output("teacher_loss")
   reexpose_loss: clu_metrics.Average.from_output("reexpose_loss")
+  # RMS distance of the learned response curve from the declared one (0 without a curve).
+  curve_distance: clu_metrics.Average.from_output("curve_distance")
   grad_norm: clu_metrics.Average.from_output("grad_norm")
   learning_rate: clu_metrics.LastValue.from_output("learning_rate")
 

@@ -17,6 +17,9 @@ Stage 2 (self-supervised, no ground truth):
   * `curve_roughness`: keeps the learned calibration curve smooth, which also fixes the
     one thing re-exposure cannot see, the curve's scale (radiance × c with curve × c is
     just as consistent; a smooth curve cannot hide the factor in its clipped top segment).
+  * `curve_prior`: holds the learned curve's shape near the declared (or default) response,
+    with the strength `loss.curve_prior` (the model's `response_min_slope` keeps it from
+    flattening or inverting any range of contrast).
   * `subset_index_maps`: the frame index maps that turn a window into a smaller one,
     mirrored at its new edges like a clip edge (data_pipeline.clips.window_indices).
 """
@@ -178,6 +181,23 @@ def curve_roughness(curve: jnp.ndarray) -> jnp.ndarray:
   curve ([K+1] knots; for softmax increments, the differences of neighbouring logits)."""
   log_slope = jnp.log(jnp.maximum(jnp.diff(curve.astype(jnp.float32)), 1e-12))
   return jnp.mean(jnp.diff(log_slope) ** 2)
+
+
+def curve_prior(curve: jnp.ndarray) -> jnp.ndarray:
+  """Distance of a `response.curve_knots` curve ([K+1] knots) from the identity, i.e. of
+  the calibrated response from the declared (or default) one, up to a scale.
+
+  The mean squared distance, in LDR units, of the knots from the best-fitting multiple of
+  the identity: 0 at the start of stage 2, 0.01 for a shape 0.1 away everywhere. Shape
+  only, because a scale of the curve is an exposure scale of the radiance (for a gamma
+  response), which re-exposure cannot see and `curve_roughness` already fixes; a prior on
+  it would bias the radiance.
+  """
+  k = curve.shape[0] - 1
+  identity = jnp.linspace(0.0, 1.0, k + 1, dtype=jnp.float32)
+  curve = curve.astype(jnp.float32)
+  scale = jnp.sum(curve * identity) / jnp.sum(identity * identity)
+  return jnp.mean((curve - scale * identity) ** 2)
 
 
 def subset_index_maps(radius: int) -> np.ndarray:

@@ -175,8 +175,9 @@ def stage2_step(state: train_state.TrainState, batch: dict[str, jnp.ndarray], *,
   (a) the full-window output (stop-gradient) supervises the output of a random sub-window;
   (b) the EMA teacher's full-window output supervises the student's;
   (c) the output re-exposed to every frame of the window matches the well-exposed LDR.
-  With a response calibration (`model.response_calibration`), (c) also trains the curve
-  and `loss.curve_smoothness` keeps it smooth (losses.curve_roughness).
+  With a response calibration (`model.response_calibration`), (c) also trains the curve,
+  `loss.curve_smoothness` keeps it smooth (losses.curve_roughness) and `loss.curve_prior`
+  near the declared response (losses.curve_prior).
   Args: as `stage1_step`; only frames and stops are used.
   """
   frames, stops = batch["frames"], batch["stops"]
@@ -203,16 +204,19 @@ def stage2_step(state: train_state.TrainState, batch: dict[str, jnp.ndarray], *,
     loss = (config.loss.subset_weight * subset_l + config.loss.teacher_weight * teacher_l
             + config.loss.reexpose_weight * reexpose_l)
     if "response_curve" in aux:
-      loss += config.loss.curve_smoothness * losses.curve_roughness(aux["response_curve"])
-    return loss, (subset_l, teacher_l, reexpose_l)
+      loss += (config.loss.curve_smoothness * losses.curve_roughness(aux["response_curve"])
+               + config.loss.get("curve_prior", 0.0) * losses.curve_prior(aux["response_curve"]))
+    distance = (jnp.sqrt(losses.curve_prior(aux["response_curve"]))
+                if "response_curve" in aux else jnp.zeros((), jnp.float32))
+    return loss, (subset_l, teacher_l, reexpose_l, distance)
 
-  (loss, (subset_l, teacher_l, reexpose_l)), grads = jax.value_and_grad(
+  (loss, (subset_l, teacher_l, reexpose_l, distance)), grads = jax.value_and_grad(
       loss_fn, has_aux=True)(state.params)
   new_state = train_state.apply_gradients(state, grads, tx, config.optim.ema_decay)
   lr = train_state.learning_rate_schedule(config.optim, config.total_steps)(state.step)
   m = logs.Stage2Metrics.single_from_model_output(
       loss=loss, subset_loss=subset_l, teacher_loss=teacher_l, reexpose_loss=reexpose_l,
-      grad_norm=optax.tree.norm(grads), learning_rate=lr)
+      curve_distance=jax.lax.stop_gradient(distance), grad_norm=optax.tree.norm(grads), learning_rate=lr)
   return new_state, m
 
 
