@@ -80,6 +80,9 @@ class SimulatorConfig:
   # `camera.capture`; `pipeline_ranges` are the cameras it draws from.
   camera_pipeline_fraction: float = 0.0
   pipeline_ranges: camera_pipeline.PipelineRanges = camera_pipeline.PipelineRanges()
+  # One camera for every pipeline clip: drawn from `pipeline_ranges` by this seed (None:
+  # a new camera per clip), e.g. several clips of the same held-out camera.
+  pipeline_camera_seed: int | None = None
 
   def __post_init__(self):
     patterns.default_radius(self.pattern)  # Validates the name.
@@ -309,7 +312,9 @@ class Simulator:
     noise = None if cfg.noise is None else camera.sample_noise_params(cam_rng, cfg.noise)
     isp = None
     if cfg.camera_pipeline_fraction > 0 and isp_rng.random() < cfg.camera_pipeline_fraction:
-      isp = camera_pipeline.sample_settings(isp_rng, cfg.pipeline_ranges)
+      isp = camera_pipeline.sample_settings(
+          isp_rng if cfg.pipeline_camera_seed is None
+          else np.random.default_rng(cfg.pipeline_camera_seed), cfg.pipeline_ranges)
       response, bits = isp.tone.base, isp.output_bits
     frames, subframes = [], []
     for t, s, d in zip(times, stops, durations):

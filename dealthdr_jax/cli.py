@@ -17,6 +17,8 @@ COMMANDS = {
     "synth": ("data_pipeline.synth", "write synthetic clip folders with ground truth"),
     "train": ("dealthdr_jax.training.train",
               "train (stage 1 or 2, by config); resumes from the workdir"),
+    "adapt": ("dealthdr_jax.training.adapt",
+              "stage 2 in one command: adapt a model to your camera's unlabeled clips"),
     "infer": ("dealthdr_jax.inference.infer", "HDR for every frame of a clip folder or video"),
     "eval": ("dealthdr_jax.evaluation.evaluate",
              "PSNR-T, PSNR-L, SSIM-T of predictions vs ground truth"),

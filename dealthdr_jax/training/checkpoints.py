@@ -138,6 +138,8 @@ PARAMETER_FREE = ("dtype", "exposure_prior", "response")
 # curve, zero logits are the identity): a run may start from weights trained without
 # them, the added parameters then start at zero (`train._load_init_params`).
 ADDED_PARAMETERS = ("response_calibration",)
+# Settings of those added parameters (free to differ from a model that lacks them).
+ADDED_SETTINGS = ("response_min_slope",)
 # The model keys that shape only params["flow"] (free to differ with `flow_init_from`).
 FLOW_KEYS = ("flow_arch", "flow_channels", "flow_corr_radius", "flow_features", "flow_kernel",
              "flow_levels", "flow_finest_log2")
@@ -244,7 +246,7 @@ def load_init_params(path: str, config: ml_collections.ConfigDict,
   else:
     params, saved = _params_from_workdir(directory)
   diffs = model_differences(saved, config_dict(config),
-                            ignore=PARAMETER_FREE + ADDED_PARAMETERS + tuple(ignore)
+                            ignore=PARAMETER_FREE + ADDED_PARAMETERS + ADDED_SETTINGS + tuple(ignore)
                             ) if check_model else []
   if diffs:
     raise IncompatibleCheckpointError(

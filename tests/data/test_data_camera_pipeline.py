@@ -143,6 +143,19 @@ def test_simulator_clips_through_the_pipeline_keep_the_units():
     sim_lib.SimulatorConfig(size=(63, 64), camera_pipeline_fraction=0.5)
 
 
+def test_one_camera_seed_writes_every_clip_with_the_same_camera():
+  config = sim_lib.SimulatorConfig(size=(32, 32), camera_pipeline_fraction=1.0,
+                                   pipeline_ranges=cp.HELD_OUT_RANGES)
+  sim = sim_lib.Simulator(config)
+  cams = [sim.window(np.random.default_rng(s))["meta"]["camera_pipeline"] for s in (1, 2)]
+  assert cams[0] != cams[1]
+  fixed = sim_lib.Simulator(config.replace(pipeline_camera_seed=7))
+  a, b = (fixed.window(np.random.default_rng(s)) for s in (1, 2))
+  assert a["meta"]["camera_pipeline"] == b["meta"]["camera_pipeline"]
+  assert a["meta"]["camera_pipeline"]["wb_gains"][0] >= 2.6
+  assert not np.array_equal(a["frames"], b["frames"])  # Other scenes, same camera.
+
+
 def test_synth_writes_clips_through_held_out_cameras(tmp_path):
   import argparse  # pylint: disable=g-import-not-at-top
   import json  # pylint: disable=g-import-not-at-top

@@ -1,0 +1,78 @@
+"""`dealthdr adapt`: bad inputs fail before compute; a short run writes a params-only model
+with its card that `infer --checkpoint` runs; nothing already written is lost."""
+import json
+
+import numpy as np
+import pytest
+
+from data_pipeline import synth
+from dealthdr_jax import cli
+from dealthdr_jax import config_loading
+from dealthdr_jax import model_files
+from dealthdr_jax.inference import infer
+from dealthdr_jax.models.dealthdr import DeAltHDR
+from dealthdr_jax.training import adapt
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+  """A tiny untrained 2-exposure model and two small 2-exposure clips (one 3-exposure)."""
+  root = tmp_path_factory.mktemp("adapt")
+  config = config_loading.load_config("dealthdr_2exp:size=tiny")
+  model = DeAltHDR.from_config(config.model)
+  model_files.save_params(root / "start", model_files.init_params(model), config,
+                          {"name": "tiny start"})
+  clips = synth.write_clips(root / "clips", num_clips=2, num_frames=5, size=(64, 96), seed=5)
+  (three,) = synth.write_clips(root / "clips3", num_clips=1, num_frames=5, size=(64, 96),
+                               pattern="3exp", seed=6)
+  return root, clips, three
+
+
+def test_bad_inputs_fail_before_any_compute(setup, capsys):
+  root, clips, three = setup
+  with pytest.raises(adapt.AdaptError, match="missing_clip: no such clip"):
+    adapt.adapt([str(root / "missing_clip")], str(root / "o1"))
+  video = root / "take.mp4"
+  video.write_bytes(b"")
+  with pytest.raises(adapt.AdaptError, match="take.mp4 is a video: give --exposures"):
+    adapt.adapt([str(video)], str(root / "o1"))
+  with pytest.raises(adapt.AdaptError, match="3 exposure levels"):
+    adapt.adapt([str(clips[0]), str(three)], str(root / "o1"))
+  with pytest.raises(adapt.AdaptError, match="--steps must be positive"):
+    adapt.adapt([str(clips[0])], str(root / "o1"), steps=0)
+  taken = root / "taken"
+  taken.mkdir()
+  (taken / "keep.txt").write_text("mine")
+  # Through the command line: one clear line, exit 2, the folder untouched.
+  assert cli.main(["adapt", "--input", str(clips[0]), "--out", str(taken)]) == 2
+  assert "exists and is not empty" in capsys.readouterr().err
+  assert (taken / "keep.txt").read_text() == "mine" and len(list(taken.iterdir())) == 1
+  assert not (root / "o1").exists() and not (root / "taken.run").exists()
+
+
+def test_adapt_writes_a_model_that_infer_runs(setup, tmp_path):
+  root, clips, _ = setup
+  out = tmp_path / "mycam"
+  card = adapt.adapt([str(clips[0]), str(clips[1])], str(out), steps=4,
+                     start_from=str(root / "start"))
+  saved = json.loads((out / model_files.CARD_FILE).read_text())
+  assert saved == json.loads(json.dumps(card))
+  assert card["inputs"] == [str(c.absolute()) for c in clips] and card["steps"] == 4
+  assert card["response"] == "gamma2.2" and card["pattern"] == "2exp"
+  c = card["heldout_criterion"]
+  assert c["start"] is not None and c["best"] <= c["start"] and len(card["heldout_history"]) == 5
+  assert card["exported_step"] == c["best_step"]
+  curve = list(card["response_curve"].values())
+  assert len(curve) == len(adapt.CURVE_POINTS) and np.all(np.diff(curve) > 0)
+  params, config = model_files.load_params(out)
+  assert config.model.response_calibration > 0 and "response_calibration" in params
+  assert config.stage == 2 and list(config.train_ratios) == [config.attn_ratio]
+  # infer reads it like any checkpoint.
+  summary = infer.run_inference(str(clips[0]), str(tmp_path / "pred"), checkpoint=str(out),
+                                preview=False, progress=False)
+  assert summary["frames"] == 5
+  # A second run into the same --out is refused (the model stays) unless --overwrite.
+  before = (out / model_files.PARAMS_FILE).read_bytes()
+  with pytest.raises(FileExistsError, match="--overwrite"):
+    adapt.adapt([str(clips[0])], str(out), steps=4, start_from=str(root / "start"))
+  assert (out / model_files.PARAMS_FILE).read_bytes() == before
