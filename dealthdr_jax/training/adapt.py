@@ -116,6 +116,9 @@ def build_config(start: ml_collections.ConfigDict, start_path: str, clips_folder
     config.eval_every = every
     config.checkpoint_every = every
     config.image_every = steps
+    # Validation (the stage-1 camera's synthetic windows, with GT) says how far the model
+    # has moved from where it started; one batch is enough for that.
+    config.data.val_size = int(config.batch_size)
     config.log_every = max(min(int(config.log_every), every), 1)
   return config
 

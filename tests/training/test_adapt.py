@@ -76,3 +76,23 @@ def test_adapt_writes_a_model_that_infer_runs(setup, tmp_path):
   with pytest.raises(FileExistsError, match="--overwrite"):
     adapt.adapt([str(clips[0])], str(out), steps=4, start_from=str(root / "start"))
   assert (out / model_files.PARAMS_FILE).read_bytes() == before
+
+
+def test_adapting_the_shipped_model_to_its_own_camera_costs_at_most_0_1_db(tmp_path):
+  """Issue 12's safety check: a fixed synthetic clip whose camera is the assumed one
+  (gamma 2.2, 8 bits, the stage-1 sensor); `adapt` from the shipped 2-exposure model, no
+  GT in training. The adapted model's PSNR-T on the clip (GT read only here) is at most
+  0.1 dB below the shipped model's: either a step beat the start on the held-out strip
+  and did not hurt, or the starting model was exported."""
+  from dealthdr_jax.evaluation import scoring  # pylint: disable=g-import-not-at-top
+  (clip,) = synth.write_clips(tmp_path / "clips", num_clips=1, num_frames=7, size=(96, 160),
+                              seed=12)
+  shipped = model_files.shipped_checkpoint("dealthdr_2exp")
+  card = adapt.adapt([str(clip)], str(tmp_path / "adapted"), steps=40)
+  before = scoring.score(tmp_path / "pred_shipped", [clip], perceptual=False,
+                         checkpoint=shipped)["psnr_t"]
+  after = scoring.score(tmp_path / "pred_adapted", [clip], perceptual=False,
+                        checkpoint=str(tmp_path / "adapted"))["psnr_t"]
+  print(f"PSNR-T shipped {before:.3f}, adapted {after:.3f} ({card['exported']}; held-out "
+        f"criterion {card['heldout_criterion']})")
+  assert after >= before - 0.1, (before, after, card["heldout_criterion"])
