@@ -8,7 +8,9 @@ the DeAltHDR fork fine-tunes real video at 1e-5 for 50k iterations).
 The model gets a learned response calibration (`model.response_calibration`: a monotone
 32-segment curve applied to the LDR before the assumed gamma 2.2, identity at start,
 trained at `optim.calibration_lr` 3e-3 through the re-exposure loss, kept smooth by
-`loss.curve_smoothness`). A real camera's curve is rarely the assumed one, and the three
+`loss.curve_smoothness`, with a least slope of 0.25 (`model.response_min_slope`: no range
+of contrast can be flattened or inverted) and a pull of its shape towards the declared
+response, `loss.curve_prior` = `common.CURVE_PRIOR`). A real camera's curve is rarely the assumed one, and the three
 losses alone cannot fix that: re-exposing through the wrong curve is self-consistent with
 reading through it. With known exposure ratios the re-exposure loss does pin the curve
 (tests/test_train_losses.py checks this on a sigmoid camera).

@@ -7,7 +7,7 @@ Renders `--clips` clips (`--frames` frames at `--size`, 2 exposures, held-out im
 through ONE camera drawn from the held-out pipeline ranges (`camera_pipeline.HELD_OUT_RANGES`,
 `--camera-seed`), adapts the shipped model on the first clip without its GT (`dealthdr adapt`
 with `--steps`), then scores the shipped and the adapted model on every clip against GT
-(PSNR-T, PSNR-L, SSIM-T, dark-region chroma error). Writes `adapt.json` and `adapt.md` under
+(PSNR-T, PSNR-L, SSIM-T, dark-region chroma error). Writes `<model folder>.json` and `.md` under
 `--out` and prints the table. Rerunning reuses the rendered clips and the adapt run (resumed
 if it was interrupted).
 """
@@ -42,6 +42,9 @@ def main(argv=None) -> int:
   parser.add_argument("--camera-seed", type=int, default=11)
   parser.add_argument("--seed", type=int, default=23, help="clip rendering seed")
   parser.add_argument("--steps", type=int, default=adapt.DEFAULT_STEPS)
+  parser.add_argument("--override", action="append", default=[],
+                      help="a stage-2 config override for adapt, e.g. optim.calibration_lr=1e-2 "
+                           "(repeatable; the model folder's name records them)")
   args = parser.parse_args(argv)
   out = pathlib.Path(args.out)
   size = tuple(int(v) for v in args.size.split("x"))
@@ -51,18 +54,21 @@ def main(argv=None) -> int:
                           num_clips=args.clips, frames=args.frames, seed=args.seed)
   camera = json.loads((clips[0] / "meta.json").read_text()).get("camera_pipeline")
   shipped = model_files.shipped_checkpoint("dealthdr_2exp")
-  model_dir = out / f"adapted_camera{args.camera_seed}_{args.steps}"
+  tag = "".join(f"_{o.replace('=', '')}" for o in args.override)
+  model_dir = out / f"adapted_camera{args.camera_seed}_{args.steps}{tag}"
   if (model_dir / model_files.CARD_FILE).exists():
     card = json.loads((model_dir / model_files.CARD_FILE).read_text())
   else:
     start = time.time()
     card = adapt.adapt([str(clips[0])], str(model_dir), steps=args.steps,
+                       overrides=[f"--config.{o}" for o in args.override],
                        command=" ".join(["python"] + sys.argv))
     print(f"adapt took {time.time() - start:.0f} s", file=sys.stderr)
   rows = []
   for name, checkpoint in (("shipped", shipped), ("adapted", str(model_dir))):
     for i, clip in enumerate(clips):
-      s = scoring.score(out / "pred" / name, [clip], perceptual=False, checkpoint=checkpoint)
+      pred = out / "pred" / (name if name == "shipped" else model_dir.name)
+      s = scoring.score(pred, [clip], perceptual=False, checkpoint=checkpoint)
       rows.append({"clip": clip.name, "role": "yes" if i == 0 else "no", "model": name,
                    **{k: s[k] for k in METRICS}})
   summary = {}
@@ -80,10 +86,10 @@ def main(argv=None) -> int:
         f"{card['exported']}; held-out criterion {card['heldout_criterion']}; "
         f"curve {card['response_curve']}\n")
   out.mkdir(parents=True, exist_ok=True)
-  (out / "adapt.json").write_text(json.dumps(
+  (out / f"{model_dir.name}.json").write_text(json.dumps(
       {"rows": rows, "gains": summary, "card": card, "camera": camera,
        "args": vars(args)}, indent=1))
-  (out / "adapt.md").write_text(text)
+  (out / f"{model_dir.name}.md").write_text(text)
   print(text)
   return 0
 

@@ -36,7 +36,7 @@ from dealthdr_jax.training import train
 
 # Default budget, chosen by measurement (README, "Adapting to a camera"): on the 2-core
 # dev CPU one 256×384 clip adapts in under 10 minutes.
-DEFAULT_STEPS = 1500
+DEFAULT_STEPS = 500
 # Held-out criterion measurements over a run (the export candidates).
 CRITERION_POINTS = 8
 # LDR values at which the card reports the learned response curve.
@@ -149,8 +149,10 @@ def adapt(inputs: list[str], out: str, *, exposures: str | None = None,
           response: str | None = None, steps: int = DEFAULT_STEPS,
           start_from: str | None = None, workdir: str | None = None,
           ratio: float | None = None, seed: int = 0, overwrite: bool = False,
-          command: str = "") -> dict:
+          overrides: list[str] | None = None, command: str = "") -> dict:
   """Adapts a model to the camera of `inputs`; writes the params-only model `out`.
+
+  `overrides` (`--config.a.b=value`) change the stage-2 config built for the run.
 
   Returns:
     the card written to `out/card.json`.
@@ -171,6 +173,7 @@ def adapt(inputs: list[str], out: str, *, exposures: str | None = None,
   work = pathlib.Path(workdir) if workdir else out_path.with_name(out_path.name + ".run")
   config = build_config(start, start_path, work / "inputs", steps=steps,
                         exposures=exposures, response=response, ratio=ratio, seed=seed)
+  config_loading.apply_overrides(config, overrides or [])
   link_inputs(paths, work / "inputs")
   try:
     prepared = train.prepare(config, work)
@@ -239,6 +242,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--overwrite", action="store_true",
                       help="replace a non-empty --out folder (only once the new model is ready)")
+  # `--config.a.b=value` overrides of the stage-2 config arrive as `args.config_overrides`
+  # (dealthdr_jax.cli accepts them from commands with a `config` attribute).
+  parser.set_defaults(config=None)
+  parser.epilog = ("Override any key of the stage-2 config it builds with --config.a.b=value "
+                   "(e.g. --config.optim.lr=2e-5 --config.loss.curve_prior=0.2).")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -246,6 +254,7 @@ def main(args: argparse.Namespace) -> int:
     card = adapt(args.input, args.out, exposures=args.exposures, response=args.response,
                  steps=args.steps, start_from=args.start_from, workdir=args.workdir,
                  ratio=args.attn_ratio, seed=args.seed, overwrite=args.overwrite,
+                 overrides=getattr(args, "config_overrides", None),
                  command=" ".join(["dealthdr", "adapt"] + sys.argv[2:]))
   except train.TrainingDiverged as e:
     print(f"dealthdr adapt: training diverged: {e}", file=sys.stderr)

@@ -48,13 +48,17 @@ def test_bad_inputs_fail_before_any_compute(setup, capsys):
   assert "exists and is not empty" in capsys.readouterr().err
   assert (taken / "keep.txt").read_text() == "mine" and len(list(taken.iterdir())) == 1
   assert not (root / "o1").exists() and not (root / "taken.run").exists()
+  with pytest.raises(KeyError, match="optim.lrr"):
+    adapt.adapt([str(clips[0])], str(root / "o2"), start_from=str(root / "start"),
+                overrides=["--config.optim.lrr=1"])
+  assert not (root / "o2").exists()
 
 
 def test_adapt_writes_a_model_that_infer_runs(setup, tmp_path):
   root, clips, _ = setup
   out = tmp_path / "mycam"
   card = adapt.adapt([str(clips[0]), str(clips[1])], str(out), steps=4,
-                     start_from=str(root / "start"))
+                     start_from=str(root / "start"), overrides=["--config.loss.curve_prior=0.2"])
   saved = json.loads((out / model_files.CARD_FILE).read_text())
   assert saved == json.loads(json.dumps(card))
   assert card["inputs"] == [str(c.absolute()) for c in clips] and card["steps"] == 4
@@ -67,6 +71,7 @@ def test_adapt_writes_a_model_that_infer_runs(setup, tmp_path):
   params, config = model_files.load_params(out)
   assert config.model.response_calibration > 0 and "response_calibration" in params
   assert config.stage == 2 and list(config.train_ratios) == [config.attn_ratio]
+  assert config.loss.curve_prior == 0.2 and config.model.response_min_slope == 0.25
   # infer reads it like any checkpoint.
   summary = infer.run_inference(str(clips[0]), str(tmp_path / "pred"), checkpoint=str(out),
                                 preview=False, progress=False)
