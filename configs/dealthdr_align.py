@@ -15,8 +15,10 @@ ratios are drawn per step from a grid over [0, 1]. The flow network is frozen
       --workdir runs/2exp_align --config.data.source_dir=../shared/hdr_sources \\
       --config.data.worker_count=1
 
-Presets via the argument: `pattern` (2exp | 3exp), `size`, `ratio`, `flow` (flow run),
-`init` ("" = the shipped model of the pattern).
+Presets via the argument: `pattern` (2exp | 3exp), `size`, `ratio`, `flow` (flow run;
+"" keeps the flow of `init`), `init` ("" = the shipped model of the pattern), `camera`
+(share of clips written by a sampled real-camera pipeline, `data.camera_pipeline_fraction`;
+the shipped 2exp model's last 2,000 steps: `pattern=2exp,flow=,camera=0.5`).
 """
 from configs import common
 
@@ -26,7 +28,7 @@ SHIPPED = {"2exp": "dealthdr_jax/assets/models/dealthdr_2exp",
 
 def get_config(arg=None):
   arg = common.parse_arg(arg, size="small", pattern="2exp", ratio=0.25,
-                         flow="runs/flow_pwc", init="")
+                         flow="runs/flow_pwc", init="", camera=0.0)
   if arg.pattern not in SHIPPED:
     raise ValueError(f"pattern must be one of {sorted(SHIPPED)}, got {arg.pattern!r}")
   radius = 1 if arg.pattern == "2exp" else 2
@@ -35,6 +37,7 @@ def get_config(arg=None):
   config.init_from = arg.init or SHIPPED[arg.pattern]
   config.flow_init_from = arg.flow
   config.data.simulator = {"motion": dict(common.LARGE_MOTION), "max_subframes": 48}
+  config.data.camera_pipeline_fraction = float(arg.camera)
   config.train_ratios = (0.0, 0.125, 0.25, 0.5, 1.0)
   config.frozen = ("flow",)
   config.loss.flow_weight = 0.05

@@ -9,7 +9,8 @@ written to `dealthdr_jax/assets/models/<name>/` (params.msgpack, config.json, ca
 The card holds the training card the run wrote (steps, validation and last training
 metrics), the command, machine and wall time given here, the data (procedural scenes and
 the named HDR images, with the validation images held out), and the parameter count.
-`--results results.json` (tools/results_table.py) adds the rows of this model's pattern.
+`--results results.json` (tools/results_table.py; repeatable) adds the rows of this model's
+pattern.
 """
 from __future__ import annotations
 
@@ -55,9 +56,9 @@ def build_card(params, config, run_card: dict, args) -> dict:
                  "hdr_images_origin": "../shared/hdr_sources (licences there)"})
   card["training"]["data"] = data
   if args.results:
-    rows = json.loads(pathlib.Path(args.results).read_text())
-    card["results"] = [r for r in rows if r["set"].startswith(config.pattern)
-                       or (config.pattern == "2exp" and r["set"].startswith("other"))]
+    rows = [r for path in args.results for r in json.loads(pathlib.Path(path).read_text())]
+    # Set names carry the pattern: "2exp", "held-out camera (2exp)", "hard motion (3exp)".
+    card["results"] = [r for r in rows if config.pattern in r["set"]]
   return card
 
 
@@ -68,7 +69,8 @@ def main(argv=None) -> int:
   parser.add_argument("--command", required=True, help="the training command(s) that made it")
   parser.add_argument("--machine", required=True)
   parser.add_argument("--wall-minutes", type=float, required=True)
-  parser.add_argument("--results", help="results.json of tools/results_table.py")
+  parser.add_argument("--results", action="append", default=[],
+                      help="results.json of tools/results_table.py (repeatable)")
   parser.add_argument("--out", default=str(model_files.SHIPPED_DIR))
   parser.add_argument("--ratio", type=float,
                       help="the model's default attention ratio (infer, demo, API) if not "
