@@ -15,16 +15,12 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "tools"))
 import average_models  # noqa: E402  pylint: disable=wrong-import-position
 
 
-def _save(folder, name, seed):
-  config = config_loading.load_config(f"{name}:size=tiny")
-  params = model_files.init_params(DeAltHDR.from_config(config.model), seed=seed)
-  model_files.save_params(folder, params, config, {"name": folder.name})
-  return params
-
-
 def test_average_is_the_weighted_mean_and_refuses_what_it_cannot_average(tmp_path, capsys):
-  a = _save(tmp_path / "a", "dealthdr_2exp", seed=1)
-  b = _save(tmp_path / "b", "dealthdr_2exp", seed=2)
+  config = config_loading.load_config("dealthdr_2exp:size=tiny")
+  a = model_files.init_params(DeAltHDR.from_config(config.model), seed=1)  # One compilation.
+  b = jax.tree.map(lambda x: np.asarray(x) * -2.0 + 1.0, a)
+  model_files.save_params(tmp_path / "a", a, config, {"name": "a"})
+  model_files.save_params(tmp_path / "b", b, config, {"name": "b"})
   assert average_models.main(["--a", str(tmp_path / "a"), "--b", str(tmp_path / "b"),
                               "--weight", "0.25", "--out", str(tmp_path / "mix")]) == 0
   mixed, config = model_files.load_params(tmp_path / "mix")
@@ -35,7 +31,10 @@ def test_average_is_the_weighted_mean_and_refuses_what_it_cannot_average(tmp_pat
   card = json.loads((tmp_path / "mix" / model_files.CARD_FILE).read_text())
   assert card["weight"] == 0.25 and len(card["parents"]) == 2
 
-  _save(tmp_path / "three", "dealthdr_3exp", seed=1)
+  # Another model (a 3-exposure window): refused from the configs, before any arithmetic.
+  other = config.copy_and_resolve_references()
+  other.model.radius = 2
+  model_files.save_params(tmp_path / "three", a, other, {"name": "three"})
   assert average_models.main(["--a", str(tmp_path / "a"), "--b", str(tmp_path / "three"),
                               "--out", str(tmp_path / "bad")]) == 2
   assert "are different models: model.radius" in capsys.readouterr().err
