@@ -9,7 +9,6 @@ from data_pipeline import synth
 from dealthdr_jax import cli
 from dealthdr_jax import config_loading
 from dealthdr_jax import model_files
-from dealthdr_jax.inference import infer
 from dealthdr_jax.models.dealthdr import DeAltHDR
 from dealthdr_jax.training import adapt
 
@@ -54,35 +53,6 @@ def test_bad_inputs_fail_before_any_compute(setup, capsys):
   assert not (root / "o2").exists()
 
 
-def test_adapt_writes_a_model_that_infer_runs(setup, tmp_path):
-  root, clips, _ = setup
-  out = tmp_path / "mycam"
-  card = adapt.adapt([str(clips[0]), str(clips[1])], str(out), steps=4,
-                     start_from=str(root / "start"), overrides=["--config.loss.curve_prior=0.2"])
-  saved = json.loads((out / model_files.CARD_FILE).read_text())
-  assert saved == json.loads(json.dumps(card))
-  assert card["inputs"] == [str(c.absolute()) for c in clips] and card["steps"] == 4
-  assert card["response"] == "gamma2.2" and card["pattern"] == "2exp"
-  c = card["heldout_criterion"]
-  assert c["start"] is not None and c["best"] <= c["start"] and len(card["heldout_history"]) == 5
-  assert card["exported_step"] == c["best_step"]
-  curve = list(card["response_curve"].values())
-  assert len(curve) == len(adapt.CURVE_POINTS) and np.all(np.diff(curve) > 0)
-  params, config = model_files.load_params(out)
-  assert config.model.response_calibration > 0 and "response_calibration" in params
-  assert config.stage == 2 and list(config.train_ratios) == [config.attn_ratio]
-  assert config.loss.curve_prior == 0.2 and config.model.response_min_slope == 0.25
-  # infer reads it like any checkpoint.
-  summary = infer.run_inference(str(clips[0]), str(tmp_path / "pred"), checkpoint=str(out),
-                                preview=False, progress=False)
-  assert summary["frames"] == 5
-  # A second run into the same --out is refused (the model stays) unless --overwrite.
-  before = (out / model_files.PARAMS_FILE).read_bytes()
-  with pytest.raises(FileExistsError, match="--overwrite"):
-    adapt.adapt([str(clips[0])], str(out), steps=4, start_from=str(root / "start"))
-  assert (out / model_files.PARAMS_FILE).read_bytes() == before
-
-
 def test_adapting_the_shipped_model_to_its_own_camera_costs_at_most_0_1_db(tmp_path):
   """Issue 12's safety check: a fixed synthetic clip whose camera is the assumed one
   (gamma 2.2, 8 bits, the stage-1 sensor); `adapt` from the shipped 2-exposure model, no
@@ -93,11 +63,30 @@ def test_adapting_the_shipped_model_to_its_own_camera_costs_at_most_0_1_db(tmp_p
   (clip,) = synth.write_clips(tmp_path / "clips", num_clips=1, num_frames=7, size=(96, 160),
                               seed=12)
   shipped = model_files.shipped_checkpoint("dealthdr_2exp")
-  card = adapt.adapt([str(clip)], str(tmp_path / "adapted"), steps=40)
+  out = tmp_path / "adapted"
+  # An override that does not change training goes through to the saved config.
+  card = adapt.adapt([str(clip)], str(out), steps=40, start_from=shipped,
+                     overrides=["--config.log_every=5"])
+  assert json.loads((out / model_files.CARD_FILE).read_text()) == json.loads(json.dumps(card))
+  assert card["inputs"] == [str(clip.absolute())] and card["steps"] == 40
+  assert card["response"] == "gamma2.2" and card["pattern"] == "2exp"
+  c = card["heldout_criterion"]
+  assert c["best"] <= c["start"] and card["exported_step"] == c["best_step"]
+  assert np.all(np.diff(list(card["response_curve"].values())) > 0)
+  params, config = model_files.load_params(out)
+  assert config.model.response_calibration > 0 and "response_calibration" in params
+  assert config.stage == 2 and list(config.train_ratios) == [config.attn_ratio]
+  assert config.log_every == 5 and config.model.response_min_slope == 0.25
+  # A second run into the same --out is refused before any compute; the model stays.
+  before = (out / model_files.PARAMS_FILE).read_bytes()
+  with pytest.raises(FileExistsError, match="--overwrite"):
+    adapt.adapt([str(clip)], str(out), steps=4)
+  assert (out / model_files.PARAMS_FILE).read_bytes() == before
+  # `infer --checkpoint OUT` reads it (scoring runs infer on it).
   before = scoring.score(tmp_path / "pred_shipped", [clip], perceptual=False,
                          checkpoint=shipped)["psnr_t"]
   after = scoring.score(tmp_path / "pred_adapted", [clip], perceptual=False,
-                        checkpoint=str(tmp_path / "adapted"))["psnr_t"]
+                        checkpoint=str(out))["psnr_t"]
   print(f"PSNR-T shipped {before:.3f}, adapted {after:.3f} ({card['exported']}; held-out "
         f"criterion {card['heldout_criterion']})")
   assert after >= before - 0.1, (before, after, card["heldout_criterion"])
