@@ -1,6 +1,6 @@
 """Weight average of two params-only models of the same architecture (a two-model "soup").
 
-  python tools/average_models.py --a runs/2exp_camera --b dealthdr_jax/assets/models/dealthdr_2exp \\
+  python tools/average_models.py --a runs/2exp_camera --b runs/2exp_align \\
       --weight 0.5 --out runs/2exp_soup
 
 Writes `weight · A + (1 − weight) · B`, leaf by leaf, with A's config and a card naming
