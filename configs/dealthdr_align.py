@@ -18,7 +18,10 @@ ratios are drawn per step from a grid over [0, 1]. The flow network is frozen
 Presets via the argument: `pattern` (2exp | 3exp), `size`, `ratio`, `flow` (flow run;
 "" keeps the flow of `init`), `init` ("" = the shipped model of the pattern), `camera`
 (share of clips written by a sampled real-camera pipeline, `data.camera_pipeline_fraction`;
-the shipped 2exp model's last 2,000 steps: `pattern=2exp,flow=,camera=0.5`).
+the shipped 2exp model's v3 steps: `pattern=2exp,flow=,camera=0.5`), `tone` (the
+simulator's `tone_calibration`: "off", or "exact" = train on frames with the camera's
+S-curve undone, as the clip readers hand them to the model at inference; v4:
+`pattern=2exp,flow=,camera=0.5,tone=exact`).
 """
 from configs import common
 
@@ -28,7 +31,8 @@ SHIPPED = {"2exp": "dealthdr_jax/assets/models/dealthdr_2exp",
 
 def get_config(arg=None):
   arg = common.parse_arg(arg, size="small", pattern="2exp", ratio=0.25,
-                         flow="runs/flow_pwc", init="", camera=0.0)
+                         flow="runs/flow_pwc", init="", camera=0.0,
+                         tone="off")
   if arg.pattern not in SHIPPED:
     raise ValueError(f"pattern must be one of {sorted(SHIPPED)}, got {arg.pattern!r}")
   radius = 1 if arg.pattern == "2exp" else 2
@@ -36,7 +40,8 @@ def get_config(arg=None):
   common.train_config(config, stage=1)
   config.init_from = arg.init or SHIPPED[arg.pattern]
   config.flow_init_from = arg.flow
-  config.data.simulator = {"motion": dict(common.LARGE_MOTION), "max_subframes": 48}
+  config.data.simulator = {"motion": dict(common.LARGE_MOTION), "max_subframes": 48,
+                           "tone_calibration": str(arg.tone)}
   config.data.camera_pipeline_fraction = float(arg.camera)
   config.train_ratios = (0.0, 0.125, 0.25, 0.5, 1.0)
   config.frozen = ("flow",)

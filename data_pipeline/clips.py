@@ -26,6 +26,12 @@ headers of PNG/TIFF/JPEG), so bad input fails before any output is written. Erro
 the file or frame and what was expected. Pixels are decoded lazily, one frame at a time;
 `iter_windows` streams windows with a cache of at most 2·radius+1 decoded frames.
 
+Tone calibration: a camera's undeclared contrast S-curve (`tone_calibration`) is measured
+from the clip's own exposures the first time a frame is read (`Clip.tone_fit`, from up to
+16 frames spread over the clip; the first 16 of a video) and undone in every frame that
+`frame`/`window`/`iter_windows` return, so all methods read the same frames.
+`tone_calibration="off"` reads the frames as stored; a number undoes that contrast.
+
 Windows (§3): output t uses frames t-r..t+r; indices outside the clip are mirrored about
 the edges without repeating the edge frame (-1 → 1, N → N-2), which keeps the alternation
 of exposures. Clips shorter than the window are mirrored repeatedly (period 2·(N-1)); a
@@ -45,6 +51,7 @@ import numpy as np
 
 from data_pipeline import hdr_io
 from data_pipeline import response as response_lib
+from data_pipeline import tone_calibration as tone_lib
 
 EXPOSURE_FILES = ("exposures.txt", "Exposures.txt")
 # Frame suffix groups in order of preference.
@@ -290,6 +297,8 @@ class Clip:
     bits: 8 or 16, bit depth of every frame.
     frame_paths: [N] frame files (None for a video or arrays).
     gt_paths: [N] ground-truth EXR files, or None.
+    tone_calibration: "auto" (measure the S-curve, module docstring), "off", or the
+      contrast to undo.
   A clip made from arrays in memory (`open_arrays`) has `source` "<arrays>".
   """
   source: pathlib.Path
@@ -302,6 +311,29 @@ class Clip:
   gt_paths: tuple[pathlib.Path, ...] | None = None
   _video: _VideoFrames | None = dataclasses.field(default=None, repr=False)
   _arrays: Sequence[np.ndarray] | None = dataclasses.field(default=None, repr=False)
+  tone_calibration: str | float = "auto"
+  _tone_fit: tone_lib.ContrastFit | None = dataclasses.field(default=None, init=False,
+                                                             repr=False)
+
+  def __post_init__(self):
+    self.tone_calibration = check_tone_calibration(self.tone_calibration)
+
+  @property
+  def tone_fit(self) -> tone_lib.ContrastFit:
+    """The S-curve undone in `frame` (measured on first use with "auto")."""
+    if self._tone_fit is None:
+      mode = self.tone_calibration
+      if mode == "off":
+        self._tone_fit = tone_lib.ContrastFit(reason="tone calibration off")
+      elif mode != "auto":
+        self._tone_fit = tone_lib.ContrastFit(float(mode), float(mode),
+                                              reason="contrast given")
+      else:
+        ids = (list(range(min(len(self), tone_lib.MAX_FRAMES))) if self._video is not None
+               else tone_lib.spread_indices(len(self)))
+        frames = np.stack([self._stored_frame(i) for i in ids])
+        self._tone_fit = tone_lib.estimate_contrast(frames, self.stops[ids], self.response)
+    return self._tone_fit
 
   def __len__(self) -> int:
     return len(self.names)
@@ -311,16 +343,21 @@ class Clip:
     return self.gt_paths is not None
 
   def frame_codes(self, i: int) -> np.ndarray:
-    """Frame i as stored: [H, W, 3] uint8 (bits=8) or uint16 (bits=16)."""
+    """Frame i as stored (no tone calibration): [H, W, 3] uint8 (bits=8) or uint16."""
     i = self._index(i)
     if self._arrays is not None and self._arrays[i].dtype.kind == "u":
       return self._checked(i, np.asarray(self._arrays[i]))
     if self._video is None:
-      return hdr_io.to_code_values(self.frame(i), self.bits)
+      return hdr_io.to_code_values(self._stored_frame(i), self.bits)
     return self._checked(i, self._video.codes(i))
 
   def frame(self, i: int) -> np.ndarray:
-    """Frame i: [H, W, 3] float32 in [0, 1], response-encoded (not linearised)."""
+    """Frame i: [H, W, 3] float32 in [0, 1], response-encoded (not linearised), with the
+    measured S-curve undone (`tone_fit`)."""
+    return tone_lib.undo_contrast(self._stored_frame(i), self.tone_fit.contrast)
+
+  def _stored_frame(self, i: int) -> np.ndarray:
+    """Frame i as stored, as float32 [H, W, 3] in [0, 1]."""
     i = self._index(i)
     if self._video is not None or (self._arrays is not None
                                    and self._arrays[i].dtype.kind == "u"):
@@ -382,6 +419,20 @@ class Clip:
       raise ClipError(f"{where}: frame {i} is {image.shape[0]}x{image.shape[1]}, expected "
                       f"{self.size[0]}x{self.size[1]} like the clip's first frame")
     return image
+
+
+def check_tone_calibration(value: str | float) -> str | float:
+  """"auto", "off" or a contrast > 0 (a number or its text); ClipError otherwise."""
+  if value in ("auto", "off"):
+    return value
+  try:
+    contrast = float(value)
+  except (TypeError, ValueError):
+    contrast = float("nan")
+  if not (np.isfinite(contrast) and 0.2 <= contrast <= 5.0):
+    raise ClipError(f"tone calibration {value!r}: expected 'auto', 'off' or an S-curve "
+                    "contrast in [0.2, 5] (1 = none)")
+  return contrast
 
 
 def _frame_files(folder: pathlib.Path) -> list[pathlib.Path]:
@@ -450,7 +501,7 @@ def _check_frames(paths: Sequence[pathlib.Path]) -> tuple[tuple[int, int], int]:
 
 
 def open_clip(source: str | os.PathLike, exposures: str | os.PathLike | None = None,
-              response: str | None = None) -> Clip:
+              response: str | None = None, tone_calibration: str | float = "auto") -> Clip:
   """Opens a clip folder (§7) or a video file and checks it (no pixels decoded).
 
   Args:
@@ -458,14 +509,16 @@ def open_clip(source: str | os.PathLike, exposures: str | os.PathLike | None = N
     exposures: overrides/provides the exposures: a file with one number per frame, or a
       repeating pattern such as "0,3". Required for videos.
     response: overrides meta.json's camera response.
+    tone_calibration: "auto", "off" or a contrast (module docstring).
   Raises:
     ClipError (a ValueError) or FileNotFoundError, naming the file/frame at fault.
   """
   source = pathlib.Path(source)
   if not source.exists():
     raise FileNotFoundError(f"{source}: no such clip folder or video file")
+  tone_calibration = check_tone_calibration(tone_calibration)
   if source.is_file():
-    return _open_video(source, exposures, response)
+    return _open_video(source, exposures, response, tone_calibration)
   frames = _frame_files(source)
   if not frames:
     raise ClipError(f"{source}: no frames; expected *.png, *.tif, *.tiff or *.jpg files")
@@ -482,11 +535,13 @@ def open_clip(source: str | os.PathLike, exposures: str | os.PathLike | None = N
   gt_paths = _gt_files(source, names)
   size, bits = _check_frames(frames)
   return Clip(source=source, names=names, stops=stops, response=response, size=size,
-              bits=bits, frame_paths=tuple(frames), gt_paths=gt_paths)
+              bits=bits, frame_paths=tuple(frames), gt_paths=gt_paths,
+              tone_calibration=tone_calibration)
 
 
 def open_files(frame_paths: Sequence[str | os.PathLike], stops: Sequence[float], *,
-               response: str = "gamma2.2", source: str | os.PathLike | None = None) -> Clip:
+               response: str = "gamma2.2", source: str | os.PathLike | None = None,
+               tone_calibration: str | float = "auto") -> Clip:
   """A clip of explicit frame files in order (a data set's own layout), checked like a
   folder (sizes, bit depths; no pixels decoded). Frame names are the file stems.
 
@@ -495,6 +550,7 @@ def open_files(frame_paths: Sequence[str | os.PathLike], stops: Sequence[float],
     stops: [N] exposures in stops (normalised so the shortest is 0).
     response: camera response name.
     source: what the clip is called in messages (default: the first frame's folder).
+    tone_calibration: as `open_clip`.
   """
   paths = tuple(pathlib.Path(p) for p in frame_paths)
   where = pathlib.Path(source) if source is not None else (
@@ -512,11 +568,11 @@ def open_files(frame_paths: Sequence[str | os.PathLike], stops: Sequence[float],
   size, bits = _check_frames(paths)
   return Clip(source=where, names=names, stops=normalise_stops(stops),
               response=_check_response(response, str(where)), size=size, bits=bits,
-              frame_paths=paths)
+              frame_paths=paths, tone_calibration=tone_calibration)
 
 
 def open_arrays(frames: Sequence[np.ndarray], stops: str | Sequence[float],
-                response: str = "gamma2.2") -> Clip:
+                response: str = "gamma2.2", tone_calibration: str | float = "auto") -> Clip:
   """A clip of frames already in memory (no copy is made).
 
   Args:
@@ -525,6 +581,7 @@ def open_arrays(frames: Sequence[np.ndarray], stops: str | Sequence[float],
     stops: [N] exposures in stops, or a shorter repeating pattern (a sequence, or a string
       such as "0,3") tiled from the first frame; shifted so that the shortest is 0.
     response: the camera response (one of `response.RESPONSES`).
+    tone_calibration: as `open_clip`.
   Raises:
     ClipError naming the frame or argument at fault. Float frames are range-checked when
     they are read.
@@ -561,10 +618,11 @@ def open_arrays(frames: Sequence[np.ndarray], stops: str | Sequence[float],
   bits = 8 if dtype == np.uint8 else 16
   return Clip(source=pathlib.Path("<arrays>"), names=tuple(f"{i:06d}" for i in range(n)),
               stops=stops, response=_check_response(response, "response"),
-              size=tuple(first[:2]), bits=bits, _arrays=frames)
+              size=tuple(first[:2]), bits=bits, _arrays=frames,
+              tone_calibration=tone_calibration)
 
 
-def _open_video(path: pathlib.Path, exposures, response) -> Clip:
+def _open_video(path: pathlib.Path, exposures, response, tone_calibration) -> Clip:
   if exposures is None:
     raise ClipError(f"{path}: a video needs an exposure pattern: a file with one number "
                     "(stops) per frame, or a repeating pattern such as '0,3'")
@@ -575,7 +633,7 @@ def _open_video(path: pathlib.Path, exposures, response) -> Clip:
   stops = resolve_exposures(exposures, video.n_frames)
   return Clip(source=path, names=tuple(f"{i:06d}" for i in range(video.n_frames)),
               stops=stops, response=_check_response(response, "response"), size=video.size,
-              bits=video.bits, _video=video)
+              bits=video.bits, _video=video, tone_calibration=tone_calibration)
 
 
 # ----------------------------------------------------------------------------- windows

@@ -44,9 +44,12 @@ from data_pipeline import camera
 from data_pipeline import camera_pipeline
 from data_pipeline import motion as motion_lib
 from data_pipeline import patterns
+from data_pipeline import response as response_lib
 from data_pipeline import sources
+from data_pipeline import tone_calibration
 
 SeedOrRng = int | np.random.Generator
+TONE_CALIBRATION = ("off", "estimate", "exact")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +86,14 @@ class SimulatorConfig:
   # One camera for every pipeline clip: drawn from `pipeline_ranges` by this seed (None:
   # a new camera per clip), e.g. several clips of the same held-out camera.
   pipeline_camera_seed: int | None = None
+  # Frames as the clip readers hand them to every method (`clips.open_clip`), with the
+  # undeclared S-curve undone (`tone_calibration`), so that a model trains on what it reads
+  # at inference: "off" (camera files, as test sets are rendered), "estimate" (measured
+  # from the frames, as the readers do: right for whole clips) or "exact" (the camera's
+  # own contrast times a log-normal error of `tone_calibration_jitter`: for training
+  # windows, whose 3 frames of 128² measure it far less well than a whole clip does).
+  tone_calibration: str = "off"
+  tone_calibration_jitter: float = 0.04
 
   def __post_init__(self):
     patterns.default_radius(self.pattern)  # Validates the name.
@@ -100,6 +111,9 @@ class SimulatorConfig:
       raise ValueError("response_weights must match responses in length")
     if self.sequence_fraction > 0 and not self.sequence_dir:
       raise ValueError("sequence_fraction > 0 needs sequence_dir")
+    if self.tone_calibration not in TONE_CALIBRATION:
+      raise ValueError(f"tone_calibration must be one of {TONE_CALIBRATION}, got "
+                       f"{self.tone_calibration!r}")
     if not 0.0 <= self.camera_pipeline_fraction <= 1.0:
       raise ValueError(f"camera_pipeline_fraction must be in [0, 1], got "
                        f"{self.camera_pipeline_fraction}")
@@ -326,6 +340,18 @@ class Simulator:
       else:
         frames.append(camera_pipeline.capture(noise_rng, radiance, float(s), noise, isp))
       subframes.append(n)
+    frames = np.stack(frames)
+    if cfg.tone_calibration == "estimate":
+      # What a clip reader declares: the base curve, gamma 2.2 where it has no name.
+      declared = response.name if response.name in response_lib.RESPONSES else "gamma2.2"
+      fit = tone_calibration.estimate_contrast(frames, stops, declared)
+      frames = tone_calibration.undo_contrast(frames, fit.contrast)
+      meta["tone_calibration"] = fit.to_json()
+    elif cfg.tone_calibration == "exact" and isp is not None and isp.tone.contrast != 1.0:
+      contrast = isp.tone.contrast * float(np.exp(cfg.tone_calibration_jitter
+                                                  * isp_rng.standard_normal()))
+      frames = tone_calibration.undo_contrast(frames, contrast)
+      meta["tone_calibration"] = {"contrast": round(contrast, 4)}
     meta.update(response.to_json())
     meta["camera_pipeline"] = None if isp is None else isp.to_json()
     meta.update({"noise": None if noise is None else noise.to_json(), "bits": bits,
@@ -333,7 +359,7 @@ class Simulator:
                  "subframes": subframes, "scale": scale, "pattern": cfg.pattern,
                  "flow_exact": isinstance(scene.background, np.ndarray)})
     return {
-        "frames": np.stack(frames),
+        "frames": frames,
         "stops": stops.astype(np.float32),
         "hdr": (gts * np.float32(scale)).astype(np.float32),
         "response_id": np.int32(response.response_id),

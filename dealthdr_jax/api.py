@@ -74,7 +74,8 @@ class Reconstructor:
   def stream(self, source: Sequence[np.ndarray] | str | os.PathLike,
              stops: str | Sequence[float] | None = None, *, ratio: float | None = None,
              tile: int | None = None, overlap: int | None = None,
-             response: str | None = None) -> Iterator[np.ndarray]:
+             response: str | None = None, tone_calibration: str | float = "auto"
+             ) -> Iterator[np.ndarray]:
     """HDR frames in order, one at a time; memory does not grow with the clip's length.
 
     Args:
@@ -86,10 +87,12 @@ class Reconstructor:
       ratio, tile, overlap: override the defaults of `load` for this call.
       response: the camera response ("gamma2.2", "srgb", "linear"); default: the clip's
         meta.json for folders, else gamma2.2.
+      tone_calibration: "auto" (undo the contrast S-curve measured from the exposures),
+        "off", or the contrast to undo (`data_pipeline.tone_calibration`).
     Yields:
       [H, W, 3] float32 linear HDR (§3 units), for t = 0 .. T-1.
     """
-    clip = self._open(source, stops, response)
+    clip = self._open(source, stops, response, tone_calibration)
     try:
       predictor, radius, _ = self._predictor(clip, ratio, tile, overlap)
       for _, hdr in infer.predict_clip(predictor, clip, radius):
@@ -105,7 +108,8 @@ class Reconstructor:
   def reconstruct(self, input: str | os.PathLike, output: str | os.PathLike, *,
                   exposures: str | None = None, response: str | None = None,
                   ratio: float | None = None, tile: int | None = None,
-                  overlap: int | None = None, overwrite: bool = False, preview: bool = True,
+                  overlap: int | None = None, tone_calibration: str | float = "auto",
+                  overwrite: bool = False, preview: bool = True,
                   progress: bool = False, hdr_video: str | os.PathLike | None = None,
                   hdr_format: str = "pq", peak_nits: float = 1000.0) -> dict:
     """Writes `hdr/<frame>.exr`, `preview.mp4` and `run.json` for a clip folder or video,
@@ -121,19 +125,19 @@ class Reconstructor:
         tile=self.tile if tile is None else tile, overwrite=overwrite, preview=preview,
         progress=progress or self.verbose,
         hdr_video=None if hdr_video is None else os.fspath(hdr_video), hdr_format=hdr_format,
-        peak_nits=peak_nits,
+        peak_nits=peak_nits, tone_calibration=tone_calibration,
         predictor_for=lambda clip: self._predictor(clip, ratio, tile, overlap))
 
   @staticmethod
-  def _open(source, stops, response) -> clips.Clip:
+  def _open(source, stops, response, tone_calibration) -> clips.Clip:
     if isinstance(source, (str, os.PathLike)):
       if stops is not None and not isinstance(stops, (str, os.PathLike)):
         stops = ",".join(str(float(s)) for s in stops)
-      return clips.open_clip(source, stops, response)
+      return clips.open_clip(source, stops, response, tone_calibration)
     if stops is None:
       raise ValueError("frames given as arrays need stops: one exposure (in stops) per "
                        "frame, or a repeating pattern such as (0, 3)")
-    return clips.open_arrays(source, stops, response or "gamma2.2")
+    return clips.open_arrays(source, stops, response or "gamma2.2", tone_calibration)
 
 
 def load(model: str | os.PathLike = "2exp", *, ratio: float | None = None,

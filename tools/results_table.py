@@ -39,6 +39,9 @@ and on the other-camera set the stage-1 model before and after stage-2 fine-tuni
 frame at the test size on this machine (`dealthdr bench` for the model, the baseline
 function on one window for the baselines). `--dtype bfloat16 --ratios 0.125,0.25
 --skip-baselines` gives the models' rows in bfloat16 compute (issue 14's fp32 comparison).
+Every method reads the clips as `dealthdr infer` does, with the camera's undeclared
+contrast S-curve measured and undone (`--tone-calibration auto`; `off` gives the rows as
+they were before it). results.json also holds each row's per-clip scores ("per_clip").
 """
 from __future__ import annotations
 
@@ -122,14 +125,14 @@ def run(args) -> list[dict]:
     # The stage-1 camera's clips declare their response in meta.json; the other camera's
     # say "sigmoid" (which no method is told): everyone assumes gamma 2.2 there.
     response = "gamma2.2" if tag == "other_camera" else None
-    common = {"response": response}
+    common = {"response": response, "tone_calibration": args.tone_calibration}
     model_kwargs = {"dtype": args.dtype} if args.dtype else {}
     ratios = args.ratios or RATIOS
 
     def add(label, ratio, ms, flow=None, **kwargs):
       name = f"{label}_r{ratio}" + (f"_{kwargs['dtype']}" if kwargs.get("dtype") else "")
       scores = scoring.score(out / "pred" / tag / re.sub(r"[^\w.-]+", "_", name),
-                             clips, **common, **kwargs)
+                             clips, per_clip=True, **common, **kwargs)
       rows.append({"set": set_name, "method": label, "ratio": ratio,
                    **({"dtype": kwargs["dtype"]} if kwargs.get("dtype") else {}), **scores,
                    "ms_per_frame": ms, **(flow or {})})
@@ -193,6 +196,9 @@ def main(argv=None) -> int:
                       help="the models' compute dtype (default: as stored, float32)")
   parser.add_argument("--ratios", type=lambda t: tuple(float(v) for v in t.split(",")),
                       help=f"attention ratios of the model rows (default: {RATIOS})")
+  parser.add_argument("--tone-calibration", default="auto", metavar="auto|off|CONTRAST",
+                      help="how every method's clips are read (`dealthdr infer "
+                      "--tone-calibration`; rows of the README before v4: off)")
   parser.add_argument("--skip-baselines", action="store_true",
                       help="only the model rows (e.g. a dtype comparison)")
   parser.add_argument("--clips", type=int, default=4)

@@ -24,7 +24,7 @@ METRICS = ("psnr_t", "psnr_l", "ssim_t", "dark_chroma")
 
 
 def score(pred_root: pathlib.Path, clips: Sequence[pathlib.Path], *,
-          perceptual: bool | None = None, **infer_kwargs) -> dict:
+          perceptual: bool | None = None, per_clip: bool = False, **infer_kwargs) -> dict:
   """Mean PSNR-T / PSNR-L / SSIM-T (and JOD) over `clips` of one method.
 
   Args:
@@ -34,6 +34,7 @@ def score(pred_root: pathlib.Path, clips: Sequence[pathlib.Path], *,
     clips: clip folders with `gt/`.
     perceptual: also the mean ColorVideoVDP JOD ("jod"); default: when the extra is
       installed.
+    per_clip: also each clip's scores, under "per_clip" ({clip name: {metric: value}}).
     **infer_kwargs: `infer.run_inference` arguments (method, checkpoint, attn_ratio, ...).
   """
   if perceptual is None:
@@ -60,8 +61,12 @@ def score(pred_root: pathlib.Path, clips: Sequence[pathlib.Path], *,
       infer.run_inference(str(clip), str(pred), preview=False, progress=False, overwrite=True,
                           **infer_kwargs)
     scores.append(evaluate.evaluate_folders(pred, clip, perceptual=perceptual)["mean"])
-  return {k: float(np.mean([s[k] for s in scores]))
-          for k in METRICS + (("jod",) if perceptual else ())}
+  names = METRICS + (("jod",) if perceptual else ())
+  means = {k: float(np.mean([s[k] for s in scores])) for k in names}
+  if per_clip:
+    means["per_clip"] = {clip.name: {k: float(s[k]) for k in names}
+                         for clip, s in zip(clips, scores)}
+  return means
 
 
 def markdown(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str, str]]) -> str:

@@ -98,6 +98,7 @@ def run_inference(input: str, output: str, *, method: str = "dealthdr",
                   overwrite: bool = False, preview: bool = True, progress: bool = True,
                   hdr_video: str | None = None, hdr_format: str = "pq",
                   peak_nits: float = 1000.0, dtype: str | None = None,
+                  tone_calibration: str | float = "auto",
                   predictor_for: Callable[[clips.Clip], tuple] | None = None) -> dict:
   """Runs inference on one clip folder or video; returns the run summary (also run.json).
 
@@ -106,6 +107,8 @@ def run_inference(input: str, output: str, *, method: str = "dealthdr",
   `progress` prints compilation and frame progress to stderr. `hdr_video` (a .mp4, .mov or
   .mkv path, inside or outside the output folder) adds an HDR video of the result in
   `hdr_format` ("pq" or "hlg") for a display of `peak_nits` (`hdr_video.write_hdr_video`).
+  `tone_calibration` ("auto", "off" or a contrast; `clips`) says how the camera's
+  undeclared S-curve is undone; run.json records what was measured.
   """
   if method not in METHODS:
     raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
@@ -119,7 +122,7 @@ def run_inference(input: str, output: str, *, method: str = "dealthdr",
     raise ValueError(f"unknown HDR format {hdr_format!r}; expected one of "
                      f"{hdr_video_lib.FORMATS}")
   # Opening checks the whole clip (exposures, sizes, bit depths) before anything is written.
-  clip = clips.open_clip(input, exposures, response)
+  clip = clips.open_clip(input, exposures, response, tone_calibration)
   try:
     if hdr_video is not None:
       # Everything the video needs is checked before the model runs.
@@ -194,6 +197,7 @@ def _write_outputs(pred, radius: int, description: str, clip: clips.Clip, input:
         "input": str(input), "output": str(out), "method": method, "model": description,
         "frames": n, "size": list(clip.size), "radius": radius, "tile": tile,
         "response": clip.response, "stops": [float(s) for s in clip.stops],
+        "tone_calibration": clip.tone_fit.to_json(),
         "compile_s": pred.compile_seconds - compiled_before,
         "programs_compiled": pred.num_programs,
         "ms_per_frame_mean": 1000 * float(np.mean(steady)),
@@ -228,6 +232,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--exposures", help="for videos: exposure file or repeating pattern like 0,3")
   parser.add_argument("--response", choices=("gamma2.2", "srgb", "linear"),
                       help="camera response (default: the clip's meta.json, else gamma2.2)")
+  parser.add_argument("--tone-calibration", default="auto", metavar="auto|off|CONTRAST",
+                      help="undo the camera's undeclared contrast S-curve: measured from the "
+                      "exposures (auto, the default), not at all (off), or this contrast")
   parser.add_argument("--overwrite", action="store_true")
   parser.add_argument("--no-preview", action="store_true")
   parser.add_argument("--hdr-video", metavar="FILE.mp4",
@@ -245,7 +252,12 @@ def main(args: argparse.Namespace) -> int:
                           exposures=args.exposures, response=args.response,
                           overwrite=args.overwrite, preview=not args.no_preview,
                           hdr_video=args.hdr_video, hdr_format=args.hdr_format,
-                          peak_nits=args.peak_nits, dtype=args.dtype)
+                          peak_nits=args.peak_nits, dtype=args.dtype,
+                          tone_calibration=args.tone_calibration)
+  fit = summary["tone_calibration"]
+  if fit["contrast"] != 1.0:
+    print(f"tone calibration: undid a contrast S-curve of {fit['contrast']:g} ("
+          f"{fit.get('reason') or 'measured from the exposures'})")
   print(f"wrote {summary['frames']} HDR frames, preview.mp4 and run.json to {args.output} "
         f"({summary['ms_per_frame_mean']:.0f} ms/frame, compile {summary['compile_s']:.1f} s)")
   if "hdr_video" in summary:
