@@ -40,7 +40,9 @@ def score(pred_root: pathlib.Path, clips: Sequence[pathlib.Path], *,
   if perceptual is None:
     perceptual = perceptual_lib.available()
   pred_root = pathlib.Path(pred_root)
-  key = {k: v for k, v in sorted(infer_kwargs.items())}
+  # How the clips are read is part of the method (predictions cached before tone
+  # calibration existed were read without it, and are run again).
+  key = {"tone_calibration": "auto", **{k: v for k, v in sorted(infer_kwargs.items())}}
   if infer_kwargs.get("checkpoint"):
     key["fingerprint"] = model_files.fingerprint(infer_kwargs["checkpoint"])
     if infer_kwargs.get("attn_ratio") is None:  # The model's default ratio then decides.
