@@ -25,6 +25,7 @@ from typing import Any, Mapping, Sequence
 import grain
 import numpy as np
 
+from data_pipeline import camera_pipeline
 from data_pipeline import motion as motion_lib
 from data_pipeline import simulator as sim_lib
 
@@ -42,8 +43,8 @@ def as_config(config: sim_lib.SimulatorConfig | Mapping[str, Any] | None
 
   An experiment config (one with `data` and `pattern` sections, as in `configs/`) is also
   accepted: size = (data.crop, data.crop), pattern, radius = model.radius, source_dir,
-  num_val_sources, camera_pipeline_fraction, responses and response_weights from `data`
-  when set (weights that do
+  num_val_sources, camera_pipeline_fraction, responses (which also restrict the pipeline
+  cameras' base curves) and response_weights from `data` when set (weights that do
   not match the responses in length mean uniform), and any fields in an
   optional `data.simulator` dict override the defaults.
   """
@@ -65,6 +66,13 @@ def as_config(config: sim_lib.SimulatorConfig | Mapping[str, Any] | None
       fields["response_weights"] = weights if len(weights) == len(fields["responses"]) else None
     if data.get("camera_pipeline_fraction"):
       fields["camera_pipeline_fraction"] = float(data["camera_pipeline_fraction"])
+      # The model linearises every training clip with its one response: pipeline cameras
+      # keep to the named base curves too (an sRGB camera read as gamma 2.2 would teach
+      # a correction that inference, told the clip's curve, does not need).
+      bases = tuple(r for r in fields.get("responses", ())
+                    if r in camera_pipeline.PipelineRanges().responses)
+      if bases:
+        fields["pipeline_ranges"] = {"responses": bases}
     if data.get("source_dir"):
       fields["source_dir"] = str(data["source_dir"])
       fields["num_val_sources"] = int(data.get("num_val_sources", 2))

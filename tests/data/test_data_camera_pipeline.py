@@ -178,3 +178,9 @@ def test_training_configs_reach_the_pipeline():
   assert pipeline.as_config(config).camera_pipeline_fraction == 0.0
   config_loading.apply_overrides(config, ["--config.data.camera_pipeline_fraction=0.5"])
   assert pipeline.as_config(config).camera_pipeline_fraction == 0.5
+  assert pipeline.as_config(config).pipeline_ranges == cp.PipelineRanges()
+  # A config that trains on one response keeps the pipeline cameras to that base curve.
+  align = config_loading.load_config("dealthdr_align:pattern=2exp,flow=,camera=0.5,tone=exact")
+  sim = pipeline.as_config(align)
+  assert sim.pipeline_ranges.responses == ("gamma2.2",) and sim.tone_calibration == "exact"
+  assert sim.pipeline_ranges.contrast == cp.PipelineRanges().contrast
