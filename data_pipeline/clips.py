@@ -422,7 +422,7 @@ class Clip:
 
 
 def check_tone_calibration(value: str | float) -> str | float:
-  """"auto", "off" or a contrast > 0 (a number or its text); ClipError otherwise."""
+  """"auto", "off" or a contrast in [0.2, 5] (a number or its text); ClipError otherwise."""
   if value in ("auto", "off"):
     return value
   try:

@@ -57,7 +57,7 @@ class ContrastFit:
     fitted: the best grid contrast, used or not.
     improvement: mismatch at contrast 1 ÷ mismatch at `fitted` (≥ 1; 1 with no data).
     samples: matched percentiles the fit used.
-    reason: why `contrast` is 1 when it is ("" when the fit is used).
+    reason: why no fit is used (contrast 1, or one given by the caller); "" when it is.
   """
   contrast: float = 1.0
   fitted: float = 1.0
