@@ -8,7 +8,8 @@ re-exposure through a learned response curve held near the clips' declared respo
 unlabeled clip folders or videos, starting from the shipped model that fits their exposure
 pattern (or `--from`). The right quarter of every clip is held out of training; the
 self-supervised losses there are the no-reference criterion that picks the exported step,
-and a run that never beats its starting model exports the starting model and says so.
+and a run that never beats its starting model (by `data.heldout_min_gain`, 1 %) exports
+the starting model and says so.
 
 `--out` receives a params-only model (params, config, card.json: inputs, steps, held-out
 criterion start → best, the learned curve at a few LDR values) that `infer --checkpoint`,
@@ -198,7 +199,8 @@ def adapt(inputs: list[str], out: str, *, exposures: str | None = None,
       "response": response,
       "steps": summary["step"],
       "exported_step": trained.get("exported_step"),
-      "exported": ("the starting model: the held-out criterion never beat it" if never
+      "exported": (f"the starting model: no step's held-out criterion was "
+                   f"{100 * float(config.data.heldout_min_gain):g} % below its own" if never
                    else f"step {trained.get('exported_step')}, the best held-out criterion"),
       "heldout_criterion": criterion,
       "heldout_history": [tuple(h) for h in json.loads(

@@ -142,6 +142,11 @@ def check(config) -> None:
   if config.data.get("curriculum") and source != "synthetic":
     raise DataError(f"data.curriculum has no effect: only data.source='synthetic' reads it, "
                     f"and this config's data.source is {source!r}")
+  min_gain = float(config.data.get("heldout_min_gain", 0.0))
+  if not 0.0 <= min_gain < 1.0:
+    raise DataError(f"data.heldout_min_gain={min_gain} must be in [0, 1): the relative "
+                    "drop of the held-out criterion below the start's that a stage-2 step "
+                    "needs to be exported instead of the starting model")
   if config.data.other_camera and config.stage != 2:
     raise DataError("data.other_camera=True has no effect in stage 1 (it simulates the "
                     "unpaired camera of stage 2); drop it or use a stage-2 config")

@@ -15,12 +15,30 @@ from typing import Mapping
 import cv2
 import flax.struct
 import numpy as np
-import tensorboardX
 from clu import metrics as clu_metrics
-from tensorboardX import summary as tbx_summary
-from tensorboardX.proto import summary_pb2
 
 from data_pipeline import response
+
+
+def _import_tensorboardx_without_torch():
+  """tensorboardX's writer imports PyTorch when it is installed (the `perceptual` extra
+  installs it), only to accept torch tensors, which we never pass; that import costs every
+  training process about 3 s at start. Hidden during the import unless already loaded (a
+  later `import torch` works as usual)."""
+  if "torch" in sys.modules:
+    import tensorboardX  # pylint: disable=g-import-not-at-top
+    return tensorboardX
+  sys.modules["torch"] = None  # `import torch` raises ImportError, which it handles.
+  try:
+    import tensorboardX  # pylint: disable=g-import-not-at-top
+  finally:
+    del sys.modules["torch"]
+  return tensorboardX
+
+
+tensorboardX = _import_tensorboardx_without_torch()
+from tensorboardX import summary as tbx_summary  # noqa: E402  pylint: disable=g-import-not-at-top,g-bad-import-order
+from tensorboardX.proto import summary_pb2  # noqa: E402  pylint: disable=g-import-not-at-top,g-bad-import-order
 
 
 @flax.struct.dataclass

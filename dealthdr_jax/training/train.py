@@ -457,24 +457,38 @@ EXPORT_LAST_DIR = "export_last"
 class HeldOutCriterion:
   """Stage 2's held-out criterion over a run: the start value, the best and its step,
   every measurement; the best parameters live in `export_best/` (the starting model until
-  a step beats it). `heldout.json` in the workdir carries it across a resume."""
+  a step beats it). A step beats the start only when its criterion is at least
+  `min_gain` (relative) below the start's: a change within the criterion's noise is not
+  evidence that the model got better. `heldout.json` in the workdir carries it across a
+  resume."""
 
   FILE = "heldout.json"
 
-  def __init__(self, workdir: pathlib.Path):
+  def __init__(self, workdir: pathlib.Path, min_gain: float = 0.0):
+    if not 0.0 <= min_gain < 1.0:
+      raise ValueError(f"data.heldout_min_gain must be in [0, 1), got {min_gain}")
     self.path = workdir / self.FILE
+    self.min_gain = min_gain
     data = json.loads(self.path.read_text()) if self.path.exists() else {}
     self.start = data.get("start")
     self.best = data.get("best")
     self.best_step = data.get("best_step")
     self.history = data.get("history", [])
 
+  @property
+  def bar(self) -> float | None:
+    """The value a step must reach (≤) to beat the start."""
+    return None if self.start is None else self.start * (1.0 - self.min_gain)
+
   def record(self, step: int, value: float) -> bool:
-    """Adds a measurement; True when it is a new best (the start counts as step 0)."""
+    """Adds a measurement; True when it is a new best: the first (the starting model), or
+    one that clears `bar` and is below the best so far."""
     self.history.append([step, value])
     if self.start is None:
       self.start = value
-    better = self.best is None or value < self.best
+      better = True
+    else:
+      better = value <= self.bar and value < self.best
     if better:
       self.best, self.best_step = value, step
     if jax.process_index() == 0:
@@ -487,7 +501,7 @@ class HeldOutCriterion:
 
   def card(self) -> dict:
     return {"heldout_criterion": {"start": self.start, "best": self.best,
-                                  "best_step": self.best_step,
+                                  "best_step": self.best_step, "min_gain": self.min_gain,
                                   "last": self.history[-1] if self.history else None}}
 
 
@@ -574,7 +588,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
           lambda p, b: jnp.mean(criterion_step(p, b, model=model, config=config,
                                                ratio=float(config.attn_ratio))),
           in_shardings=(state_shardings.params, sharding_lib.batch_sharding(mesh)))
-      heldout = HeldOutCriterion(workdir)
+      heldout = HeldOutCriterion(workdir, float(config.data.get("heldout_min_gain", 0.0)))
       if heldout.start is None:  # A new run: measure and keep the starting model.
         log(f"held-out criterion of the starting model ({len(heldout_batches)} batch(es)) ...")
         heldout.record(start, _criterion(criterion_fn, pick(state), heldout_batches, mesh))
@@ -632,7 +646,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
                                         config, {"step": step, "stage": 2, **heldout.card()})
             writer.scalars(step, {"criterion": value}, prefix="heldout/")
             log(f"[step {step}] held-out criterion {value:.5g} (start {heldout.start:.5g}, "
-                f"best {heldout.best:.5g} at step {heldout.best_step})")
+                f"to beat it ≤ {heldout.bar:.5g}; best {heldout.best:.5g} at step "
+                f"{heldout.best_step})")
           if val_hdr is not None and (step % config.image_every == 0 or final):
             vb = val_batches[0]
             writer.images(step, {"val/input_output_gt": logs.tonemap_triplet(
@@ -658,8 +673,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
       best_params, _ = model_files.load_params(workdir / model_files.EXPORT_BEST_DIR)
       card.update(heldout.card(), exported_step=heldout.best_step, final_step=step)
       if heldout.best_step == heldout.history[0][0]:
-        log(f"the held-out criterion never beat the starting model's ({heldout.start:.5g}; "
-            f"last {heldout.history[-1][1]:.5g}): exporting the starting model")
+        lowest = min(v for _, v in heldout.history)
+        log(f"the held-out criterion never beat the starting model's ({heldout.start:.5g}) "
+            f"by {100 * heldout.min_gain:g} % (lowest {lowest:.5g}, last "
+            f"{heldout.history[-1][1]:.5g}): exporting the starting model")
       else:
         log(f"exporting step {heldout.best_step}, the best held-out criterion "
             f"({heldout.best:.5g}, start {heldout.start:.5g})")

@@ -268,6 +268,10 @@ def test_bad_inputs_fail_before_compute(tmp_path):
   config.data.other_camera = True
   with pytest.raises(input_pipeline.DataError, match="other_camera=True has no effect"):
     train.prepare(config, tmp_path / "w")
+  config = config_loading.load_config("dealthdr_2exp_stage2:size=tiny")
+  config.data.heldout_min_gain = 1.5
+  with pytest.raises(input_pipeline.DataError, match=r"heldout_min_gain=1.5 must be in \[0, 1\)"):
+    train.prepare(config, tmp_path / "w")
   assert not (tmp_path / "w").exists()
 
 

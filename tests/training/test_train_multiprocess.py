@@ -15,7 +15,9 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 def test_two_process_training(tmp_path_factory):
   workdir = tmp_path_factory.mktemp("multiprocess") / "run"
   env = dict(os.environ)
-  env.pop("XLA_FLAGS", None)
+  # One device per process: no fake device count (conftest's other flags stay).
+  env["XLA_FLAGS"] = " ".join(f for f in env.get("XLA_FLAGS", "").split()
+                              if "device_count" not in f)
   env["PYTHON"] = sys.executable
   env["DEVICES_PER_PROCESS"] = "1"
   env["JAX_COMPILATION_CACHE_DIR"] = str(tmp_path_factory.getbasetemp().parent / "jax_cache")

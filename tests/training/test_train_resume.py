@@ -21,7 +21,7 @@ ARGS = ["--config", "configs/dealthdr_2exp.py:size=tiny", f"--config.total_steps
 
 def _command(workdir, tmp_path_factory):
   env = dict(os.environ)
-  env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
+  env["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=4"
   env["JAX_PLATFORMS"] = "cpu"
   env["JAX_COMPILATION_CACHE_DIR"] = str(tmp_path_factory.getbasetemp().parent / "jax_cache")
   env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
