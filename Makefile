@@ -22,8 +22,11 @@ setup: $(VENV)/.installed
 demo: setup
 	$(VENV)/bin/dealthdr demo --out $(OUT)
 
+# Two workers, one test file at a time each, files in tests/conftest.py's order (longest
+# first): a worker that finishes a file takes the next one.
 test: $(VENV)/.installed-test
-	$(VENV)/bin/python -m pytest -q -n 2 --durations=15 tests $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=15 \
+	  tests $(PYTEST_ARGS)
 
 bench: setup
 	$(VENV)/bin/dealthdr bench --config dealthdr_2exp:size=small --size 512x512 --ratios 0,0.25,0.5,1

@@ -35,15 +35,21 @@ def _hdr_sources_dir() -> pathlib.Path | None:
   return None
 
 
-# The longest tests (training subprocesses, mostly compilation), longest first. Collected
-# first, they are dealt to the two xdist workers alternately at the start and run beside
-# the many short tests, instead of queueing on one worker at the end of the run.
+# Test files by measured duration, longest first (the rest keep pytest's order after them).
+# `make test` runs them with `--dist loadfile --no-loadscope-reorder`: each xdist worker
+# runs one whole file (module fixtures are built once) and takes the next file in this order
+# when it is done, so the long files start at once on both workers and the short ones fill
+# in at the end. (The default `--dist load` hands each worker a block of consecutive tests:
+# all of these went to one worker, which ran them one after the other.)
 SLOW_FIRST = (
-    "test_adapt.py", "test_train_smoke.py", "test_train_resume.py",
-    "test_train_multiprocess.py", "test_lowering.py", "test_run_ablations.py",
-    "test_device_check.py", "test_shipped_model.py", "test_train_flow.py",
-    "test_train_overfit.py", "test_train_divergence.py", "test_shipped_alignment.py",
-    "test_predictor.py", "test_scoring.py")
+    "test_adapt.py", "test_train_smoke.py", "test_model.py", "test_train_resume.py",
+    "test_train_flow.py", "test_lowering.py", "test_shipped_model.py",
+    "test_train_multiprocess.py", "test_bench.py", "test_train_losses.py",
+    "test_run_ablations.py", "test_device_check.py", "test_shipped_alignment.py",
+    "test_fgma.py", "test_export.py", "test_train_divergence.py", "test_train_overfit.py",
+    "test_predictor.py", "test_perceptual.py", "test_warp_response.py", "test_api.py",
+    "test_scoring.py", "test_flow_accuracy.py", "test_standard_benchmarks.py",
+    "test_infer.py", "test_data_pipeline.py", "test_data_window_records.py")
 
 
 def pytest_collection_modifyitems(config, items):
