@@ -3,7 +3,7 @@
   python tools/results_table.py --out out/results --sources ../shared/hdr_sources \\
       --stage2 runs/2exp_small_stage2
 
-Three fixed test sets are rendered by the camera simulator, with content only from the
+Fixed test sets are rendered by the camera simulator, with content only from the
 held-out validation images of `--sources` (the same name-hash split that training holds
 out, `data_pipeline.sources.split_names`), never seen in training:
   2exp         the stage-1 camera family (gamma 2.2 / sRGB responses, 8–12 bit, stage-1
@@ -14,8 +14,9 @@ out, `data_pipeline.sources.split_names`), never seen in training:
                a noisier sensor. Every method is told the response is gamma 2.2 (the
                user of a real camera does not know its curve), which is what stage 2 must
                adapt to.
-  held-out camera  two exposures written by real-camera pipelines never drawn in training
-               (`camera_pipeline.HELD_OUT_RANGES`: Bayer raw noise, demosaicing, stronger
+  held-out camera  (2exp; 3exp as `held_out_camera_3exp`) clips written by real-camera
+               pipelines never drawn in training (`camera_pipeline.HELD_OUT_RANGES`:
+               Bayer raw noise, demosaicing, stronger
                white-balance gains and colour matrices, harder tone S-curves, JPEG quality
                70–79); methods read the clip's declared base response (meta.json), not
                its S-curve. The "dark chroma" column (every set) is the colour error in
@@ -115,6 +116,8 @@ def run(args) -> list[dict]:
       # Last: a set's seed is its position, so earlier sets keep theirs.
       ("held_out_camera", "held-out camera (2exp)",
        held_out_camera_config("2exp", size, args.sources), args.model_2exp, args.clips),
+      ("held_out_camera_3exp", "held-out camera (3exp)",
+       held_out_camera_config("3exp", size, args.sources), args.model_3exp, args.clips),
   ]
   rows = []
   for k, (tag, set_name, config, model, num_clips) in enumerate(sets):
@@ -187,8 +190,8 @@ def main(argv=None) -> int:
                       help="stage-2 workdir or export (other-camera rows; repeatable)")
   parser.add_argument("--sets", nargs="+",
                       choices=("2exp", "3exp", "other_camera", "hard_2exp", "hard_3exp",
-                               "held_out_camera"),
-                      help="only these test sets (default: all six)")
+                               "held_out_camera", "held_out_camera_3exp"),
+                      help="only these test sets (default: all seven)")
   parser.add_argument("--other-camera-response", default=sim_lib.STAGE2_RESPONSE,
                       help="the other camera's response: 'sigmoid:N,SIGMA' (one camera, the "
                            "default matches stage-2 training) or 'sigmoid' (random per clip)")
