@@ -16,9 +16,8 @@ out, `data_pipeline.sources.split_names`), never seen in training:
                adapt to.
   held-out camera  (2exp; 3exp as `held_out_camera_3exp`) clips written by real-camera
                pipelines never drawn in training (`camera_pipeline.HELD_OUT_RANGES`:
-               Bayer raw noise, demosaicing, stronger
-               white-balance gains and colour matrices, harder tone S-curves, JPEG quality
-               70–79); methods read the clip's declared base response (meta.json), not
+               Bayer raw noise, demosaicing, stronger white-balance gains and colour
+               matrices, harder tone S-curves, JPEG quality 70–79); methods read the clip's declared base response (meta.json), not
                its S-curve. The "dark chroma" column (every set) is the colour error in
                the darkest 10 % of GT pixels (`metrics.dark_chroma_error`);
   hard motion  (2exp and 3exp, `--hard-size`, `--hard-clips`): the stage-1 camera under
