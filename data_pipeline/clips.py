@@ -34,8 +34,13 @@ from the clip's own exposures the first time a frame is read (`Clip.tone_fit`, f
 
 Windows (§3): output t uses frames t-r..t+r; indices outside the clip are mirrored about
 the edges without repeating the edge frame (-1 → 1, N → N-2), which keeps the alternation
-of exposures. Clips shorter than the window are mirrored repeatedly (period 2·(N-1)); a
-1-frame clip has no neighbours and is an error.
+of two exposures. With a longer exposure cycle (three exposures: period 3) the mirror would
+put the wrong exposure in a slot (-1 → 1 is the frame after t, not the one before), a
+window the model never sees in training; so each outside index takes the in-clip frame of
+the **same exposure phase** nearest to its mirror (-1 → 2, -2 → 1 at t = 0), the exposure
+period being measured from the clip's stops (`exposure_period`). Clips shorter than the
+window are mirrored repeatedly (period 2·(N-1)); a 1-frame clip has no neighbours and is
+an error.
 """
 from __future__ import annotations
 
@@ -389,12 +394,12 @@ class Clip:
     return hdr
 
   def window(self, t: int, radius: int) -> tuple[np.ndarray, np.ndarray]:
-    """Frames and stops of the mirrored window around t (random access).
+    """Frames and stops of the window around t, edges as in `window_indices` (random access).
 
     Returns:
       frames: [2r+1, H, W, 3] float32 in [0, 1]; stops: [2r+1] float32.
     """
-    idx = window_indices(len(self), t, radius)
+    idx = window_indices(len(self), t, radius, exposure_period(self.stops))
     cache = {i: self.frame(i) for i in sorted(set(idx))}
     return np.stack([cache[i] for i in idx]), self.stops[idx]
 
@@ -639,16 +644,39 @@ def _open_video(path: pathlib.Path, exposures, response, tone_calibration) -> Cl
 # ----------------------------------------------------------------------------- windows
 
 
-def window_indices(n_frames: int, t: int, radius: int) -> list[int]:
+def exposure_period(stops: Sequence[float], tol: float = 0.05) -> int | None:
+  """The clip's exposure cycle: the smallest P with stops[i] = stops[i+P] for every i.
+
+  Args:
+    stops: [N] exposures in stops.
+    tol: stops within which two exposures count as equal.
+  Returns:
+    P in [1, N), or None when the exposures do not repeat within the clip.
+  """
+  stops = np.asarray(stops, np.float64)
+  for period in range(1, len(stops)):
+    if np.all(np.abs(stops[period:] - stops[:-period]) <= tol):
+      return period
+  return None
+
+
+def window_indices(n_frames: int, t: int, radius: int,
+                   period: int | None = None) -> list[int]:
   """Frame indices of the window t-radius..t+radius, mirrored at the clip edges.
 
-  Index -k maps to k and N-1+k to N-1-k (the edge frame is not repeated, so the
-  exposure alternation is kept); clips shorter than the window are mirrored repeatedly.
+  Index -k maps to k and N-1+k to N-1-k (the edge frame is not repeated, so two
+  alternating exposures keep alternating); clips shorter than the window are mirrored
+  repeatedly. With an exposure `period`, an outside index takes instead the in-clip frame
+  of its own exposure phase (≡ index mod period) nearest to that mirror (ties: nearer t),
+  so every slot of the window holds the exposure it has inside the clip. For periods 1
+  and 2 this is the mirror.
 
   Args:
     n_frames: N ≥ 2.
     t: centre, 0 ≤ t < N.
     radius: r ≥ 0.
+    period: exposure cycle of the clip (`exposure_period`; ≤ N, so every phase is in the
+      clip), or None (plain mirror).
   Returns:
     2r+1 indices in [0, N).
   """
@@ -658,11 +686,19 @@ def window_indices(n_frames: int, t: int, radius: int) -> list[int]:
     raise IndexError(f"window centre {t} out of range [0, {n_frames})")
   if radius < 0:
     raise ValueError(f"radius must be ≥ 0, got {radius}")
-  period = 2 * (n_frames - 1)
+  if period is not None and not 1 <= period <= n_frames:
+    raise ValueError(f"exposure period must be in [1, {n_frames}], got {period}")
+  bounce = 2 * (n_frames - 1)
   out = []
   for i in range(t - radius, t + radius + 1):
-    m = i % period
-    out.append(m if m < n_frames else period - m)
+    m = i % bounce
+    mirror = m if m < n_frames else bounce - m
+    if period is None or 0 <= i < n_frames:
+      out.append(mirror)
+      continue
+    above = mirror + (i - mirror) % period  # Same phase as i, in [mirror, mirror + P).
+    candidates = [j for j in (above, above - period) if 0 <= j < n_frames]
+    out.append(min(candidates, key=lambda j: (abs(j - mirror), abs(j - t))))
   return out
 
 
@@ -679,9 +715,10 @@ def iter_windows(clip: Clip, radius: int, start: int = 0, stop: int | None = Non
   """
   n = len(clip)
   stop = n if stop is None else min(stop, n)
+  period = exposure_period(clip.stops)
   cache: dict[int, np.ndarray] = {}
   for t in range(start, stop):
-    idx = window_indices(n, t, radius)
+    idx = window_indices(n, t, radius, period)
     needed = set(idx)
     for i in list(cache):
       if i not in needed:

@@ -30,6 +30,12 @@ def default_radius(pattern: str) -> int:
   return 1 if pattern == "2exp" else 2
 
 
+def period(pattern: str) -> int:
+  """Frames per exposure cycle: 2 for "2exp", 3 for "3exp"."""
+  _check(pattern)
+  return 2 if pattern == "2exp" else 3
+
+
 def _check(pattern: str) -> None:
   if pattern not in PATTERNS:
     raise ValueError(f"unknown exposure pattern {pattern!r}; expected one of {PATTERNS}")

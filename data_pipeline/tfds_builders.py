@@ -39,8 +39,8 @@ Three sources, each read from a folder the user already has (nothing is download
    from a third-party loader of the test set (the official repository publishes no code);
    the training set is assumed to use the same per-scene layout — unconfirmed.
 
-Every example is one window (DESIGN.md §3, mirrored at clip edges; one per frame that has
-GT, or per frame when `require_gt=False`):
+Every example is one window (DESIGN.md §3, filled at clip edges as `clips.window_indices`
+does; one per frame that has GT, or per frame when `require_gt=False`):
 
   frames       [T, H, W, 3] uint16  LDR code values (8-bit sources keep 0..255)
   bits         int32                8 or 16: frames / (2**bits - 1) is in [0, 1]
@@ -169,12 +169,13 @@ class _WindowBuilder(tfds.core.GeneratorBasedBuilder):
     radius = self.builder_config.radius
     for scene in scenes:
       n = len(scene.frame_paths)
+      period = clips.exposure_period(scene.stops)
       centres = [t for t in range(n)
                  if not self.builder_config.require_gt or scene.gt_paths[t] is not None]
       cache: dict[int, tuple[np.ndarray, int]] = {}
       bits0 = None
       for t in centres:
-        idx = clips.window_indices(n, t, radius)
+        idx = clips.window_indices(n, t, radius, period)
         cache = {i: v for i, v in cache.items() if i in idx}
         for i in sorted(set(idx) - set(cache)):
           image, bits = hdr_io.read_ldr(scene.frame_paths[i])

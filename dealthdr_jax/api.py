@@ -51,7 +51,7 @@ class Reconstructor:
 
   @property
   def radius(self) -> int:
-    """Output t reads frames t-radius..t+radius (mirrored at the clip's ends)."""
+    """Output t reads frames t-radius..t+radius (ends: `clips.window_indices`)."""
     return self.model.radius
 
   def __repr__(self) -> str:

@@ -11,12 +11,12 @@ Data sets (never downloaded here; the user points at the unpacked release):
                 (`<scene>@long`, `<scene>@short`) unless `--phases` says otherwise (layout 3).
 
 Every method (the model, and the baselines `reference_only` and `dis_flow`) runs on every
-frame that has GT, with its window of neighbours (DESIGN.md §3, mirrored at the clip's
-ends), through the same predictors as `dealthdr infer`. Metrics follow the papers'
-protocol (`evaluation.metrics`: normalised by the GT maximum; PSNR-T and SSIM-T after the
-μ-law tone map, PSNR-L linear). A scene's score is the mean over its GT frames; a table
-row is the mean over scenes, per exposure count (2- and 3-exposure scenes separately, as
-papers report them). The model is the shipped one that fits each scene's exposures unless
+frame that has GT, with its window of neighbours (DESIGN.md §3, filled at the clip's
+ends as `clips.window_indices` does), through the same predictors as `dealthdr infer`.
+Metrics follow the papers' protocol (`evaluation.metrics`: normalised by the GT maximum;
+PSNR-T and SSIM-T after the μ-law tone map, PSNR-L linear). A scene's score is the mean
+over its GT frames; a table row is the mean over scenes, per exposure count (2- and
+3-exposure scenes separately, as papers report them). The model is the shipped one that fits each scene's exposures unless
 `--checkpoint`/`--config` says otherwise.
 
 Each scene also reports `gt_over_pred`, the median ratio of GT to the reference-only

@@ -13,7 +13,7 @@ Sources:
                array_record`, `data_pipeline.window_records`) under `data.records`: read, not
                rendered, so an accelerator host is not held back by the CPU simulator.
   "clips"      real clip folders / videos under `data.clips` (stage 2; no GT): random
-               windows (mirrored at clip edges) and random crops.
+               windows (clip edges as in `clips.window_indices`) and random crops.
   "toy"        `toy_data`: a sliding texture (tests; no simulator needed).
 The validation set is always synthetic with GT (toy for the toy source; for
 "array_record" the shards' own simulator config, on its held-out sources) and fixed by

@@ -21,7 +21,7 @@ Stage 2 (self-supervised, no ground truth):
     with the strength `loss.curve_prior` (the model's `response_min_slope` keeps it from
     flattening or inverting any range of contrast).
   * `subset_index_maps`: the frame index maps that turn a window into a smaller one,
-    mirrored at its new edges like a clip edge (data_pipeline.clips.window_indices).
+    filled at its new edges like a clip edge (data_pipeline.clips.window_indices).
 """
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from data_pipeline import clips
 from dealthdr_jax.models import response as resp
 from dealthdr_jax.models import warp as warp_lib
 
@@ -200,28 +201,31 @@ def curve_prior(curve: jnp.ndarray) -> jnp.ndarray:
   return jnp.mean((curve - scale * identity) ** 2)
 
 
-def subset_index_maps(radius: int) -> np.ndarray:
+def subset_index_maps(radius: int, period: int | None = None) -> np.ndarray:
   """Frame index maps that shrink a window of 2r+1 frames to a sub-window.
 
   Each map keeps a contiguous sub-window `[r-a, r+b]` (0 ≤ a, b ≤ r, at least one
-  neighbour kept, at least one dropped) and fills the dropped positions by mirroring about
-  the kept edges without repeating the edge frame, as at a clip edge (so exposures keep
-  alternating). `frames[:, map]` is then the input the model would see there.
+  neighbour kept, at least one dropped) and fills the dropped positions as at a clip edge
+  (`data_pipeline.clips.window_indices`: mirrored, or with an exposure `period` the
+  nearest kept frame of the slot's own exposure). `frames[:, map]` is then the input the
+  model would see there. With a period, only sub-windows that still hold a whole exposure
+  cycle are kept (a clip of at least one cycle never shows the model fewer exposures);
+  when none does (a window of exactly one cycle), the mirrored maps.
 
+  Args:
+    radius: r ≥ 1.
+    period: frames per exposure cycle (`data_pipeline.patterns.period`), or None.
   Returns:
     [K, 2r+1] int32 index maps, K ≥ 1.
   """
-  t = 2 * radius + 1
   maps = []
   for a, b in itertools.product(range(radius + 1), repeat=2):
     if a + b == 0 or (a, b) == (radius, radius):
       continue
-    lo, hi = radius - a, radius + b
-    n = hi - lo + 1
-    period = 2 * (n - 1)
-    row = []
-    for i in range(t):
-      m = (i - lo) % period
-      row.append(lo + (m if m < n else period - m))
-    maps.append(row)
+    n = a + b + 1
+    if period is not None and n < period:
+      continue
+    maps.append([radius - a + i for i in clips.window_indices(n, a, radius, period)])
+  if not maps:  # The window is one cycle (3 exposures, radius 1): mirror as before.
+    return subset_index_maps(radius)
   return np.asarray(maps, np.int32)

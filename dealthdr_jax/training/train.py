@@ -30,6 +30,7 @@ import ml_collections
 import numpy as np
 import optax
 
+from data_pipeline import patterns
 from dealthdr_jax import config_loading
 from dealthdr_jax import model_files
 from dealthdr_jax.evaluation import metrics as metrics_lib
@@ -153,13 +154,14 @@ def flow_eval_step(params, batch: dict[str, jnp.ndarray], *, model: DeAltHDR, ra
   return m, None
 
 
-def subset_window(frames: jnp.ndarray, stops: jnp.ndarray, key: jax.Array, radius: int
-                  ) -> tuple[jnp.ndarray, jnp.ndarray]:
+def subset_window(frames: jnp.ndarray, stops: jnp.ndarray, key: jax.Array, radius: int,
+                  period: int | None = None) -> tuple[jnp.ndarray, jnp.ndarray]:
   """Per sample, a random `losses.subset_index_maps` sub-window of the input window.
 
   frames: [B, T, H, W, 3], stops: [B, T] → the same shapes, frames/stops re-indexed.
+  period: frames per exposure cycle (edges keep each slot's exposure), or None.
   """
-  maps = jnp.asarray(losses.subset_index_maps(radius))                    # [K, T]
+  maps = jnp.asarray(losses.subset_index_maps(radius, period))                    # [K, T]
   choice = jax.random.randint(key, (frames.shape[0],), 0, maps.shape[0])
   idx = maps[choice]                                                       # [B, T]
   return (jnp.take_along_axis(frames, idx[:, :, None, None, None], axis=1),
@@ -183,7 +185,8 @@ def stage2_step(state: train_state.TrainState, batch: dict[str, jnp.ndarray], *,
   frames, stops = batch["frames"], batch["stops"]
   b = frames.shape[0]
   key = jax.random.fold_in(jax.random.key(config.seed), state.step)
-  sub_frames, sub_stops = subset_window(frames, stops, key, model.radius)
+  sub_frames, sub_stops = subset_window(frames, stops, key, model.radius,
+                                       patterns.period(config.pattern))
   # The teacher is the EMA of the network, read through the student's current response
   # calibration (a property of the camera, not something to smooth over time).
   teacher_params = dict(state.ema_params)
@@ -233,7 +236,7 @@ def criterion_step(params, batch: dict[str, jnp.ndarray], *, model: DeAltHDR,
   hdr, aux = model.apply({"params": params}, frames, stops, ratio=ratio)
   per_window = lambda x, y: jnp.stack([losses.hdr_loss(x[i:i + 1], y[i:i + 1], config.loss.mu)
                                        for i in range(x.shape[0])])
-  maps = losses.subset_index_maps(model.radius)
+  maps = losses.subset_index_maps(model.radius, patterns.period(config.pattern))
   subset = 0.0
   for idx in maps:
     sub, _ = model.apply({"params": params}, frames[:, idx], stops[:, idx], ratio=ratio)

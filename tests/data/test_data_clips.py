@@ -102,6 +102,33 @@ def test_window_indices():
     clips.window_indices(1, 0, 1)
 
 
+def test_exposure_period():
+  assert clips.exposure_period([0, 2, 4, 0, 2, 4, 0]) == 3
+  assert clips.exposure_period([0, 3, 0, 3.01]) == 2  # Within the tolerance.
+  assert clips.exposure_period([1, 1, 1]) == 1
+  assert clips.exposure_period([0, 2, 4]) is None  # One cycle does not show a repeat.
+  assert clips.exposure_period([0, 2, 0, 4]) is None
+
+
+def test_window_indices_keep_each_slot_exposure():
+  # Three exposures, t = 0: the mirror [2, 1, 0, 1, 2] would put the frame after t (exposure
+  # of t+1) in slot t-1; the same-phase rule puts frame 2 (exposure of t-1 = t+2) there.
+  assert clips.window_indices(8, 0, 2, period=3) == [1, 2, 0, 1, 2]
+  assert clips.window_indices(8, 7, 2, period=3) == [5, 6, 7, 5, 6]
+  assert clips.window_indices(8, 1, 1, period=3) == [0, 1, 2]  # Inside: unchanged.
+  for n in range(2, 10):
+    for period in range(1, n + 1):
+      for radius in range(4):
+        for t in range(n):
+          idx = clips.window_indices(n, t, radius, period)
+          assert idx[radius] == t and all(0 <= i < n for i in idx)
+          assert all((i - (t - radius + k)) % period == 0 for k, i in enumerate(idx))
+          if period <= 2:  # The mirror already keeps the phase.
+            assert idx == clips.window_indices(n, t, radius)
+  with pytest.raises(ValueError, match="exposure period"):
+    clips.window_indices(4, 0, 1, period=5)
+
+
 class _CountingClip:
   """Wraps a clip and records frame decodes."""
 
@@ -123,7 +150,7 @@ def test_iter_windows_streams_with_bounded_cache(tmp_path):
   counting = _CountingClip(clip)
   seen = []
   for t, window, stops in clips.iter_windows(counting, radius=2):
-    idx = clips.window_indices(7, t, 2)
+    idx = clips.window_indices(7, t, 2, period=3)
     assert window.shape == (5, H, W, 3) and window.dtype == np.float32
     np.testing.assert_allclose(window, frames[idx], atol=1e-4)
     np.testing.assert_array_equal(stops, clip.stops[idx])
@@ -131,6 +158,7 @@ def test_iter_windows_streams_with_bounded_cache(tmp_path):
   assert seen == list(range(7))
   assert counting.calls == sorted(counting.calls) == list(range(7))  # Each decoded once.
   t, window, stops = next(clips.iter_windows(clip, radius=1, start=6))
+  np.testing.assert_array_equal(stops, clip.stops[[5, 6, 4]])  # Each slot's own exposure.
   assert t == 6
   np.testing.assert_allclose(clip.window(6, 1)[0], window)
 

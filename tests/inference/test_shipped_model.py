@@ -3,7 +3,8 @@ than the reference-only baseline on generated clips, and exportable.
 
 Quality is checked on clips the simulator renders here from procedural content with fixed
 seeds (no ../shared needed): the shipped model must beat `reference_only` on PSNR-T by a
-clear margin on every clip, for both exposure patterns, at exposure gaps it was not told.
+clear margin on every clip, and on every frame, for both exposure patterns, at exposure
+gaps it was not told.
 """
 import json
 
@@ -47,9 +48,14 @@ def test_shipped_model_beats_reference_only(tmp_path, pattern):
     assert f"dealthdr_{pattern}" in json.dumps(ours)
     infer.run_inference(str(clip), str(tmp_path / "ref" / clip.name), preview=False,
                         progress=False, method="reference_only")
-    ours_m = evaluate.evaluate_folders(tmp_path / "ours" / clip.name, clip)["mean"]
-    ref_m = evaluate.evaluate_folders(tmp_path / "ref" / clip.name, clip)["mean"]
-    assert ours_m["psnr_t"] > ref_m["psnr_t"] + MARGIN_DB, (clip, ours_m, ref_m)
+    ours = evaluate.evaluate_folders(tmp_path / "ours" / clip.name, clip)
+    ref = evaluate.evaluate_folders(tmp_path / "ref" / clip.name, clip)
+    assert ours["mean"]["psnr_t"] > ref["mean"]["psnr_t"] + MARGIN_DB, (clip, ours, ref)
+    # Every frame, the clip's edges included (their windows are filled from inside the
+    # clip; with 3 exposures a plain mirror put the wrong exposure in a slot and lost to
+    # reference_only by up to 1.9 dB on the first and last frames of clip_0000).
+    for name, frame in ours["frames"].items():
+      assert frame["psnr_t"] > ref["frames"][name]["psnr_t"], (clip, name, ours, ref)
 
 
 def test_shipped_model_exports_and_matches(tmp_path):

@@ -80,6 +80,23 @@ def test_subset_maps_mirror_like_clip_edges(radius):
   assert list(row) == expected
 
 
+def test_subset_maps_keep_each_slot_exposure_with_three_exposures():
+  maps = losses.subset_index_maps(2, period=3)
+  # Sub-windows of at least one cycle (3 of the 5 frames) only, each slot holding a frame
+  # of its own exposure phase, as the clip reader fills a clip edge.
+  assert len(maps) == 5
+  for row in maps:
+    assert row[2] == 2 and 3 <= len(set(row)) < 5
+    assert all((i - k) % 3 == 0 for k, i in enumerate(row))
+  assert [0, 1, 2, 0, 1] in maps.tolist()    # t+1, t+2 dropped: the clip's last frame.
+  assert [3, 4, 2, 3, 4] in maps.tolist()    # t-1, t-2 dropped: the clip's first frame.
+  # Two exposures: the mirror already keeps the phase; one cycle per window: mirrored.
+  np.testing.assert_array_equal(losses.subset_index_maps(2, period=2),
+                                losses.subset_index_maps(2))
+  np.testing.assert_array_equal(losses.subset_index_maps(1, period=3),
+                                losses.subset_index_maps(1))
+
+
 def test_reexposure_loss_zero_for_consistent_scene():
   s = toy_data.sample(0, 3, frames=3, crop=16, noise=0.0)
   frames = s["frames"][None]
