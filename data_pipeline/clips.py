@@ -45,6 +45,7 @@ an error.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import pathlib
@@ -343,6 +344,11 @@ class Clip:
   def __len__(self) -> int:
     return len(self.names)
 
+  @functools.cached_property
+  def exposure_cycle(self) -> int | None:
+    """Frames per exposure cycle (`exposure_period` of the stops), measured once."""
+    return exposure_period(self.stops)
+
   @property
   def has_gt(self) -> bool:
     return self.gt_paths is not None
@@ -399,7 +405,7 @@ class Clip:
     Returns:
       frames: [2r+1, H, W, 3] float32 in [0, 1]; stops: [2r+1] float32.
     """
-    idx = window_indices(len(self), t, radius, exposure_period(self.stops))
+    idx = window_indices(len(self), t, radius, self.exposure_cycle)
     cache = {i: self.frame(i) for i in sorted(set(idx))}
     return np.stack([cache[i] for i in idx]), self.stops[idx]
 
@@ -662,7 +668,7 @@ def exposure_period(stops: Sequence[float], tol: float = 0.05) -> int | None:
 
 def window_indices(n_frames: int, t: int, radius: int,
                    period: int | None = None) -> list[int]:
-  """Frame indices of the window t-radius..t+radius, mirrored at the clip edges.
+  """Frame indices of the window t-radius..t+radius, filled in at the clip edges.
 
   Index -k maps to k and N-1+k to N-1-k (the edge frame is not repeated, so two
   alternating exposures keep alternating); clips shorter than the window are mirrored
