@@ -161,7 +161,7 @@ def subset_window(frames: jnp.ndarray, stops: jnp.ndarray, key: jax.Array, radiu
   frames: [B, T, H, W, 3], stops: [B, T] → the same shapes, frames/stops re-indexed.
   period: frames per exposure cycle (edges keep each slot's exposure), or None.
   """
-  maps = jnp.asarray(losses.subset_index_maps(radius, period))                    # [K, T]
+  maps = jnp.asarray(losses.subset_index_maps(radius, period))             # [K, T]
   choice = jax.random.randint(key, (frames.shape[0],), 0, maps.shape[0])
   idx = maps[choice]                                                       # [B, T]
   return (jnp.take_along_axis(frames, idx[:, :, None, None, None], axis=1),
