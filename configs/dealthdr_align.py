@@ -21,7 +21,9 @@ Presets via the argument: `pattern` (2exp | 3exp), `size`, `ratio`, `flow` (flow
 the shipped 2exp model's v3 steps: `pattern=2exp,flow=,camera=0.5`), `tone` (the
 simulator's `tone_calibration`: "off", or "exact" = train on frames with the camera's
 S-curve undone, as the clip readers hand them to the model at inference; v4:
-`pattern=2exp,flow=,camera=0.5,tone=exact`).
+`pattern=2exp,flow=,camera=0.5,tone=exact`), `refs` (how often each exposure level is the
+window's reference, shortest first, e.g. `refs=1:1:2` for long references half the time,
+`patterns.PatternConfig.reference_weights`; "" = uniform; validation stays uniform).
 """
 from configs import common
 
@@ -32,7 +34,7 @@ SHIPPED = {"2exp": "dealthdr_jax/assets/models/dealthdr_2exp",
 def get_config(arg=None):
   arg = common.parse_arg(arg, size="small", pattern="2exp", ratio=0.25,
                          flow="runs/flow_pwc", init="", camera=0.0,
-                         tone="off")
+                         tone="off", refs="")
   if arg.pattern not in SHIPPED:
     raise ValueError(f"pattern must be one of {sorted(SHIPPED)}, got {arg.pattern!r}")
   radius = 1 if arg.pattern == "2exp" else 2
@@ -42,6 +44,12 @@ def get_config(arg=None):
   config.flow_init_from = arg.flow
   config.data.simulator = {"motion": dict(common.LARGE_MOTION), "max_subframes": 48,
                            "tone_calibration": str(arg.tone)}
+  if arg.refs:
+    weights = tuple(float(x) for x in str(arg.refs).split(":"))
+    if len(weights) != (2 if arg.pattern == "2exp" else 3):
+      raise ValueError(f"refs needs one weight per exposure level of {arg.pattern}, "
+                       f"shortest first (e.g. 1:1:2), got {arg.refs!r}")
+    config.data.simulator["patterns"] = {"reference_weights": weights}
   config.data.camera_pipeline_fraction = float(arg.camera)
   config.train_ratios = (0.0, 0.125, 0.25, 0.5, 1.0)
   config.frozen = ("flow",)

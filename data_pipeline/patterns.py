@@ -19,9 +19,22 @@ PATTERNS = ("2exp", "3exp")
 
 @dataclasses.dataclass(frozen=True)
 class PatternConfig:
-  """Gap ranges (stops, uniform) between consecutive exposure levels of each pattern."""
+  """Gap ranges (stops, uniform) between consecutive exposure levels of each pattern, and
+  how often each level is a training window's reference.
+
+  `reference_weights`: relative frequency of the reference frame's level, shortest first
+  (one weight per level of the pattern's cycle; empty = uniform, i.e. the phase drawn
+  uniformly). It applies where `sample_stops` is told the reference's index (training
+  windows); whole clips keep a uniform phase.
+  """
   gap_2exp: tuple[float, float] = (1.0, 4.0)
   gap_3exp: tuple[float, float] = (1.0, 3.0)
+  reference_weights: tuple[float, ...] = ()
+
+  def __post_init__(self):
+    w = self.reference_weights
+    if w and (min(w) < 0 or sum(w) <= 0):
+      raise ValueError(f"reference_weights must be ≥ 0 with a positive sum, got {w}")
 
 
 def default_radius(pattern: str) -> int:
@@ -61,8 +74,23 @@ def stops_for_frames(cycle: np.ndarray, num_frames: int, phase: int) -> np.ndarr
 
 
 def sample_stops(rng: np.random.Generator, pattern: str, num_frames: int,
-                 config: PatternConfig = PatternConfig()) -> np.ndarray:
-  """[num_frames] float32 stops of a clip with a random gap(s) and a random phase."""
+                 config: PatternConfig = PatternConfig(),
+                 reference: int | None = None) -> np.ndarray:
+  """[num_frames] float32 stops of a clip with a random gap(s) and a random phase.
+
+  With `reference` (the index of a window's reference frame) and
+  `config.reference_weights`, the level of frame `reference` is drawn with those weights
+  (shortest level first) and the phase follows from it; otherwise the phase is uniform.
+  """
   cycle = sample_cycle(rng, pattern, config)
-  phase = int(rng.integers(len(cycle)))
+  weights = config.reference_weights
+  if reference is None or not weights:
+    phase = int(rng.integers(len(cycle)))
+  else:
+    if len(weights) != len(cycle):
+      raise ValueError(f"reference_weights needs one weight per level of {pattern!r} "
+                       f"({len(cycle)}), got {weights}")
+    p = np.asarray(weights, np.float64)
+    level = int(rng.choice(len(cycle), p=p / p.sum()))
+    phase = (level - reference) % len(cycle)
   return stops_for_frames(cycle, num_frames, phase)

@@ -290,8 +290,12 @@ def make_synthetic_dataset(config=None, *, seed: int, batch_size: int, shard_ind
 
 
 def validation_config(config=None) -> sim_lib.SimulatorConfig:
-  """The training config switched to held-out sources (split "val")."""
+  """The training config switched to held-out sources (split "val"), every reference
+  exposure level equally often (training's `patterns.reference_weights` dropped: the
+  validation score measures the model as clips use it)."""
   config = as_config(config)
+  if config.patterns.reference_weights:
+    config = config.replace(patterns=dataclasses.replace(config.patterns, reference_weights=()))
   return config.replace(source_split="val") if config.source_dir else config
 
 

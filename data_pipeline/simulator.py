@@ -377,7 +377,8 @@ class Simulator:
     r = self.config.window_radius
     t = 2 * r + 1
     pattern_rng, rest = rng.spawn(2)
-    stops = patterns.sample_stops(pattern_rng, self.config.pattern, t, self.config.patterns)
+    stops = patterns.sample_stops(pattern_rng, self.config.pattern, t, self.config.patterns,
+                                  reference=r)
     times = np.arange(t, dtype=np.float64) - r
     out = self._render(rest, times, stops, np.zeros(1), 0, 0.0)
     scene = out.pop("_scene")

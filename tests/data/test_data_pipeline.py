@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from data_pipeline import patterns
 from data_pipeline import pipeline
 from data_pipeline import simulator
 
@@ -122,6 +123,9 @@ def test_validation_set_is_fixed_and_uses_held_out_sources(hdr_sources_dir):
   assert [x["frames"].shape[0] for x in a] == [2, 1]
   assert all(_equal(x, y) for x, y in zip(a, b))
   assert pipeline.validation_config(config).source_split == "val"
+  # Training may weight the reference's exposure level; validation stays uniform.
+  weighted = config.replace(patterns=patterns.PatternConfig(reference_weights=(0.0, 1.0)))
+  assert pipeline.validation_config(weighted).patterns == patterns.PatternConfig()
 
 
 def test_config_from_plain_dict():

@@ -208,6 +208,32 @@ def test_patterns(pattern, levels):
   assert phases == set(range(levels))
 
 
+def test_reference_weights_set_the_reference_level():
+  """Weighted reference levels: frequencies follow the weights, the cycle stays intact,
+  a zero weight never occurs, and without a reference index the phase stays uniform."""
+  config = patterns.PatternConfig(reference_weights=(1.0, 0.0, 3.0))
+  rng = np.random.default_rng(1)
+  counts = np.zeros(3)
+  for _ in range(400):
+    stops = patterns.sample_stops(rng, "3exp", 5, config, reference=2)
+    levels = np.unique(stops)
+    np.testing.assert_array_equal(stops[3:], stops[:2])
+    counts[int(np.searchsorted(levels, stops[2]))] += 1
+  assert counts[1] == 0
+  assert 0.68 < counts[2] / counts.sum() < 0.82  # 0.75 expected; 400 draws: σ ≈ 0.022.
+  whole = [int(np.argmin(patterns.sample_stops(rng, "3exp", 6, config)[:3])) for _ in range(60)]
+  assert set(whole) == {0, 1, 2}
+  with pytest.raises(ValueError, match="one weight per level"):
+    patterns.sample_stops(rng, "2exp", 3, config, reference=1)
+  with pytest.raises(ValueError, match="positive sum"):
+    patterns.PatternConfig(reference_weights=(0.0, 0.0))
+  # Through the simulator's config dict, as a training config passes it.
+  sim = simulator.SimulatorConfig.from_dict(
+      {"pattern": "3exp", "size": (16, 16), "patterns": {"reference_weights": (0, 0, 1)}})
+  window = simulator.render_clip(3, sim)
+  assert window["stops"][2] == window["stops"].max()
+
+
 def test_window_keys_and_ranges():
   s = simulator.render_clip(0, SMALL.replace(pattern="3exp"))
   assert s["frames"].shape == (5, 48, 48, 3) and s["frames"].dtype == np.float32

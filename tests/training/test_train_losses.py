@@ -253,6 +253,15 @@ def test_configs_have_training_sections(name):
     config_loading.apply_overrides(config, ["--config.optim.lrr=1"])
 
 
+def test_align_config_weights_reference_levels():
+  from data_pipeline import pipeline  # pylint: disable=g-import-not-at-top
+  config = config_loading.load_config("dealthdr_align:pattern=3exp,flow=,refs=1:1:2")
+  assert pipeline.as_config(config).patterns.reference_weights == (1.0, 1.0, 2.0)
+  assert pipeline.validation_config(config).patterns.reference_weights == ()
+  with pytest.raises(ValueError, match="one weight per exposure level"):
+    config_loading.load_config("dealthdr_align:pattern=2exp,refs=1:1:2")
+
+
 def test_bad_inputs_fail_before_compute(tmp_path):
   config = config_loading.load_config("dealthdr_2exp_stage2:size=tiny")
   config.data.source = "clips"
