@@ -80,8 +80,8 @@ def model_config(size: str, radius: int, response: str = "gamma2.2",
   return ml_collections.ConfigDict(dict(MODEL_PRESETS[size], radius=radius,
                                         response=response, dtype=dtype,
                                         fgma_flow_guided=True, dual_encoder=True,
-                                        exposure_prior=False, response_calibration=0,
-                                        response_min_slope=0.0))
+                                        flow_fill=False, exposure_prior=False,
+                                        response_calibration=0, response_min_slope=0.0))
 
 
 def base_config(pattern: str, size: str, radius: int, ratio: float) -> ml_collections.ConfigDict:

@@ -47,6 +47,27 @@ def exposure_matched(lin: jnp.ndarray, expo: jnp.ndarray, radius: int
   return ref.reshape(b * (t - 1), h, w, 3), nbr.reshape(b * (t - 1), h, w, 3)
 
 
+def flow_reliability(ref_ldr: jnp.ndarray, ref_lin: jnp.ndarray, gain: jnp.ndarray,
+                     response: str) -> jnp.ndarray:
+  """How well each reference pixel can be matched in each neighbour, in [0, 1].
+
+  The product of the well-exposedness of the reference and of the reference re-exposed to
+  the neighbour (`response.well_exposedness`): 0 where either is saturated or black.
+
+  Args:
+    ref_ldr: [B, H, W, 3] the reference, response-encoded; ref_lin: [B, H, W, 3] linear;
+    gain: [B, M] each neighbour's exposure over the reference's; response: the camera's.
+  Returns:
+    [B·M, H, W] float32.
+  """
+  b, h, w, _ = ref_ldr.shape
+  m = gain.shape[1]
+  matched = resp.apply_response(
+      jnp.clip(ref_lin[:, None] * gain[:, :, None, None, None], 0.0, 1.0), response)
+  own = resp.well_exposedness(jnp.max(ref_ldr, axis=-1))[:, None]        # [B, 1, H, W]
+  return (own * resp.well_exposedness(jnp.max(matched, axis=-1))).reshape(b * m, h, w)
+
+
 def flow_inputs(model: "DeAltHDR", frames: jnp.ndarray, stops: jnp.ndarray
                 ) -> tuple[jnp.ndarray, jnp.ndarray]:
   """What `model`'s flow network sees for a window, without running the rest.
@@ -104,6 +125,10 @@ class DeAltHDR(nn.Module):
   # separate short/long stems (True) or one shared stem.
   fgma_flow_guided: bool = True
   dual_encoder: bool = True
+  # Alignment uses flow filled, where the reference is saturated or black (in its own or
+  # the neighbour's exposure), from the reliable flow around (`warp.fill_flow`; the flow
+  # network's own outputs, and its loss, are unchanged). No parameters.
+  flow_fill: bool = False
   # Adds log(well-exposedness + 0.01) of each candidate's LDR value to its blend logit, so
   # clipped or nearly black candidates start near zero weight (the learned logits can
   # still override); no parameters, so it can be switched on for a fine-tune.
@@ -250,6 +275,13 @@ class DeAltHDR(nn.Module):
     if ratio > 0:
       score = self._unreliability(ref_matched, nbr_matched, flow_fine, flows_bwd[-1],
                                   frames[:, r], m)
+    if self.flow_fill:
+      gain = expo[:, nbr_ids] / expo[:, r:r + 1]                             # [B, M]
+      reliability = flow_reliability(frames[:, r], lin[:, r], gain, self.response)
+      fh, fw = flow_fine.shape[1:3]
+      factor = h // fh
+      reliability = reliability.reshape(b * m, fh, factor, fw, factor).mean((2, 4))
+      flow_fine = warp_lib.fill_flow(flow_fine, reliability)
 
     aligned, masks = [], {}
     for level, (rf, nf) in enumerate(zip(ref_feats, nbr_feats)):

@@ -83,3 +83,41 @@ def forward_backward_error(flow_fwd: jnp.ndarray, flow_bwd: jnp.ndarray) -> jnp.
   """
   round_trip = flow_fwd + warp(flow_bwd, flow_fwd, border="edge")
   return jnp.sqrt(jnp.sum(round_trip ** 2, axis=-1) + 1e-12)
+
+
+def fill_flow(flow: jnp.ndarray, reliability: jnp.ndarray) -> jnp.ndarray:
+  """Replaces unreliable flow by the reliable flow around it (push-pull interpolation).
+
+  Saturated or black regions show no texture to match, so the flow there is a guess; the
+  motion of the well-exposed pixels around them is the better estimate (the same rule as
+  the DIS baseline's `baselines.fill_flow`, here smooth and differentiable). The weights
+  and weighted flow are summed over 2×2 blocks up to a single pixel; going back down,
+  each level keeps its own weighted mean where its mean weight is ≥ 0.5 and blends in
+  the coarser estimate where it is lower.
+
+  Args:
+    flow: [N, H, W, 2] in pixels.
+    reliability: [N, H, W] in [0, 1]; pixels ≥ 0.5 keep their flow.
+  Returns:
+    [N, H, W, 2] float32. Where nothing is reliable, the mean flow fills the gaps.
+  """
+  if flow.ndim != 4 or flow.shape[-1] != 2 or reliability.shape != flow.shape[:3]:
+    raise ValueError(f"fill_flow expects flow [N,H,W,2] and reliability [N,H,W], got "
+                     f"{flow.shape} and {reliability.shape}")
+  flow = flow.astype(jnp.float32)
+  # A small floor: with nothing reliable, every pixel counts and the mean flow results.
+  weight = jax.lax.stop_gradient(reliability.astype(jnp.float32))[..., None] + 1e-4
+  sums = [(flow * weight, weight)]                                  # per level: Σw·f, Σw
+  areas = [1.0]
+  while max(sums[-1][1].shape[1:3]) > 1:
+    pooled = tuple(jax.lax.reduce_window(x, 0.0, jax.lax.add, (1, 2, 2, 1), (1, 2, 2, 1),
+                                         "SAME") for x in sums[-1])
+    sums.append(pooled)
+    areas.append(areas[-1] * 4.0)
+  estimate = sums[-1][0] / sums[-1][1]
+  for (weighted, total), area in zip(sums[-2::-1], areas[-2::-1]):
+    n, h, w, _ = total.shape
+    coarse = jax.image.resize(estimate, (n, h, w, 2), method="linear")
+    keep = jnp.clip(2.0 * total / area, 0.0, 1.0)
+    estimate = keep * weighted / total + (1.0 - keep) * coarse
+  return estimate

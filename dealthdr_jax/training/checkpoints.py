@@ -133,7 +133,7 @@ def _normalise(x):
 
 # Model switches without parameters: a run may start (`init_from`) from weights trained
 # with another setting of these.
-PARAMETER_FREE = ("dtype", "exposure_prior", "response")
+PARAMETER_FREE = ("dtype", "exposure_prior", "flow_fill", "response")
 # Model switches that add parameters of their own, zero-initialised (for the calibration
 # curve, zero logits are the identity): a run may start from weights trained without
 # them, the added parameters then start at zero (`train._load_init_params`).

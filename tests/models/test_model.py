@@ -150,6 +150,37 @@ def test_exposure_prior_moves_weight_off_clipped_candidates(tiny):
   np.testing.assert_allclose(prior[..., 0], 4 * 0.01 / (4 * 0.01 + n * 1.01), rtol=1e-3)
 
 
+def test_flow_fill_replaces_flow_where_the_reference_is_clipped(tiny):
+  model, params = tiny
+  rng = np.random.default_rng(5)
+  # The untrained flow network's outputs are zero-initialised: give it motion of its own.
+  params = {**params, "flow": jax.tree_util.tree_map(
+      lambda x: x + 0.05 * rng.standard_normal(x.shape).astype(np.float32), params["flow"])}
+  r = model.window // 2
+  frames = rng.uniform(0.6, 0.78, (1, model.window, 64, 64, 3)).astype(np.float32)
+  frames[:, r, 24:40, 24:40] = 1.0          # Saturated in the reference, nowhere else.
+  stops = np.zeros((1, model.window), np.float32)
+  stops[:, r] = 3.0                         # Re-exposed to its neighbours it stays mid-grey.
+  hdr, plain = model.apply({"params": params}, frames, stops, ratio=0.0)
+  hdr_filled, filled = model.clone(flow_fill=True).apply({"params": params}, frames, stops,
+                                                         ratio=0.0)
+  raw, fill = np.asarray(plain["flow"]), np.asarray(filled["flow"])    # [1, M, 64, 64, 2]
+  # Far from the clipped block the flow is the network's own (and its loss's pyramid is
+  # the network's everywhere).
+  np.testing.assert_allclose(fill[:, :, :16], raw[:, :, :16], atol=1e-5)
+  np.testing.assert_allclose(fill[:, :, 48:], raw[:, :, 48:], atol=1e-5)
+  for a, b in zip(plain["flow_pyramid"], filled["flow_pyramid"]):
+    np.testing.assert_allclose(a, b, atol=1e-6)
+  # Inside it, flow from around it: within the range of the flow around the block.
+  ring = np.concatenate([raw[:, :, 12:20, 12:52].reshape(-1, 2),
+                         raw[:, :, 44:52, 12:52].reshape(-1, 2)])
+  inside = fill[:, :, 28:36, 28:36].reshape(-1, 2)
+  assert np.all(inside >= ring.min(0) - 1e-4) and np.all(inside <= ring.max(0) + 1e-4)
+  assert np.abs(inside - raw[:, :, 28:36, 28:36].reshape(-1, 2)).max() > 1e-3
+  # The neighbours are warped by it.
+  assert float(np.abs(np.asarray(hdr_filled) - np.asarray(hdr)).max()) > 0.0
+
+
 def test_response_calibration_starts_as_identity_and_bends_the_input(tiny):
   model, params = tiny
   frames, stops = _clip(model, 32, 32)

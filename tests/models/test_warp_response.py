@@ -63,6 +63,36 @@ def test_forward_backward_error_zero_for_consistent_flows():
   assert float(warp_lib.forward_backward_error(fwd, fwd).min()) > 4.0
 
 
+def test_fill_flow_keeps_reliable_flow_and_fills_holes_from_around():
+  rng = np.random.default_rng(3)
+  ys, xs = np.mgrid[0:24, 0:36].astype(np.float32)
+  smooth = np.stack([0.2 * xs - 3.0, 0.1 * ys + 1.0], axis=-1)[None]   # A smooth field.
+  reliability = np.ones((1, 24, 36), np.float32)
+  reliability[:, 8:15, 10:22] = 0.0                                    # A saturated blob.
+  reliability[:, 3, 30] = 0.6                                          # Soft but ≥ 0.5.
+  guessed = np.where(reliability[..., None] > 0.5, smooth,
+                     rng.normal(0.0, 20.0, smooth.shape).astype(np.float32))
+  filled = np.asarray(warp_lib.fill_flow(jnp.asarray(guessed), jnp.asarray(reliability)))
+  keep = reliability > 0.5
+  np.testing.assert_allclose(filled[keep], guessed[keep], atol=1e-5)
+  hole = filled[~keep]
+  inside = smooth[~keep]
+  # The guesses (σ = 20 px) are gone: the fill is within the field's range around the hole
+  # and, the field being a gentle ramp, within 1.5 px of it.
+  around = smooth[:, 5:18, 7:25].reshape(-1, 2)
+  assert np.all(hole >= around.min(0) - 1e-4) and np.all(hole <= around.max(0) + 1e-4)
+  assert np.abs(hole - inside).max() < 1.5
+  # Nothing reliable: the mean flow everywhere (to within the floor weight's local means).
+  nothing = warp_lib.fill_flow(jnp.asarray(guessed), jnp.zeros((1, 24, 36)))
+  np.testing.assert_allclose(nothing, np.broadcast_to(guessed.mean((1, 2), keepdims=True),
+                                                      guessed.shape), atol=0.05)
+  grads = jax.grad(lambda f: jnp.sum(warp_lib.fill_flow(f, jnp.asarray(reliability)) ** 2))(
+      jnp.asarray(guessed))
+  assert np.all(np.isfinite(grads))
+  with pytest.raises(ValueError, match="reliability"):
+    warp_lib.fill_flow(jnp.asarray(guessed), jnp.ones((1, 24, 35)))
+
+
 @pytest.mark.parametrize("name", np_resp.RESPONSES)
 def test_jnp_responses_match_numpy(name):
   x = np.linspace(0, 1, 257, dtype=np.float32)
