@@ -68,6 +68,13 @@ def flow_reliability(ref_ldr: jnp.ndarray, ref_lin: jnp.ndarray, gain: jnp.ndarr
   return (own * resp.well_exposedness(jnp.max(matched, axis=-1))).reshape(b * m, h, w)
 
 
+def block_mean(x: jnp.ndarray, factor: int) -> jnp.ndarray:
+  """Mean over factor×factor blocks. x: [N, H, W, C], H and W multiples of factor →
+  [N, H/factor, W/factor, C]."""
+  n, h, w, c = x.shape
+  return x.reshape(n, h // factor, factor, w // factor, factor, c).mean((2, 4))
+
+
 def flow_inputs(model: "DeAltHDR", frames: jnp.ndarray, stops: jnp.ndarray
                 ) -> tuple[jnp.ndarray, jnp.ndarray]:
   """What `model`'s flow network sees for a window, without running the rest.
@@ -278,9 +285,7 @@ class DeAltHDR(nn.Module):
     if self.flow_fill:
       gain = expo[:, nbr_ids] / expo[:, r:r + 1]                             # [B, M]
       reliability = flow_reliability(frames[:, r], lin[:, r], gain, self.response)
-      fh, fw = flow_fine.shape[1:3]
-      factor = h // fh
-      reliability = reliability.reshape(b * m, fh, factor, fw, factor).mean((2, 4))
+      reliability = block_mean(reliability[..., None], 2 ** self.flow_finest_log2)[..., 0]
       flow_fine = warp_lib.fill_flow(flow_fine, reliability)
 
     aligned, masks = [], {}
@@ -342,7 +347,7 @@ class DeAltHDR(nn.Module):
     """
     bm, fh, fw, _ = flow_fwd.shape
     factor = 2 ** self.flow_finest_log2
-    pool = lambda x: x.reshape(x.shape[0], fh, factor, fw, factor, x.shape[-1]).mean((2, 4))
+    pool = lambda x: block_mean(x, factor)
     fb = warp_lib.forward_backward_error(flow_fwd, flow_bwd)
     ref_small, nbr_small = pool(ref_matched), pool(nbr_matched)
     photo = jnp.mean(jnp.abs(ref_small - warp_lib.warp(nbr_small, flow_fwd)), axis=-1)

@@ -107,17 +107,15 @@ def fill_flow(flow: jnp.ndarray, reliability: jnp.ndarray) -> jnp.ndarray:
   flow = flow.astype(jnp.float32)
   # A small floor: with nothing reliable, every pixel counts and the mean flow results.
   weight = jax.lax.stop_gradient(reliability.astype(jnp.float32))[..., None] + 1e-4
-  sums = [(flow * weight, weight)]                                  # per level: Σw·f, Σw
-  areas = [1.0]
+  sums = [(flow * weight, weight)]                  # level l (2^l-pixel blocks): Σw·f, Σw
   while max(sums[-1][1].shape[1:3]) > 1:
-    pooled = tuple(jax.lax.reduce_window(x, 0.0, jax.lax.add, (1, 2, 2, 1), (1, 2, 2, 1),
-                                         "SAME") for x in sums[-1])
-    sums.append(pooled)
-    areas.append(areas[-1] * 4.0)
+    sums.append(tuple(jax.lax.reduce_window(x, 0.0, jax.lax.add, (1, 2, 2, 1), (1, 2, 2, 1),
+                                            "SAME") for x in sums[-1]))
   estimate = sums[-1][0] / sums[-1][1]
-  for (weighted, total), area in zip(sums[-2::-1], areas[-2::-1]):
+  for level in range(len(sums) - 2, -1, -1):
+    weighted, total = sums[level]
     n, h, w, _ = total.shape
     coarse = jax.image.resize(estimate, (n, h, w, 2), method="linear")
-    keep = jnp.clip(2.0 * total / area, 0.0, 1.0)
+    keep = jnp.clip(2.0 * total / 4.0 ** level, 0.0, 1.0)    # Mean weight ≥ 0.5: own flow.
     estimate = keep * weighted / total + (1.0 - keep) * coarse
   return estimate
