@@ -80,7 +80,8 @@ def model_config(size: str, radius: int, response: str = "gamma2.2",
   return ml_collections.ConfigDict(dict(MODEL_PRESETS[size], radius=radius,
                                         response=response, dtype=dtype,
                                         fgma_flow_guided=True, dual_encoder=True,
-                                        flow_fill=False, exposure_prior=False,
+                                        flow_fill=False, fgma_flow_correction=False,
+                                        exposure_prior=False,
                                         response_calibration=0, response_min_slope=0.0))
 
 
@@ -208,6 +209,9 @@ def train_config(config: ml_collections.ConfigDict, stage: int = 1) -> None:
   config.loss.flow_weight = 0.1
   config.loss.flow_weight_end = 0.0
   config.loss.flow_decay_frac = 0.5
+  # EPE of the flow that aligns (filled, corrected by FGMA: aux["flow_aligned"]) on
+  # visible pixels, constant weight; what teaches `model.fgma_flow_correction` to move it.
+  config.loss.aligned_flow_weight = 0.0
   # Stage 2 terms.
   config.loss.subset_weight = 1.0
   config.loss.teacher_weight = 1.0

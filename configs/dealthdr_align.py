@@ -23,7 +23,10 @@ simulator's `tone_calibration`: "off", or "exact" = train on frames with the cam
 S-curve undone, as the clip readers hand them to the model at inference; v4:
 `pattern=2exp,flow=,camera=0.5,tone=exact`), `refs` (how often each exposure level is the
 window's reference, shortest first, e.g. `refs=1:1:2` for long references half the time,
-`patterns.PatternConfig.reference_weights`; "" = uniform; validation stays uniform).
+`patterns.PatternConfig.reference_weights`; "" = uniform; validation stays uniform),
+`correct` (1 = FGMA also corrects the flow that warps the candidates,
+`model.fgma_flow_correction`, taught by the aligned flow's EPE, `loss.aligned_flow_weight`
+0.01; a model without it starts with no correction).
 """
 from configs import common
 
@@ -34,7 +37,7 @@ SHIPPED = {"2exp": "dealthdr_jax/assets/models/dealthdr_2exp",
 def get_config(arg=None):
   arg = common.parse_arg(arg, size="small", pattern="2exp", ratio=0.25,
                          flow="runs/flow_pwc", init="", camera=0.0,
-                         tone="off", refs="")
+                         tone="off", refs="", correct=0)
   if arg.pattern not in SHIPPED:
     raise ValueError(f"pattern must be one of {sorted(SHIPPED)}, got {arg.pattern!r}")
   radius = 1 if arg.pattern == "2exp" else 2
@@ -56,6 +59,9 @@ def get_config(arg=None):
   config.loss.flow_weight = 0.05
   config.loss.flow_weight_end = 0.01
   config.loss.flow_decay_frac = 1.0
+  if arg.correct:
+    config.model.fgma_flow_correction = True
+    config.loss.aligned_flow_weight = 0.01
   if arg.size != "tiny":
     config.data.crop = 128
     config.data.responses = ("gamma2.2",)

@@ -136,6 +136,12 @@ class DeAltHDR(nn.Module):
   # the neighbour's exposure), from the reliable flow around (`warp.fill_flow`; the flow
   # network's own outputs, and its loss, are unchanged). No parameters.
   flow_fill: bool = False
+  # FGMA moves the flow too: at the selected tokens of the FGMA level at the flow's
+  # resolution, a correction read from where the attention looked (`fgma.FlowCorrection`,
+  # zero-initialised) is added to the flow that warps the full-resolution candidates and
+  # the coarser levels' features; adds parameters["fgma_flow_correction"]. Needs
+  # `flow_finest_log2 - 1` in `fgma_levels`. In aux["flow"]; the pyramid is unchanged.
+  fgma_flow_correction: bool = False
   # Adds log(well-exposedness + 0.01) of each candidate's LDR value to its blend logit, so
   # clipped or nearly black candidates start near zero weight (the learned logits can
   # still override); no parameters, so it can be switched on for a fine-tune.
@@ -160,7 +166,18 @@ class DeAltHDR(nn.Module):
     if unknown:
       raise ValueError(f"unknown model config keys {unknown}; known: {sorted(known)}")
     cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()}
-    return cls(**cfg)
+    model = cls(**cfg)
+    if model.fgma_flow_correction and model.correction_level not in model.fgma_levels:
+      raise ValueError(
+          f"model.fgma_flow_correction needs FGMA at the flow's resolution, feature level "
+          f"{model.correction_level} (1/{2 ** model.flow_finest_log2}), in model.fgma_levels "
+          f"{tuple(model.fgma_levels)}")
+    return model
+
+  @property
+  def correction_level(self) -> int:
+    """The feature level at the finest flow's resolution (features start at 1/2)."""
+    return self.flow_finest_log2 - 1
 
   @property
   def window(self) -> int:
@@ -225,6 +242,8 @@ class DeAltHDR(nn.Module):
       hdr: [B, H, W, 3] float32 ≥ 0, linear radiance in §3 units.
       aux: dict with
         "flow": [B, M, H, W, 2] reference → neighbour flow at full resolution (M = T-1),
+          the one that warps the candidates (filled and corrected when switched on),
+        "flow_aligned": [B, M, h, w, 2] the same at the flow network's finest resolution,
         "flow_pyramid", "flow_bwd_pyramid": lists (coarse → fine) of [B, M, h, w, 2] at the
           padded size (crops that are multiples of `pad_multiple` are never padded),
         "masks": {level: [B, M, h, w]} FGMA selections,
@@ -297,9 +316,13 @@ class DeAltHDR(nn.Module):
         level_score = jax.image.resize(score, (b * m, fh, fw), method="linear")
         rf_rep = jnp.repeat(rf[:, None], m, axis=1).reshape(b * m, fh, fw, c)
         window_flow = level_flow if self.fgma_flow_guided else jnp.zeros_like(level_flow)
-        al, mask = fgma_lib.FGMA(self.fgma_heads, self.fgma_window, dense=dense_attention,
-                                 dtype=dtype, name=f"fgma{level}")(
-            rf_rep, nf, level_flow, level_score, ratio, window_flow=window_flow)
+        correct = self.fgma_flow_correction and level == self.correction_level
+        al, mask, *tokens = fgma_lib.FGMA(
+            self.fgma_heads, self.fgma_window, dense=dense_attention, dtype=dtype,
+            name=f"fgma{level}")(rf_rep, nf, level_flow, level_score, ratio,
+                                 window_flow=window_flow, with_tokens=correct)
+        if correct:
+          flow_fine = self._corrected_flow(flow_fine, tokens[0])
       else:
         al = warp_lib.warp(nf, level_flow, border="edge")
         mask = jnp.zeros((b * m, fh, fw, 1), jnp.float32)
@@ -328,6 +351,7 @@ class DeAltHDR(nn.Module):
     unpad = lambda x: x[:, :h0, :w0] if x.ndim == 4 else x[:, :, :h0, :w0]
     aux = {
         "flow": unpad(flow_full.reshape(b, m, h, w, 2)),
+        "flow_aligned": flow_fine.reshape((b, m) + flow_fine.shape[1:]),
         "flow_pyramid": [f.reshape((b, m) + f.shape[1:]) for f in flows_fwd],
         "flow_bwd_pyramid": [f.reshape((b, m) + f.shape[1:]) for f in flows_bwd],
         "masks": {lvl: mk[..., 0] for lvl, mk in masks.items()},
@@ -337,6 +361,15 @@ class DeAltHDR(nn.Module):
     if curve is not None:
       aux["response_curve"] = curve                                          # [K+1]
     return unpad(hdr), aux
+
+  def _corrected_flow(self, flow: jnp.ndarray, tokens: dict) -> jnp.ndarray:
+    """`flow` [B·M, h, w, 2] plus FlowCorrection's output at FGMA's selected tokens."""
+    n, fh, fw, _ = flow.shape
+    correction = fgma_lib.FlowCorrection(self.fgma_window // 2 + 1.0,
+                                         name="fgma_flow_correction")(tokens["descriptor"])
+    field = jnp.zeros((n, fh * fw, 2), jnp.float32).at[
+        jnp.arange(n)[:, None], tokens["selected"]].set(correction)
+    return flow + field.reshape(n, fh, fw, 2)
 
   def _unreliability(self, ref_matched, nbr_matched, flow_fwd, flow_bwd, ref_ldr, m):
     """Flow unreliability at the finest flow resolution → [B·M, h, w] float32.

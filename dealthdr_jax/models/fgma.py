@@ -13,6 +13,12 @@ and window pixels beyond the border repeat the border (the same rule in both pat
 
 `FGMA(..., dense=True)` is the reference implementation for tests: it computes the window
 attention at every token, the plain way, and selects with the same mask.
+
+With `with_tokens=True` FGMA also hands back, per selected token, where its attention
+looked (each head's expected window offset and peak weight) and the attended features;
+`FlowCorrection` turns these into a correction of the flow at those tokens, so that the
+attention can move the full-resolution candidates that the reconstruction blends, not only
+the features it reads (`DeAltHDR.fgma_flow_correction`).
 """
 from __future__ import annotations
 
@@ -41,6 +47,51 @@ def window_offsets(window: int) -> tuple[jnp.ndarray, jnp.ndarray]:
   r = window // 2
   dy, dx = jnp.meshgrid(jnp.arange(-r, r + 1), jnp.arange(-r, r + 1), indexing="ij")
   return dy.reshape(-1).astype(jnp.int32), dx.reshape(-1).astype(jnp.int32)
+
+
+def expected_offsets(weights: jnp.ndarray, window: int) -> jnp.ndarray:
+  """Attention-weighted mean offset (dx, dy) inside the window.
+
+  Args:
+    weights: [..., H, window²] softmax weights over the window (row-major).
+  Returns:
+    [..., H, 2] float32 (x, y) in pixels of the feature scale: 0 for uniform weights.
+  """
+  dy, dx = window_offsets(window)
+  offsets = jnp.stack([dx, dy], axis=-1).astype(jnp.float32)                    # [w², 2]
+  return jnp.einsum("...j,jc->...c", weights.astype(jnp.float32), offsets)
+
+
+def token_descriptor(weights: jnp.ndarray, attended: jnp.ndarray, window: int) -> jnp.ndarray:
+  """What FlowCorrection reads per token: [offsets, offsets · peak, peak, attended].
+
+  Args:
+    weights: [..., H, window²] softmax weights; attended: [..., C] the attention output.
+  Returns:
+    [..., 5H + C] float32.
+  """
+  offsets = expected_offsets(weights, window)                                   # [..., H, 2]
+  peak = jnp.max(weights, axis=-1).astype(jnp.float32)                          # [..., H]
+  lead = offsets.shape[:-2]
+  return jnp.concatenate([offsets.reshape(lead + (-1,)),
+                          (offsets * peak[..., None]).reshape(lead + (-1,)), peak,
+                          attended.astype(jnp.float32)], axis=-1)
+
+
+class FlowCorrection(nn.Module):
+  """Flow correction at FGMA's selected tokens from where their attention looked.
+
+  A linear map of `token_descriptor`, zero-initialised (no correction until trained), its
+  output bounded to ±`max_offset` pixels of the feature scale by a soft clip.
+  """
+  max_offset: float
+
+  @nn.compact
+  def __call__(self, descriptor: jnp.ndarray) -> jnp.ndarray:
+    """[N, k, D] → [N, k, 2] (x, y) correction in pixels of the feature scale."""
+    out = nn.Dense(2, kernel_init=nn.initializers.zeros, name="offset")(
+        descriptor.astype(jnp.float32))
+    return self.max_offset * jnp.tanh(out / self.max_offset)
 
 
 def window_centres(flow: jnp.ndarray, ys: jnp.ndarray, xs: jnp.ndarray, height: int,
@@ -73,8 +124,8 @@ class FGMA(nn.Module):
 
   @nn.compact
   def __call__(self, ref_feat: jnp.ndarray, nbr_feat: jnp.ndarray, flow: jnp.ndarray,
-               score: jnp.ndarray, ratio: float, window_flow: jnp.ndarray | None = None
-               ) -> tuple[jnp.ndarray, jnp.ndarray]:
+               score: jnp.ndarray, ratio: float, window_flow: jnp.ndarray | None = None,
+               with_tokens: bool = False):
     """Aligns `nbr_feat` to `ref_feat`.
 
     Args:
@@ -85,9 +136,12 @@ class FGMA(nn.Module):
       ratio: static Python float in [0, 1].
       window_flow: [N, h, w, 2] where the key/value windows are centred (default: `flow`;
         zeros for the "no flow guidance" ablation).
+      with_tokens: also return the selected tokens (static).
     Returns:
       aligned: [N, h, w, C] flow-warped features with attention results at selected tokens.
       mask: [N, h, w, 1] float32, 1 at selected tokens.
+      tokens (only `with_tokens`; None at ratio 0): dict with "selected" [N, k] int32 flat
+        indices and "descriptor" [N, k, 5·heads + C] (`token_descriptor`).
     """
     n, h, w, c = ref_feat.shape
     if c % self.heads:
@@ -97,7 +151,8 @@ class FGMA(nn.Module):
       window_flow = flow
     k = num_selected(ratio, h * w)
     if k == 0:
-      return warped, jnp.zeros((n, h, w, 1), jnp.float32)
+      empty = warped, jnp.zeros((n, h, w, 1), jnp.float32)
+      return empty + (None,) if with_tokens else empty
 
     _, selected = jax.lax.top_k(jax.lax.stop_gradient(score).reshape(n, h * w), k)  # [N, k]
     batch = jnp.arange(n)[:, None]
@@ -111,8 +166,14 @@ class FGMA(nn.Module):
     bias = self.param("rel_pos_bias", nn.initializers.zeros, (self.heads, self.window ** 2))
 
     if self.dense:
-      attended = self._dense(ref_feat, nbr_feat, window_flow, q_proj, k_proj, v_proj, out_proj, bias)
-      return jnp.where(mask > 0, attended, warped), mask
+      attended, weights = self._dense(ref_feat, nbr_feat, window_flow, q_proj, k_proj, v_proj,
+                                      out_proj, bias)
+      aligned = jnp.where(mask > 0, attended, warped)
+      if not with_tokens:
+        return aligned, mask
+      descriptor = token_descriptor(weights, attended, self.window).reshape(n, h * w, -1)
+      descriptor = jnp.take_along_axis(descriptor, selected[..., None], axis=1)
+      return aligned, mask, {"selected": selected, "descriptor": descriptor}
 
     # Gather the selected queries and their flow-centred key/value windows.
     ref_flat = ref_feat.reshape(n, h * w, c)
@@ -136,10 +197,15 @@ class FGMA(nn.Module):
     attended = out_proj(attended.astype(self.dtype)).astype(warped.dtype)          # [N, k, C]
 
     out = warped.reshape(n, h * w, c).at[batch, selected].set(attended)
-    return out.reshape(n, h, w, c), mask
+    if not with_tokens:
+      return out.reshape(n, h, w, c), mask
+    return out.reshape(n, h, w, c), mask, {
+        "selected": selected, "descriptor": token_descriptor(weights, attended, self.window)}
 
   def _dense(self, ref_feat, nbr_feat, flow, q_proj, k_proj, v_proj, out_proj, bias):
-    """Window attention at every token, one window offset at a time. → [N, h, w, C]."""
+    """Window attention at every token, one window offset at a time.
+
+    Returns: attended [N, h, w, C] and the softmax weights [N, h, w, H, window²]."""
     n, h, w, c = ref_feat.shape
     ys, xs = jnp.meshgrid(jnp.arange(h), jnp.arange(w), indexing="ij")
     cy, cx = window_centres(flow, ys[None], xs[None], h, w)                        # [N, h, w]
@@ -157,4 +223,4 @@ class FGMA(nn.Module):
       gathered_values.append(values[batch, y, x])
     weights = jax.nn.softmax(jnp.stack(logits, axis=-1), axis=-1)                  # [N, h, w, H, w²]
     attended = sum(weights[..., j, None] * gathered_values[j] for j in range(self.window ** 2))
-    return out_proj(attended.astype(self.dtype)).astype(nbr_feat.dtype)
+    return out_proj(attended.astype(self.dtype)).astype(nbr_feat.dtype), weights

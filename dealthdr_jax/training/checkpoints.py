@@ -134,10 +134,11 @@ def _normalise(x):
 # Model switches without parameters: a run may start (`init_from`) from weights trained
 # with another setting of these.
 PARAMETER_FREE = ("dtype", "exposure_prior", "flow_fill", "response")
-# Model switches that add parameters of their own, zero-initialised (for the calibration
-# curve, zero logits are the identity): a run may start from weights trained without
-# them, the added parameters then start at zero (`train._load_init_params`).
-ADDED_PARAMETERS = ("response_calibration",)
+# Model switches that add parameters of their own (params[<switch name>]), zero-initialised
+# (for the calibration curve, zero logits are the identity; for FGMA's flow correction, no
+# correction): a run may start from weights trained without them, the added parameters
+# then start at zero (`train._load_init_params`).
+ADDED_PARAMETERS = ("response_calibration", "fgma_flow_correction")
 # Settings of those added parameters (free to differ from a model that lacks them).
 ADDED_SETTINGS = ("response_min_slope",)
 # The model keys that shape only params["flow"] (free to differ with `flow_init_from`).

@@ -68,7 +68,8 @@ def stage1_step(state: train_state.TrainState, batch: dict[str, jnp.ndarray], *,
                 model: DeAltHDR, tx: optax.GradientTransformation,
                 config: ml_collections.ConfigDict, ratio: float
                 ) -> tuple[train_state.TrainState, logs.Stage1Metrics]:
-  """One supervised step: μ-law L1 on HDR + decaying flow-pyramid EPE.
+  """One supervised step: μ-law L1 on HDR + decaying flow-pyramid EPE + the EPE of the
+  flow that aligns (`aux["flow_aligned"]`, weight `loss.aligned_flow_weight`, 0 = off).
 
   Args:
     state: the train state.
@@ -84,7 +85,11 @@ def stage1_step(state: train_state.TrainState, batch: dict[str, jnp.ndarray], *,
     hdr, aux = model.apply({"params": params}, batch["frames"], batch["stops"], ratio=ratio)
     hdr_l = losses.hdr_loss(hdr, batch["hdr"], config.loss.mu)
     epe = losses.flow_pyramid_loss(aux["flow_pyramid"], gt_flow, valid)
-    return hdr_l + flow_w * epe, (hdr, hdr_l, epe)
+    loss = hdr_l + flow_w * epe
+    if config.loss.get("aligned_flow_weight", 0.0) > 0:
+      loss += config.loss.aligned_flow_weight * losses.flow_pyramid_loss(
+          [aux["flow_aligned"]], gt_flow, valid)
+    return loss, (hdr, hdr_l, epe)
 
   (loss, (hdr, hdr_l, epe)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   new_state = train_state.apply_gradients(state, grads, tx, config.optim.ema_decay)

@@ -104,3 +104,46 @@ def test_compiled_flops_scale_with_ratio(params):
   assert attn[1.0] > 0
   assert attn[0.25] <= 0.30 * attn[1.0], flops
   assert attn[0.25] < attn[0.5] < attn[1.0], flops
+
+
+def test_tokens_agree_between_paths_and_say_where_attention_looked(params):
+  inputs = _inputs(7, 9, seed=11)
+  *_, tok_s = fgma_lib.FGMA(2, 3).apply({"params": params}, *inputs, 0.3, with_tokens=True)
+  *_, tok_d = fgma_lib.FGMA(2, 3, dense=True).apply({"params": params}, *inputs, 0.3,
+                                                     with_tokens=True)
+  np.testing.assert_array_equal(tok_s["selected"], tok_d["selected"])
+  assert tok_s["descriptor"].shape == (2, fgma_lib.num_selected(0.3, 63), 5 * 2 + 8)
+  np.testing.assert_allclose(tok_s["descriptor"], tok_d["descriptor"], atol=1e-5)
+  assert fgma_lib.FGMA(2, 3).apply({"params": params}, *inputs, 0.0, with_tokens=True)[2] is None
+  # A uniform attention looks nowhere in particular: zero offset.
+  uniform = jnp.full((4, 2, 9), 1 / 9)
+  np.testing.assert_allclose(fgma_lib.expected_offsets(uniform, 3), 0.0, atol=1e-7)
+
+
+def test_expected_offset_points_from_the_flow_to_the_match():
+  """The flow lands one pixel left of the only matching key: the query's attention, and
+  its expected offset (x, y), point there."""
+  h, w, c = 8, 8, 4
+  nbr = jnp.zeros((1, h, w, c)).at[0, 5, 6].set(jnp.array([10.0, 0, 0, 0]))
+  ref = jnp.zeros((1, h, w, c)).at[0, 2, 1].set(jnp.array([10.0, 0, 0, 0]))
+  flow = jnp.broadcast_to(jnp.array([4.0, 3.0]), (1, h, w, 2))  # (2,1) + (4,3) = (5,5)
+  score = jnp.zeros((1, h, w)).at[0, 2, 1].set(1.0)
+  eye = {"kernel": jnp.eye(c).reshape(c, 1, c), "bias": jnp.zeros((1, c))}
+  p = {"query": eye, "key": eye, "value": eye,
+       "out": {"kernel": jnp.eye(c).reshape(1, c, c), "bias": jnp.zeros((c,))},
+       "rel_pos_bias": jnp.zeros((1, 9))}
+  _, _, tokens = fgma_lib.FGMA(heads=1, window=3).apply(
+      {"params": p}, ref, nbr, flow, score, 1 / 64, with_tokens=True)
+  assert int(tokens["selected"][0, 0]) == 2 * w + 1
+  descriptor = np.asarray(tokens["descriptor"][0, 0])
+  np.testing.assert_allclose(descriptor[:2], [1.0, 0.0], atol=1e-3)   # offsets (x, y)
+  np.testing.assert_allclose(descriptor[4], 1.0, atol=1e-3)           # peak weight
+  # FlowCorrection: zero until trained; bounded by its max offset.
+  corr = fgma_lib.FlowCorrection(max_offset=2.0)
+  variables = corr.init(jax.random.key(0), tokens["descriptor"])
+  np.testing.assert_array_equal(corr.apply(variables, tokens["descriptor"]), 0.0)
+  kernel = np.zeros((descriptor.size, 2), np.float32)
+  kernel[0, 0] = kernel[1, 1] = 100.0
+  big = corr.apply({"params": {"offset": {"kernel": kernel, "bias": np.zeros(2, np.float32)}}},
+                   tokens["descriptor"])
+  np.testing.assert_allclose(big[0, 0], [2.0, 0.0], atol=1e-3)

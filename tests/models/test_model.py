@@ -303,3 +303,57 @@ def test_cost_volume_flow_learns_a_translation():
   learned = np.mean([float(epe(params, *b)[1]) for b in tests])
   print(f"translation EPE: zero flow {zero:.2f} px, learned {learned:.2f} px")
   assert learned < 0.4 * zero, (learned, zero)
+
+
+def test_fgma_flow_correction_starts_at_none_and_moves_only_selected_flow(tmp_path):
+  from dealthdr_jax.training import train  # pylint: disable=g-import-not-at-top
+  config = config_loading.load_config("dealthdr_2exp:size=tiny")
+  model = DeAltHDR.from_config(config.model)
+  params = model_files.init_params(model, seed=1)
+  # A run with the switch may start from a model without it: the correction starts at 0.
+  model_files.save_params(tmp_path / "plain", params, config, card={"steps": 0})
+  config.model.fgma_flow_correction = True
+  config.init_from = str(tmp_path / "plain")
+  loaded = train._load_init_params(DeAltHDR.from_config(config.model), config)  # pylint: disable=protected-access
+  np.testing.assert_array_equal(loaded["fgma_flow_correction"]["offset"]["kernel"], 0.0)
+  np.testing.assert_array_equal(loaded["fgma1"]["query"]["kernel"],
+                                params["fgma1"]["query"]["kernel"])
+  corrected = model.clone(fgma_flow_correction=True)
+  full = model_files.init_params(corrected, seed=1)
+  assert jax.tree.map(np.shape, full["fgma_flow_correction"]) == {
+      "offset": {"kernel": (5 * model.fgma_heads + model.features[1], 2), "bias": (2,)}}
+  zero = jax.tree.map(np.zeros_like, full["fgma_flow_correction"])
+  frames, stops = _clip(model, 32, 48, seed=4)
+  plain, aux = model.apply({"params": params}, frames, stops, ratio=0.25)
+  same, aux_same = corrected.apply({"params": {**params, "fgma_flow_correction": zero}},
+                                   frames, stops, ratio=0.25)
+  np.testing.assert_allclose(same, plain, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(aux_same["flow_aligned"], aux["flow_aligned"], atol=1e-6)
+  # A trained correction moves the flow at FGMA's selected tokens of level 1 (the flow's
+  # resolution) and nowhere else; the flow network's pyramid is untouched.
+  moving = {"offset": {"kernel": jnp.ones_like(zero["offset"]["kernel"]),
+                       "bias": jnp.full((2,), 0.5)}}
+  moved, aux_moved = corrected.apply({"params": {**params, "fgma_flow_correction": moving}},
+                                     frames, stops, ratio=0.25)
+  delta = np.abs(np.asarray(aux_moved["flow_aligned"]) - np.asarray(aux["flow_aligned"])).sum(-1)
+  selected = np.asarray(aux_moved["masks"][model.correction_level])
+  assert delta[selected > 0].min() > 1e-4 and delta[selected == 0].max() == 0.0
+  assert delta.max() <= 2 * (model.fgma_window // 2 + 1) + 1e-4
+  for a, b in zip(aux["flow_pyramid"], aux_moved["flow_pyramid"]):
+    np.testing.assert_array_equal(a, b)
+  assert float(jnp.max(jnp.abs(moved - plain))) > 1e-4
+  # Ratio 0 is pure flow with or without it.
+  flat, _ = corrected.apply({"params": {**params, "fgma_flow_correction": moving}},
+                            frames, stops, ratio=0.0)
+  np.testing.assert_array_equal(flat, model.apply({"params": params}, frames, stops,
+                                                  ratio=0.0)[0])
+  # Trained from zero: the aligned flow's error reaches the correction and the attention.
+  target = jnp.asarray(np.random.default_rng(0).normal(size=aux["flow_aligned"].shape))
+  def aligned_error(p):
+    flow = corrected.apply({"params": p}, frames, stops, ratio=0.25)[1]["flow_aligned"]
+    return jnp.sum((flow - target) ** 2)
+  grads = jax.grad(aligned_error)({**params, "fgma_flow_correction": zero})
+  assert float(jnp.abs(grads["fgma_flow_correction"]["offset"]["kernel"]).max()) > 0
+  with pytest.raises(ValueError, match="fgma_flow_correction needs FGMA"):
+    DeAltHDR.from_config({**dict(config_loading.load_config("dealthdr_2exp:size=tiny").model),
+                          "fgma_flow_correction": True, "fgma_levels": (2,)})
