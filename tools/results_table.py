@@ -27,7 +27,8 @@ out, `data_pipeline.sources.split_names`), never seen in training:
                the frame period (heavy blur) and are exposed brighter (more clipping over
                moving content). Extra columns score the alignment against the simulator's
                flow (`evaluation.flow_accuracy`): EPE on visible and on occluded pixels for
-               DIS and the learned flow (on the ratio-0.25 row), and the share of
+               DIS and the learned flow (on the ratio-0.25 row; on every row for models
+               whose FGMA corrects the flow, `model.fgma_flow_correction`), and the share of
                GT-occluded pixels and of pixels whose learned flow is off by > 3 px that
                FGMA selects at 0.25;
                `--flow-checkpoint` adds the flow of other models (e.g. flow pre-training).
@@ -165,12 +166,13 @@ def run(args) -> list[dict]:
       continue
     ms = model_ms(model, config.size, ratios, args.dtype)
     loaded = model_files.load_model(model) if flow_scores else None
+    corrects = flow_scores and loaded.model.fgma_flow_correction
     for ratio in ratios:
-      # The flow does not depend on the ratio; FGMA's capture is scored at the shipped
-      # default 0.25 (at ratio 1 it is 1 by definition).
+      # Without FGMA's flow correction the flow does not depend on the ratio, and FGMA's
+      # capture is scored at 0.25 (at ratio 1 it is 1 by definition); with it, every ratio.
       flow = (flow_accuracy.model_flow_scores(loaded.model, loaded.params, clips, ratio,
                                               response=response)
-              if flow_scores and ratio == 0.25 else None)
+              if flow_scores and (ratio == 0.25 or corrects) else None)
       add("dealthdr", ratio, ms[ratio], flow, method="dealthdr", checkpoint=model,
           attn_ratio=ratio, **model_kwargs)
   return rows

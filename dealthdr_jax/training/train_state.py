@@ -5,8 +5,10 @@ norm gradient clipping, and an optional EMA of the parameters (`optim.ema_decay`
 which is exported for inference and serves as the stage-2 teacher. A model with a
 learned response calibration (`model.response_calibration` > 0) trains that curve with
 its own Adam (`optim.calibration_lr`, same schedule shape, no weight decay): the curve
-must move far in a short fine-tune whose network learning rate is tiny. In flow
-pre-training (stage 0) only the flow network's parameters are updated.
+must move far in a short fine-tune whose network learning rate is tiny; so does FGMA's
+flow correction (`model.fgma_flow_correction`, `optim.correction_lr`), which starts at
+zero inside a trained model. In flow pre-training (stage 0) only the flow network's
+parameters are updated.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from dealthdr_jax.training import sharding as sharding_lib
 
 # Top-level parameter names: the response calibration curve, the flow network.
 CALIBRATION = "response_calibration"
+CORRECTION = "fgma_flow_correction"
 FLOW = "flow"
 # `config.stage` of flow pre-training (stage 1 is supervised HDR, stage 2 self-supervised).
 FLOW_STAGE = 0
@@ -65,9 +68,14 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
     transforms["curve"] = optax.adam(
         learning_rate_schedule(optim, config.total_steps, peak=optim.calibration_lr,
                                end=optim.calibration_lr * 0.01), b1=optim.b1, b2=optim.b2)
+  if config.model.get("fgma_flow_correction", False):
+    lr = optim.get("correction_lr", optim.lr)
+    transforms["correction"] = optax.adam(
+        learning_rate_schedule(optim, config.total_steps, peak=lr, end=lr * 0.01),
+        b1=optim.b1, b2=optim.b2)
   frozen = tuple(config.get("frozen", ()))
   flow_stage = config.stage == FLOW_STAGE
-  if not frozen and not flow_stage and "curve" not in transforms:
+  if not frozen and not flow_stage and len(transforms) == 2:
     parts.append(network)
   else:
     parts.append(optax.multi_transform(
@@ -77,11 +85,12 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
 
 def _labels(params, frozen: tuple[str, ...] = (), flow_stage: bool = False):
   """Per parameter group: "frozen" (named in `frozen`, or anything but the flow network in
-  flow pre-training), "curve" (the calibration logits) or "network"."""
+  flow pre-training), "curve" (the calibration logits), "correction" (FGMA's flow
+  correction) or "network"."""
   def label(name):
     if name in frozen or (flow_stage and name != FLOW):
       return "frozen"
-    return "curve" if name == CALIBRATION else "network"
+    return {CALIBRATION: "curve", CORRECTION: "correction"}.get(name, "network")
   return {name: jax.tree.map(lambda _, n=name: label(n), sub) for name, sub in params.items()}
 
 

@@ -149,7 +149,11 @@ def test_a_trained_model_takes_a_new_flow_network_of_another_architecture(tmp_pa
 
 def test_frozen_groups_keep_their_values_while_the_rest_trains(tmp_path):
   config = config_loading.load_config("dealthdr_2exp:size=tiny")
-  config_loading.apply_overrides(config, ["frozen=('flow',)", "optim.warmup_steps=1"])
+  # With FGMA's flow correction, its own Adam group and the aligned flow's loss term.
+  config_loading.apply_overrides(config, ["frozen=('flow',)", "optim.warmup_steps=1",
+                                          "model.fgma_flow_correction=True",
+                                          "loss.aligned_flow_weight=0.01",
+                                          "optim.correction_lr=0.01"])
   model, _ = train.prepare(config, tmp_path / "w")
   tx = train_state.make_optimizer(config)
   params = jax.tree_util.tree_map_with_path(  # a flow that moves pixels, so it matters
@@ -165,6 +169,10 @@ def test_frozen_groups_keep_their_values_while_the_rest_trains(tmp_path):
     same = all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(params[name]),
                                                      jax.tree.leaves(after[name])))
     assert same == (name == train_state.FLOW), name
+  # The correction starts at zero and steps at its own rate (Adam: ≈ lr per step).
+  moved = np.abs(after[train_state.CORRECTION]["offset"]["kernel"]
+                 - params[train_state.CORRECTION]["offset"]["kernel"]).max()
+  np.testing.assert_allclose(moved, config.optim.correction_lr, rtol=0.2)  # lr is 1e-3
   for bad in (("nope",), tuple(params)):
     config.frozen = bad
     with pytest.raises(ValueError, match="frozen="):
