@@ -64,18 +64,17 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
   network = optax.adamw(learning_rate_schedule(optim, config.total_steps),
                         b1=optim.b1, b2=optim.b2, weight_decay=optim.weight_decay)
   transforms = {"network": network, "frozen": optax.set_to_zero()}
+  # Added parameter groups on their own Adam: the schedule's shape, their own peak.
+  own_adam = lambda lr: optax.adam(
+      learning_rate_schedule(optim, config.total_steps, peak=lr, end=lr * 0.01),
+      b1=optim.b1, b2=optim.b2)
   if config.model.get("response_calibration", 0) > 0:
-    transforms["curve"] = optax.adam(
-        learning_rate_schedule(optim, config.total_steps, peak=optim.calibration_lr,
-                               end=optim.calibration_lr * 0.01), b1=optim.b1, b2=optim.b2)
+    transforms["curve"] = own_adam(optim.calibration_lr)
   if config.model.get("fgma_flow_correction", False):
-    lr = optim.get("correction_lr", optim.lr)
-    transforms["correction"] = optax.adam(
-        learning_rate_schedule(optim, config.total_steps, peak=lr, end=lr * 0.01),
-        b1=optim.b1, b2=optim.b2)
+    transforms["correction"] = own_adam(optim.get("correction_lr", optim.lr))
   frozen = tuple(config.get("frozen", ()))
   flow_stage = config.stage == FLOW_STAGE
-  if not frozen and not flow_stage and len(transforms) == 2:
+  if not frozen and not flow_stage and set(transforms) == {"network", "frozen"}:
     parts.append(network)
   else:
     parts.append(optax.multi_transform(
