@@ -81,6 +81,7 @@ def model_config(size: str, radius: int, response: str = "gamma2.2",
                                         response=response, dtype=dtype,
                                         fgma_flow_guided=True, dual_encoder=True,
                                         flow_fill=False, fgma_flow_correction=False,
+                                        fgma_correction_init="zero",
                                         exposure_prior=False,
                                         response_calibration=0, response_min_slope=0.0))
 

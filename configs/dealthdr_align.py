@@ -26,7 +26,9 @@ window's reference, shortest first, e.g. `refs=1:1:2` for long references half t
 `patterns.PatternConfig.reference_weights`; "" = uniform; validation stays uniform),
 `correct` (1 = FGMA also corrects the flow that warps the candidates,
 `model.fgma_flow_correction`, taught by the aligned flow's EPE, `loss.aligned_flow_weight`
-0.01; a model without it starts with no correction).
+0.01; a model without it starts with no correction), `correct_init` (how that correction
+starts, `model.fgma_correction_init`: "zero", or "mean_offset" = the attention's soft
+argmax, so the flow's error teaches the attention where the match is).
 """
 from configs import common
 
@@ -37,7 +39,7 @@ SHIPPED = {"2exp": "dealthdr_jax/assets/models/dealthdr_2exp",
 def get_config(arg=None):
   arg = common.parse_arg(arg, size="small", pattern="2exp", ratio=0.25,
                          flow="runs/flow_pwc", init="", camera=0.0,
-                         tone="off", refs="", correct=0)
+                         tone="off", refs="", correct=0, correct_init="zero")
   if arg.pattern not in SHIPPED:
     raise ValueError(f"pattern must be one of {sorted(SHIPPED)}, got {arg.pattern!r}")
   radius = 1 if arg.pattern == "2exp" else 2
@@ -59,8 +61,11 @@ def get_config(arg=None):
   config.loss.flow_weight = 0.05
   config.loss.flow_weight_end = 0.01
   config.loss.flow_decay_frac = 1.0
+  if str(arg.correct_init) != "zero" and not arg.correct:
+    raise ValueError(f"correct_init={arg.correct_init!r} needs correct=1")
   if arg.correct:
     config.model.fgma_flow_correction = True
+    config.model.fgma_correction_init = str(arg.correct_init)
     config.loss.aligned_flow_weight = 0.01
   if arg.size != "tiny":
     config.data.crop = 128

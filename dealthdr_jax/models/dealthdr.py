@@ -142,6 +142,9 @@ class DeAltHDR(nn.Module):
   # the coarser levels' features; adds parameters["fgma_flow_correction"]. Needs
   # `flow_finest_log2 - 1` in `fgma_levels`. In aux["flow"]; the pyramid is unchanged.
   fgma_flow_correction: bool = False
+  # How that correction starts (`fgma.FlowCorrection`): "zero" (none until trained) or
+  # "mean_offset" (the attention's soft argmax: the heads' mean expected window offset).
+  fgma_correction_init: str = "zero"
   # Adds log(well-exposedness + 0.01) of each candidate's LDR value to its blend logit, so
   # clipped or nearly black candidates start near zero weight (the learned logits can
   # still override); no parameters, so it can be switched on for a fine-tune.
@@ -172,6 +175,9 @@ class DeAltHDR(nn.Module):
           f"model.fgma_flow_correction needs FGMA at the flow's resolution, feature level "
           f"{model.correction_level} (1/{2 ** model.flow_finest_log2}), in model.fgma_levels "
           f"{tuple(model.fgma_levels)}")
+    if model.fgma_correction_init not in fgma_lib.CORRECTION_INITS:
+      raise ValueError(f"model.fgma_correction_init must be one of "
+                       f"{fgma_lib.CORRECTION_INITS}, got {model.fgma_correction_init!r}")
     return model
 
   @property
@@ -365,7 +371,8 @@ class DeAltHDR(nn.Module):
   def _corrected_flow(self, flow: jnp.ndarray, tokens: dict) -> jnp.ndarray:
     """`flow` [B·M, h, w, 2] plus FlowCorrection's output at FGMA's selected tokens."""
     n, fh, fw, _ = flow.shape
-    correction = fgma_lib.FlowCorrection(self.fgma_window // 2 + 1.0,
+    correction = fgma_lib.FlowCorrection(self.fgma_window // 2 + 1.0, self.fgma_heads,
+                                         self.fgma_correction_init,
                                          name="fgma_flow_correction")(tokens["descriptor"])
     field = jnp.zeros((n, fh * fw, 2), jnp.float32).at[
         jnp.arange(n)[:, None], tokens["selected"]].set(correction)

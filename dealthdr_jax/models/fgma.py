@@ -78,19 +78,43 @@ def token_descriptor(weights: jnp.ndarray, attended: jnp.ndarray, window: int) -
                           attended.astype(jnp.float32)], axis=-1)
 
 
+CORRECTION_INITS = ("zero", "mean_offset")
+
+
+def mean_offset_init(heads: int):
+  """Kernel initialiser [5·heads + C, 2] that reads the heads' mean expected offset from a
+  `token_descriptor` (its first 2·heads entries): the soft argmax of the attention."""
+  def init(key, shape, dtype=jnp.float32):
+    del key
+    kernel = jnp.zeros(shape, dtype)
+    for h in range(heads):
+      kernel = kernel.at[2 * h, 0].set(1.0 / heads).at[2 * h + 1, 1].set(1.0 / heads)
+    return kernel
+  return init
+
+
 class FlowCorrection(nn.Module):
   """Flow correction at FGMA's selected tokens from where their attention looked.
 
-  A linear map of `token_descriptor`, zero-initialised (no correction until trained), its
-  output bounded to ±`max_offset` pixels of the feature scale by a soft clip.
+  A linear map of `token_descriptor`, its output bounded to ±`max_offset` pixels of the
+  feature scale by a soft clip. `start` "zero": no correction until trained (the map must
+  learn to read the offsets, and the attention gets no gradient from the flow until it
+  does); "mean_offset": the heads' mean expected offset from the start, so the flow's
+  error teaches the attention to look at the match.
   """
   max_offset: float
+  heads: int = 1
+  start: str = "zero"
 
   @nn.compact
   def __call__(self, descriptor: jnp.ndarray) -> jnp.ndarray:
     """[N, k, D] → [N, k, 2] (x, y) correction in pixels of the feature scale."""
-    out = nn.Dense(2, kernel_init=nn.initializers.zeros, name="offset")(
-        descriptor.astype(jnp.float32))
+    if self.start not in CORRECTION_INITS:
+      raise ValueError(f"FlowCorrection start must be one of {CORRECTION_INITS}, got "
+                       f"{self.start!r}")
+    kernel_init = (nn.initializers.zeros if self.start == "zero"
+                   else mean_offset_init(self.heads))
+    out = nn.Dense(2, kernel_init=kernel_init, name="offset")(descriptor.astype(jnp.float32))
     return self.max_offset * jnp.tanh(out / self.max_offset)
 
 

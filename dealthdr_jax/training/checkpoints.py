@@ -134,13 +134,14 @@ def _normalise(x):
 # Model switches without parameters: a run may start (`init_from`) from weights trained
 # with another setting of these.
 PARAMETER_FREE = ("dtype", "exposure_prior", "flow_fill", "response")
-# Model switches that add parameters of their own (params[<switch name>]), zero-initialised
-# (for the calibration curve, zero logits are the identity; for FGMA's flow correction, no
-# correction): a run may start from weights trained without them, the added parameters
-# then start at zero (`train._load_init_params`).
+# Model switches that add parameters of their own (params[<switch name>]), initialised so
+# that the model starts where it was (for the calibration curve, zero logits: the identity;
+# for FGMA's flow correction, no correction, or the attention's soft argmax): a run may
+# start from weights trained without them, the added parameters then start at their
+# initialiser's values (`train._load_init_params`).
 ADDED_PARAMETERS = ("response_calibration", "fgma_flow_correction")
 # Settings of those added parameters (free to differ from a model that lacks them).
-ADDED_SETTINGS = ("response_min_slope",)
+ADDED_SETTINGS = ("response_min_slope", "fgma_correction_init")
 # The model keys that shape only params["flow"] (free to differ with `flow_init_from`).
 FLOW_KEYS = ("flow_arch", "flow_channels", "flow_corr_radius", "flow_features", "flow_kernel",
              "flow_levels", "flow_finest_log2")

@@ -387,9 +387,9 @@ def _load_init_params(model: DeAltHDR, config: ml_collections.ConfigDict):
   missing = [k for k in expected if k not in loaded]
   if missing and set(missing) <= set(checkpoints.ADDED_PARAMETERS):
     # e.g. a stage-1 model fine-tuned with a response calibration it did not have.
-    loaded = {**loaded, **{k: jax.tree.map(lambda e: np.zeros(e.shape, e.dtype), expected[k])
-                           for k in missing}}
-    logs.log(f"init_from lacks {missing}: they start at zero")
+    fresh = initial_params(model, config.seed)
+    loaded = {**loaded, **{k: jax.tree.map(np.asarray, fresh[k]) for k in missing}}
+    logs.log(f"init_from lacks {missing}: they start at their initialiser's values")
   if not _same_shapes(loaded, expected):
     raise checkpoints.IncompatibleCheckpointError(
         f"init_from={config.init_from!r}: parameter names or shapes differ from the model's")

@@ -147,3 +147,12 @@ def test_expected_offset_points_from_the_flow_to_the_match():
   big = corr.apply({"params": {"offset": {"kernel": kernel, "bias": np.zeros(2, np.float32)}}},
                    tokens["descriptor"])
   np.testing.assert_allclose(big[0, 0], [2.0, 0.0], atol=1e-3)
+  # "mean_offset": the soft argmax from the start, the heads averaged (here one head looks
+  # one pixel right, the other is uniform: mean (0.5, 0)), soft-clipped.
+  two_heads = np.concatenate([[1.0, 0.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0], [1.0, 1 / 9],
+                              np.ones(c)]).astype(np.float32)[None, None]
+  soft = fgma_lib.FlowCorrection(max_offset=2.0, heads=2, start="mean_offset")
+  moved = soft.apply(soft.init(jax.random.key(0), two_heads), two_heads)
+  np.testing.assert_allclose(moved[0, 0], [2.0 * np.tanh(0.25), 0.0], atol=1e-6)
+  with pytest.raises(ValueError, match="start must be one of"):
+    fgma_lib.FlowCorrection(max_offset=2.0, start="identity").init(jax.random.key(0), two_heads)

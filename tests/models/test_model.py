@@ -7,6 +7,7 @@ import pytest
 from dealthdr_jax import config_loading
 from dealthdr_jax import model_files
 from dealthdr_jax.models import flow as flow_lib
+from dealthdr_jax.models import fgma as fgma_lib
 from dealthdr_jax.models import response as resp
 from dealthdr_jax.models.dealthdr import DeAltHDR
 
@@ -351,7 +352,22 @@ def test_fgma_flow_correction_starts_at_none_and_moves_only_selected_flow(tmp_pa
   def aligned_error(p):
     flow = corrected.apply({"params": p}, frames, stops, ratio=0.25)[1]["flow_aligned"]
     return jnp.sum((flow - target) ** 2)
-  grads = jax.jit(jax.grad(aligned_error))({**params, "fgma_flow_correction": zero})
+  grad_fn = jax.jit(jax.grad(aligned_error))
+  grads = grad_fn({**params, "fgma_flow_correction": zero})
   assert float(jnp.abs(grads["fgma_flow_correction"]["offset"]["kernel"]).max()) > 0
+  # ... but not the attention, until the correction reads it.
+  np.testing.assert_array_equal(grads["fgma1"]["query"]["kernel"], 0.0)
+  # Started as the attention's soft argmax ("mean_offset", taken by a run from a model
+  # without it), the same error teaches the attention's queries and keys where to look.
+  config.model.fgma_correction_init = "mean_offset"
+  soft = train._load_init_params(DeAltHDR.from_config(config.model), config)  # pylint: disable=protected-access
+  np.testing.assert_array_equal(
+      soft["fgma_flow_correction"]["offset"]["kernel"],
+      fgma_lib.mean_offset_init(model.fgma_heads)(None, zero["offset"]["kernel"].shape))
+  grads = grad_fn({**params, "fgma_flow_correction": soft["fgma_flow_correction"]})
+  for part in ("query", "key"):
+    assert float(jnp.abs(grads["fgma1"][part]["kernel"]).max()) > 0, part
+  with pytest.raises(ValueError, match="fgma_correction_init must be one of"):
+    DeAltHDR.from_config({**dict(config.model), "fgma_correction_init": "identity"})
   with pytest.raises(ValueError, match="fgma_flow_correction needs FGMA"):
     DeAltHDR.from_config({**dict(config.model), "fgma_levels": (2,)})
