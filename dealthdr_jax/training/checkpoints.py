@@ -142,6 +142,44 @@ PARAMETER_FREE = ("dtype", "exposure_prior", "flow_fill", "response")
 ADDED_PARAMETERS = ("response_calibration", "fgma_flow_correction")
 # Settings of those added parameters (free to differ from a model that lacks them).
 ADDED_SETTINGS = ("response_min_slope", "fgma_correction_init")
+# A run that continues a whole model (`init_from` without `init_parts`) keeps that model's
+# switches which its config leaves off, with their settings (`adopt_switches`): the
+# added parameters are in the weights it starts from, and the fill is part of the model.
+ADOPTED_SWITCHES = {"response_calibration": ("response_min_slope",),
+                    "fgma_flow_correction": ("fgma_correction_init",),
+                    "flow_fill": ()}
+
+
+def _init_model_section(path: str) -> dict | None:
+  """The `model` section saved with `init_from` (None where there is none to read)."""
+  directory = pathlib.Path(path)
+  if model_files.is_params_checkpoint(directory):
+    return _model_section(json.loads((directory / model_files.CONFIG_FILE).read_text()))
+  export = directory / model_files.EXPORT_DIR
+  if model_files.is_params_checkpoint(export):
+    return _model_section(json.loads((export / model_files.CONFIG_FILE).read_text()))
+  step = latest_step(directory) if directory.is_dir() else None
+  return None if step is None else _model_section(saved_config(directory, step))
+
+
+def adopt_switches(config: ml_collections.ConfigDict) -> list[str]:
+  """Switches `ADOPTED_SWITCHES` that `config.init_from` has on and `config` leaves off are
+  set in `config.model` (in place); returns them as "model.key=value" for the log."""
+  if not config.get("init_from") or tuple(config.get("init_parts", ())):
+    return []
+  saved = _init_model_section(config.init_from)
+  if saved is None:
+    return []
+  adopted = []
+  for switch, settings in ADOPTED_SWITCHES.items():
+    if saved.get(switch) and not config.model.get(switch):
+      for key in (switch,) + settings:
+        if key in saved and key in config.model:
+          config.model[key] = saved[key]
+          adopted.append(f"model.{key}={saved[key]!r}")
+  return adopted
+
+
 # The model keys that shape only params["flow"] (free to differ with `flow_init_from`).
 FLOW_KEYS = ("flow_arch", "flow_channels", "flow_corr_radius", "flow_features", "flow_kernel",
              "flow_levels", "flow_finest_log2")

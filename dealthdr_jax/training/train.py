@@ -422,6 +422,10 @@ def prepare(config: ml_collections.ConfigDict, workdir: str | pathlib.Path):
   Raises:
     ValueError / KeyError / FileNotFoundError naming the bad key, file or checkpoint.
   """
+  adopted = checkpoints.adopt_switches(config)
+  if adopted:
+    logs.log(f"init_from {config.init_from} has switches this config leaves off; the run "
+             f"keeps them: {', '.join(adopted)}")
   model = check_config(config)
   frozen = tuple(config.get("frozen", ()))
   if frozen:

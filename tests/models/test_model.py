@@ -371,3 +371,37 @@ def test_fgma_flow_correction_starts_at_none_and_moves_only_selected_flow(tmp_pa
     DeAltHDR.from_config({**dict(config.model), "fgma_correction_init": "identity"})
   with pytest.raises(ValueError, match="fgma_flow_correction needs FGMA"):
     DeAltHDR.from_config({**dict(config.model), "fgma_levels": (2,)})
+
+
+def test_a_run_from_a_whole_model_keeps_its_switches(tmp_path):
+  """A config that leaves off the switches of the model it continues (e.g. the stage-2
+  preset from the shipped 2exp model, which has FGMA's flow correction and the fill) keeps
+  them, with their settings; a run taking only some parts does not."""
+  from dealthdr_jax.training import checkpoints  # pylint: disable=g-import-not-at-top
+  from dealthdr_jax.training import train  # pylint: disable=g-import-not-at-top
+  config = config_loading.load_config("dealthdr_2exp:size=tiny")
+  config.model.fgma_flow_correction = True
+  config.model.fgma_correction_init = "mean_offset"
+  config.model.flow_fill = True
+  model = DeAltHDR.from_config(config.model)
+  params = jax.eval_shape(lambda: model.init(
+      jax.random.key(0), jnp.zeros((1, 3, 32, 32, 3)), jnp.zeros((1, 3)), ratio=1.0)["params"])
+  params = jax.tree.map(lambda s: np.full(s.shape, 0.5, s.dtype), params)
+  model_files.save_params(tmp_path / "corrected", params, config, card={"steps": 1})
+
+  plain = config_loading.load_config("dealthdr_2exp_stage2:size=tiny")
+  plain.init_from = str(tmp_path / "corrected")
+  assert not plain.model.fgma_flow_correction and plain.model.response_calibration > 0
+  adopted = checkpoints.adopt_switches(plain)
+  assert adopted == ["model.fgma_flow_correction=True",
+                     "model.fgma_correction_init='mean_offset'", "model.flow_fill=True"]
+  assert plain.model.fgma_flow_correction and plain.model.flow_fill
+  loaded = train._load_init_params(DeAltHDR.from_config(plain.model), plain)  # pylint: disable=protected-access
+  np.testing.assert_array_equal(loaded["fgma_flow_correction"]["offset"]["kernel"], 0.5)
+  assert "response_calibration" in loaded  # The stage-2 curve: added, at its initialiser.
+  assert checkpoints.adopt_switches(plain) == []  # Already on: nothing to adopt.
+  # Only some parts taken: the config's model is the one that trains.
+  parts = config_loading.load_config("dealthdr_2exp_stage2:size=tiny")
+  parts.init_from = str(tmp_path / "corrected")
+  parts.init_parts = ("flow",)
+  assert checkpoints.adopt_switches(parts) == [] and not parts.model.fgma_flow_correction
