@@ -419,6 +419,9 @@ def _put_global(tree, shardings):
 def prepare(config: ml_collections.ConfigDict, workdir: str | pathlib.Path):
   """All checks that need no compute → (model, init params or None).
 
+  Sets in `config.model` the switches of the model it continues that it leaves off
+  (`checkpoints.adopt_switches`), so the workdir's config.json records them.
+
   Raises:
     ValueError / KeyError / FileNotFoundError naming the bad key, file or checkpoint.
   """
