@@ -201,7 +201,8 @@ def train_config(config: ml_collections.ConfigDict, stage: int = 1) -> None:
   # `model.response_calibration` > 0, i.e. stage 2), on the same schedule shape.
   config.optim.calibration_lr = 3e-3
   # Learning rate of FGMA's flow correction (`model.fgma_flow_correction`; it starts at zero
-  # inside a trained model and must move within a short fine-tune).
+  # or as the attention's soft argmax inside a trained model, and must move within a short
+  # fine-tune).
   config.optim.correction_lr = 3e-3
   # EMA of the parameters (0 = off). Stage 2 needs it: the EMA is the teacher.
   config.optim.ema_decay = 0.999 if stage == 2 else 0.0

@@ -139,15 +139,15 @@ PARAMETER_FREE = ("dtype", "exposure_prior", "flow_fill", "response")
 # for FGMA's flow correction, no correction, or the attention's soft argmax): a run may
 # start from weights trained without them, the added parameters then start at their
 # initialiser's values (`train._load_init_params`).
-ADDED_PARAMETERS = ("response_calibration", "fgma_flow_correction")
-# Settings of those added parameters (free to differ from a model that lacks them).
-ADDED_SETTINGS = ("response_min_slope", "fgma_correction_init")
+# Each with its settings (free to differ from a model that lacks the switch).
+_SETTINGS_OF_ADDED = {"response_calibration": ("response_min_slope",),
+                      "fgma_flow_correction": ("fgma_correction_init",)}
+ADDED_PARAMETERS = tuple(_SETTINGS_OF_ADDED)
+ADDED_SETTINGS = tuple(s for settings in _SETTINGS_OF_ADDED.values() for s in settings)
 # A run that continues a whole model (`init_from` without `init_parts`) keeps that model's
 # switches which its config leaves off, with their settings (`adopt_switches`): the
 # added parameters are in the weights it starts from, and the fill is part of the model.
-ADOPTED_SWITCHES = {"response_calibration": ("response_min_slope",),
-                    "fgma_flow_correction": ("fgma_correction_init",),
-                    "flow_fill": ()}
+ADOPTED_SWITCHES = {**_SETTINGS_OF_ADDED, "flow_fill": ()}
 
 
 def _init_model_section(path: str) -> dict | None:

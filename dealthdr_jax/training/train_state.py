@@ -6,8 +6,8 @@ which is exported for inference and serves as the stage-2 teacher. A model with 
 learned response calibration (`model.response_calibration` > 0) trains that curve with
 its own Adam (`optim.calibration_lr`, same schedule shape, no weight decay): the curve
 must move far in a short fine-tune whose network learning rate is tiny; so does FGMA's
-flow correction (`model.fgma_flow_correction`, `optim.correction_lr`), which starts at
-zero inside a trained model. In flow pre-training (stage 0) only the flow network's
+flow correction (`model.fgma_flow_correction`, `optim.correction_lr`), which starts
+inside a trained model (at zero or as the attention's soft argmax). In flow pre-training (stage 0) only the flow network's
 parameters are updated.
 """
 from __future__ import annotations
