@@ -217,6 +217,9 @@ def train_config(config: ml_collections.ConfigDict, stage: int = 1) -> None:
   # EPE of the flow that aligns (filled, corrected by FGMA: aux["flow_aligned"]) on
   # visible pixels, constant weight; what teaches `model.fgma_flow_correction` to move it.
   config.loss.aligned_flow_weight = 0.0
+  # FGMA's attention looking at the ground-truth match where it is inside the window
+  # (losses.attention_match_loss, every FGMA level, constant weight; 0 = off).
+  config.loss.attention_match_weight = 0.0
   # Stage 2 terms.
   config.loss.subset_weight = 1.0
   config.loss.teacher_weight = 1.0

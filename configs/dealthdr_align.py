@@ -28,7 +28,9 @@ window's reference, shortest first, e.g. `refs=1:1:2` for long references half t
 `model.fgma_flow_correction`, taught by the aligned flow's EPE, `loss.aligned_flow_weight`
 0.01; a model without it starts with no correction), `correct_init` (how that correction
 starts, `model.fgma_correction_init`: "zero", or "mean_offset" = the attention's soft
-argmax, so the flow's error teaches the attention where the match is).
+argmax, so the flow's error teaches the attention where the match is), `match` (weight of
+the loss that teaches FGMA's attention to look at the simulator's match where it is inside
+its window, `loss.attention_match_weight`; 0 = off).
 """
 from configs import common
 
@@ -39,7 +41,8 @@ SHIPPED = {"2exp": "dealthdr_jax/assets/models/dealthdr_2exp",
 def get_config(arg=None):
   arg = common.parse_arg(arg, size="small", pattern="2exp", ratio=0.25,
                          flow="runs/flow_pwc", init="", camera=0.0,
-                         tone="off", refs="", correct=0, correct_init="zero")
+                         tone="off", refs="", correct=0, correct_init="zero",
+                         match=0.0)
   if arg.pattern not in SHIPPED:
     raise ValueError(f"pattern must be one of {sorted(SHIPPED)}, got {arg.pattern!r}")
   radius = 1 if arg.pattern == "2exp" else 2
@@ -67,6 +70,7 @@ def get_config(arg=None):
     config.model.fgma_flow_correction = True
     config.model.fgma_correction_init = str(arg.correct_init)
     config.loss.aligned_flow_weight = 0.01
+  config.loss.attention_match_weight = float(arg.match)
   if arg.size != "tiny":
     config.data.crop = 128
     config.data.responses = ("gamma2.2",)

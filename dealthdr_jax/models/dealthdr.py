@@ -235,7 +235,8 @@ class DeAltHDR(nn.Module):
 
   @nn.compact
   def __call__(self, frames: jnp.ndarray, stops: jnp.ndarray, ratio: float = 0.25,
-               dense_attention: bool = False) -> tuple[jnp.ndarray, dict]:
+               dense_attention: bool = False, attention_tokens: bool = False
+               ) -> tuple[jnp.ndarray, dict]:
     """Reconstructs the HDR frame at the window's centre.
 
     Args:
@@ -244,6 +245,7 @@ class DeAltHDR(nn.Module):
       stops: [B, T] exposure of each frame in stops (DESIGN.md §3; any offset).
       ratio: static share of tokens that get attention in FGMA (0 = pure flow).
       dense_attention: use FGMA's dense reference path (tests).
+      attention_tokens: also return where FGMA's attention looked (static; training).
     Returns:
       hdr: [B, H, W, 3] float32 ≥ 0, linear radiance in §3 units.
       aux: dict with
@@ -255,7 +257,11 @@ class DeAltHDR(nn.Module):
         "masks": {level: [B, M, h, w]} FGMA selections,
         "blend_weights": [B, H, W, T], "pad": (pad_h, pad_w),
         "response_curve": [K+1] the calibration curve's knots (only with
-          `response_calibration` > 0).
+          `response_calibration` > 0),
+        "attention": (only with `attention_tokens`) {level: FGMA's tokens at that level,
+          `fgma.FGMA` with_tokens, batch and neighbours flattened to B·M; absent at
+          ratio 0}; level l's features are 1/2**(l+1) of the padded input, the size of
+          its "masks" entry.
     """
     self.check_inputs(frames, stops)
     dtype = _dtype(self.dtype)
@@ -313,7 +319,7 @@ class DeAltHDR(nn.Module):
       reliability = block_mean(reliability[..., None], 2 ** self.flow_finest_log2)[..., 0]
       flow_fine = warp_lib.fill_flow(flow_fine, reliability)
 
-    aligned, masks = [], {}
+    aligned, masks, attention = [], {}, {}
     for level, (rf, nf) in enumerate(zip(ref_feats, nbr_feats)):
       _, _, fh, fw, c = nf.shape
       level_flow = warp_lib.resize_flow(flow_fine, fh, fw)
@@ -326,7 +332,10 @@ class DeAltHDR(nn.Module):
         al, mask, *tokens = fgma_lib.FGMA(
             self.fgma_heads, self.fgma_window, dense=dense_attention, dtype=dtype,
             name=f"fgma{level}")(rf_rep, nf, level_flow, level_score, ratio,
-                                 window_flow=window_flow, with_tokens=correct)
+                                 window_flow=window_flow,
+                                 with_tokens=correct or attention_tokens)
+        if attention_tokens:
+          attention[level] = tokens[0]
         if correct:
           flow_fine = self._corrected_flow(flow_fine, tokens[0])
       else:
@@ -366,6 +375,8 @@ class DeAltHDR(nn.Module):
     }
     if curve is not None:
       aux["response_curve"] = curve                                          # [K+1]
+    if attention_tokens:
+      aux["attention"] = attention
     return unpad(hdr), aux
 
   def _corrected_flow(self, flow: jnp.ndarray, tokens: dict) -> jnp.ndarray:

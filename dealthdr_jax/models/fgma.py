@@ -15,7 +15,8 @@ and window pixels beyond the border repeat the border (the same rule in both pat
 attention at every token, the plain way, and selects with the same mask.
 
 With `with_tokens=True` FGMA also hands back, per selected token, where its attention
-looked (each head's expected window offset and peak weight) and the attended features;
+looked (its window's centre, each head's softmax weights over the window, their expected
+offset and peak) and the attended features;
 `FlowCorrection` turns these into a correction of the flow at those tokens, so that the
 attention can move the full-resolution candidates that the reconstruction blends, not only
 the features it reads (`DeAltHDR.fgma_flow_correction`).
@@ -165,7 +166,9 @@ class FGMA(nn.Module):
       aligned: [N, h, w, C] flow-warped features with attention results at selected tokens.
       mask: [N, h, w, 1] float32, 1 at selected tokens.
       tokens (only `with_tokens`; None at ratio 0): dict with "selected" [N, k] int32 flat
-        indices and "descriptor" [N, k, 5·heads + C] (`token_descriptor`).
+        indices, "descriptor" [N, k, 5·heads + C] (`token_descriptor`), "weights"
+        [N, k, heads, window²] float32 softmax weights over the window (row-major) and
+        "centres" [N, k, 2] float32 (x, y) the window's centre (`window_centres`).
     """
     n, h, w, c = ref_feat.shape
     if c % self.heads:
@@ -195,9 +198,16 @@ class FGMA(nn.Module):
       aligned = jnp.where(mask > 0, attended, warped)
       if not with_tokens:
         return aligned, mask
-      descriptor = token_descriptor(weights, attended, self.window).reshape(n, h * w, -1)
-      descriptor = jnp.take_along_axis(descriptor, selected[..., None], axis=1)
-      return aligned, mask, {"selected": selected, "descriptor": descriptor}
+      at_selected = lambda x: jnp.take_along_axis(
+          x.reshape((n, h * w) + x.shape[3:]),
+          selected.reshape((n, k) + (1,) * (x.ndim - 3)), axis=1)
+      ys, xs = jnp.meshgrid(jnp.arange(h), jnp.arange(w), indexing="ij")
+      cy, cx = window_centres(window_flow, ys[None], xs[None], h, w)               # [N, h, w]
+      return aligned, mask, {
+          "selected": selected,
+          "descriptor": at_selected(token_descriptor(weights, attended, self.window)),
+          "weights": at_selected(weights),
+          "centres": at_selected(jnp.stack([cx, cy], -1).astype(jnp.float32))}
 
     # Gather the selected queries and their flow-centred key/value windows.
     ref_flat = ref_feat.reshape(n, h * w, c)
@@ -224,7 +234,8 @@ class FGMA(nn.Module):
     if not with_tokens:
       return out.reshape(n, h, w, c), mask
     return out.reshape(n, h, w, c), mask, {
-        "selected": selected, "descriptor": token_descriptor(weights, attended, self.window)}
+        "selected": selected, "descriptor": token_descriptor(weights, attended, self.window),
+        "weights": weights, "centres": jnp.stack([cx, cy], -1).astype(jnp.float32)}
 
   def _dense(self, ref_feat, nbr_feat, flow, q_proj, k_proj, v_proj, out_proj, bias):
     """Window attention at every token, one window offset at a time.

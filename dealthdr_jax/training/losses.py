@@ -6,6 +6,9 @@ Stage 1 (supervised by the simulator):
   * `flow_pyramid_loss`: end-point error of every level of the flow pyramid against the
     ground-truth flow, area-downsampled to that level with its vectors rescaled.
   * `flow_weight`: the flow term's weight, decaying over training.
+  * `attention_match_loss`: FGMA's attention, at the selected tokens whose ground-truth
+    match lies inside their window, must look at it (cross-entropy of the heads' mean
+    window weights against the match, spread bilinearly over the window's pixels).
 Stage 2 (self-supervised, no ground truth):
   * `hdr_loss` again, with a stop-gradient target (full window → window subset; EMA
     teacher → student).
@@ -32,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from data_pipeline import clips
+from dealthdr_jax.models import fgma as fgma_lib
 from dealthdr_jax.models import response as resp
 from dealthdr_jax.models import warp as warp_lib
 
@@ -106,6 +110,47 @@ def flow_pyramid_loss(pyramid: list[jnp.ndarray], gt_flow: jnp.ndarray,
           *lead, h, big_h // h, w, big_w // w).mean(axis=(-3, -1))
       errors.append(jnp.sum(epe * weight) / jnp.maximum(jnp.sum(weight), 1.0))
   return jnp.mean(jnp.stack(errors))
+
+
+def attention_match_loss(tokens: dict, gt_flow: jnp.ndarray, visible: jnp.ndarray | None,
+                         window: int) -> tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray]:
+  """Teaches FGMA's attention where the match is.
+
+  A selected query at p, whose window is centred at c, has its ground-truth match at
+  p + flow_gt(p), i.e. at offset o = p + flow_gt(p) - c in the window. Where o is inside the
+  window (|o_x|, |o_y| ≤ window // 2) and p is visible in the neighbour, the target is o
+  spread bilinearly over the window's pixels, and the loss is the cross-entropy of the
+  heads' mean softmax weights against it: minimal when the attention puts its weight on
+  the match (and its expected offset, `fgma.expected_offsets`, is o).
+
+  Args:
+    tokens: FGMA's tokens at one level (`fgma.FGMA` with_tokens): "selected" [N, k],
+      "weights" [N, k, heads, window²], "centres" [N, k, 2] (x, y).
+    gt_flow: [N, h, w, 2] ground-truth flow at that level's scale (pixels of the level).
+    visible: optional [N, h, w] weights in [0, 1] (1 - occlusion, at the level's scale).
+    window: FGMA's window side.
+  Returns:
+    (loss, share of selected tokens whose match is in reach, share of those where the
+    heads' mean weight peaks at the window pixel nearest the match): scalars.
+  """
+  n, h, w, _ = gt_flow.shape
+  selected = tokens["selected"]
+  take = lambda x: jnp.take_along_axis(x.reshape((n, h * w) + x.shape[3:]),
+                                       selected.reshape((n,) + selected.shape[1:] + (1,) *
+                                                        (x.ndim - 3)), axis=1)
+  position = jnp.stack([selected % w, selected // w], -1).astype(jnp.float32)     # [N, k, 2]
+  offset = position + take(gt_flow.astype(jnp.float32)) - tokens["centres"]      # [N, k, 2]
+  dy, dx = fgma_lib.window_offsets(window)
+  grid = jnp.stack([dx, dy], -1).astype(jnp.float32)                            # [w², 2]
+  tent = jnp.prod(jax.nn.relu(1.0 - jnp.abs(offset[..., None, :] - grid)), axis=-1)  # [N, k, w²]
+  reach = jnp.all(jnp.abs(offset) <= window // 2, axis=-1).astype(jnp.float32)  # [N, k]
+  weight = reach if visible is None else reach * take(visible.astype(jnp.float32)[..., None])[..., 0]
+  attention = jnp.mean(tokens["weights"].astype(jnp.float32), axis=-2)           # [N, k, w²]
+  cross_entropy = -jnp.sum(tent * jnp.log(attention + 1e-6), axis=-1)
+  total = jnp.maximum(jnp.sum(weight), 1.0)
+  hit = (jnp.argmax(attention, -1) == jnp.argmax(tent, -1)).astype(jnp.float32)
+  return (jnp.sum(cross_entropy * weight) / total, jnp.mean(reach),
+          jax.lax.stop_gradient(jnp.sum(hit * weight) / total))
 
 
 def flow_weight(step, initial: float, final: float, decay_steps: int) -> jnp.ndarray:

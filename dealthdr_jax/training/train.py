@@ -69,7 +69,9 @@ def stage1_step(state: train_state.TrainState, batch: dict[str, jnp.ndarray], *,
                 config: ml_collections.ConfigDict, ratio: float
                 ) -> tuple[train_state.TrainState, logs.Stage1Metrics]:
   """One supervised step: μ-law L1 on HDR + decaying flow-pyramid EPE + the EPE of the
-  flow that aligns (`aux["flow_aligned"]`, weight `loss.aligned_flow_weight`, 0 = off).
+  flow that aligns (`aux["flow_aligned"]`, weight `loss.aligned_flow_weight`, 0 = off)
+  + FGMA's attention looking at the ground-truth match (`losses.attention_match_loss`
+  at every FGMA level, weight `loss.attention_match_weight`, 0 = off).
 
   Args:
     state: the train state.
@@ -81,24 +83,54 @@ def stage1_step(state: train_state.TrainState, batch: dict[str, jnp.ndarray], *,
   flow_w = losses.flow_weight(state.step, config.loss.flow_weight, config.loss.flow_weight_end,
                               int(config.loss.flow_decay_frac * config.total_steps))
 
+  match_w = config.loss.get("attention_match_weight", 0.0)
+
   def loss_fn(params):
-    hdr, aux = model.apply({"params": params}, batch["frames"], batch["stops"], ratio=ratio)
+    hdr, aux = model.apply({"params": params}, batch["frames"], batch["stops"], ratio=ratio,
+                           attention_tokens=match_w > 0)
     hdr_l = losses.hdr_loss(hdr, batch["hdr"], config.loss.mu)
     epe = losses.flow_pyramid_loss(aux["flow_pyramid"], gt_flow, valid)
     loss = hdr_l + flow_w * epe
     if config.loss.get("aligned_flow_weight", 0.0) > 0:
       loss += config.loss.aligned_flow_weight * losses.flow_pyramid_loss(
           [aux["flow_aligned"]], gt_flow, valid)
-    return loss, (hdr, hdr_l, epe)
+    match = _attention_match(aux.get("attention", {}), aux["masks"], gt_flow, valid,
+                             model.fgma_window)
+    loss += match_w * match[0]
+    return loss, (hdr, hdr_l, epe, match)
 
-  (loss, (hdr, hdr_l, epe)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  (loss, (hdr, hdr_l, epe, match)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+      state.params)
   new_state = train_state.apply_gradients(state, grads, tx, config.optim.ema_decay)
   lr = train_state.learning_rate_schedule(config.optim, config.total_steps)(state.step)
   m = logs.Stage1Metrics.single_from_model_output(
       loss=loss, hdr_loss=hdr_l, flow_epe=epe, flow_weight=flow_w,
       psnr_t=jnp.mean(metrics_lib.psnr_t_jnp(hdr, batch["hdr"])),
+      attention_match=match[0], attention_reach=match[1], attention_hit=match[2],
       grad_norm=optax.tree.norm(grads), learning_rate=lr)
   return new_state, m
+
+
+def _attention_match(attention: dict, masks: dict, gt_flow: jnp.ndarray,
+                     valid: jnp.ndarray | None, window: int
+                     ) -> tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray]:
+  """`losses.attention_match_loss` averaged over FGMA's levels (zeros without tokens).
+
+  attention, masks: the model's aux["attention"] and aux["masks"] (whose [B, M, h, w]
+  give each level's size); gt_flow [B, M, H, W, 2]; valid [B, M, H, W] or None (the
+  training crop is never padded: H, W are multiples of every level's size).
+  """
+  if not attention:
+    return (jnp.zeros((), jnp.float32),) * 3
+  b, m, h, w, _ = gt_flow.shape
+  terms = []
+  for level, tokens in attention.items():
+    fh, fw = masks[level].shape[-2:]
+    level_flow = losses.downsample_flow(gt_flow, fh, fw).reshape(b * m, fh, fw, 2)
+    visible = None if valid is None else valid.astype(jnp.float32).reshape(
+        b * m, fh, h // fh, fw, w // fw).mean(axis=(2, 4))
+    terms.append(losses.attention_match_loss(tokens, level_flow, visible, window))
+  return tuple(jnp.mean(jnp.stack(t)) for t in zip(*terms))
 
 
 def _flow_pyramid(model: DeAltHDR, params, frames, stops) -> list[jnp.ndarray]:

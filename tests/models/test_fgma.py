@@ -114,6 +114,15 @@ def test_tokens_agree_between_paths_and_say_where_attention_looked(params):
   np.testing.assert_array_equal(tok_s["selected"], tok_d["selected"])
   assert tok_s["descriptor"].shape == (2, fgma_lib.num_selected(0.3, 63), 5 * 2 + 8)
   np.testing.assert_allclose(tok_s["descriptor"], tok_d["descriptor"], atol=1e-5)
+  np.testing.assert_allclose(tok_s["weights"], tok_d["weights"], atol=1e-6)
+  np.testing.assert_array_equal(tok_s["centres"], tok_d["centres"])
+  # The centres are the flow-displaced positions, rounded and clamped into the image.
+  ref, nbr, flow, score = inputs
+  sel = np.asarray(tok_s["selected"])
+  f = np.asarray(flow).reshape(2, 63, 2)[np.arange(2)[:, None], sel]
+  expect = np.stack([np.clip(np.round(sel % 9 + f[..., 0]), 0, 8),
+                     np.clip(np.round(sel // 9 + f[..., 1]), 0, 6)], -1)
+  np.testing.assert_array_equal(tok_s["centres"], expect)
   assert fgma_lib.FGMA(2, 3).apply({"params": params}, *inputs, 0.0, with_tokens=True)[2] is None
   # A uniform attention looks nowhere in particular: zero offset.
   uniform = jnp.full((4, 2, 9), 1 / 9)

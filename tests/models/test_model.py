@@ -31,9 +31,23 @@ def tiny(request):
 def test_jit_odd_size_finite_nonnegative(tiny):
   model, params = tiny
   frames, stops = _clip(model, 45, 38, batch=2)
-  fn = jax.jit(lambda p, f, s: model.apply({"params": p}, f, s, ratio=0.5))
+  fn = jax.jit(lambda p, f, s: model.apply({"params": p}, f, s, ratio=0.5,
+                                           attention_tokens=True))
   hdr, aux = fn(params, frames, stops)
   assert hdr.shape == (2, 45, 38, 3)
+  # Where FGMA's attention looked, per level (training's attention_match_loss reads it).
+  assert sorted(aux["attention"]) == sorted(model.fgma_levels)
+  pad_h, pad_w = aux["pad"]
+  for level, tokens in aux["attention"].items():
+    fh, fw = (45 + pad_h) >> (level + 1), (38 + pad_w) >> (level + 1)
+    assert aux["masks"][level].shape[-2:] == (fh, fw)
+    k = fgma_lib.num_selected(0.5, fh * fw)
+    n = 2 * (model.window - 1)
+    assert tokens["weights"].shape == (n, k, model.fgma_heads, model.fgma_window ** 2)
+    np.testing.assert_allclose(tokens["weights"].sum(-1), 1.0, rtol=1e-5)
+    centres = np.asarray(tokens["centres"])
+    assert centres.shape == (n, k, 2) and centres.min() >= 0
+    assert centres[..., 0].max() <= fw - 1 and centres[..., 1].max() <= fh - 1
   assert np.all(np.isfinite(hdr)) and float(hdr.min()) >= 0.0
   assert aux["flow"].shape == (2, model.window - 1, 45, 38, 2)
   assert aux["blend_weights"].shape == (2, 45, 38, model.window)

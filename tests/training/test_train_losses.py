@@ -97,6 +97,85 @@ def test_subset_maps_keep_each_slot_exposure_with_three_exposures():
                                 losses.subset_index_maps(1))
 
 
+def test_attention_match_loss_is_the_cross_entropy_at_the_match():
+  """Three tokens of a 4×5 map, window 3: one whose match is a window pixel, one between
+  two pixels, one out of reach; the loss is the cross-entropy of the heads' mean weights
+  there, over tokens in reach and visible."""
+  h, w = 4, 5
+  selected = jnp.array([[7, 12, 0]])                        # (x, y) = (2, 1), (2, 2), (0, 0)
+  centres = jnp.array([[[2.0, 1.0], [3.0, 2.0], [0.0, 0.0]]])
+  gt = np.zeros((1, h, w, 2), np.float32)
+  gt[0, 1, 2] = [1.0, 0.0]                                 # match at window offset (1, 0)
+  gt[0, 2, 2] = [1.5, -1.0]                                # (0.5, -1): halfway, top row
+  gt[0, 0, 0] = [2.5, 0.0]                                 # beyond the window
+  rng = np.random.default_rng(0)
+  weights = jax.nn.softmax(jnp.asarray(rng.normal(size=(1, 3, 2, 9)), jnp.float32), -1)
+  tokens = {"selected": selected, "centres": centres, "weights": weights}
+  mean = np.asarray(weights).mean(axis=2)[0]                             # [3, 9]
+  ce7 = -np.log(mean[0, 5] + 1e-6)                                       # row dy=0, dx=+1
+  ce12 = -(0.5 * np.log(mean[1, 1] + 1e-6) + 0.5 * np.log(mean[1, 2] + 1e-6))
+  loss, reach, hit = losses.attention_match_loss(tokens, jnp.asarray(gt), None, 3)
+  np.testing.assert_allclose(float(loss), (ce7 + ce12) / 2, rtol=1e-5)
+  np.testing.assert_allclose(float(reach), 2 / 3)
+  expect_hit = (np.argmax(mean[0]) == 5) / 2 + (np.argmax(mean[1]) in (1, 2)) / 2
+  assert float(hit) <= 1.0 and (float(hit) == expect_hit or np.argmax(mean[1]) == 2)
+  # An occluded token does not count.
+  visible = np.ones((1, h, w), np.float32)
+  visible[0, 2, 2] = 0.0
+  loss, _, _ = losses.attention_match_loss(tokens, jnp.asarray(gt), jnp.asarray(visible), 3)
+  np.testing.assert_allclose(float(loss), ce7, rtol=1e-5)
+  # Attention on the match: the loss is the target's own entropy (0 for a pixel).
+  on_match = np.full((1, 3, 2, 9), 1e-9, np.float32)
+  on_match[0, 0, :, 5] = 1.0
+  on_match[0, 1, :, 1] = on_match[0, 1, :, 2] = 0.5
+  loss, _, hit = losses.attention_match_loss(dict(tokens, weights=jnp.asarray(on_match)),
+                                             jnp.asarray(gt), None, 3)
+  np.testing.assert_allclose(float(loss), np.log(2) / 2, atol=1e-4)
+  assert float(hit) == 1.0
+
+
+def test_attention_match_loss_teaches_fgma_where_the_match_is():
+  """Neighbour = reference shifted one pixel right, flow zero: trained on the loss alone,
+  FGMA's gathered attention learns to look one pixel right (its expected offset → (1, 0)),
+  and the FGMA output there becomes the matching features."""
+  from dealthdr_jax.models import fgma as fgma_lib
+  rng = np.random.default_rng(1)
+  n, h, w, c = 2, 8, 8, 8
+  ref = jnp.asarray(rng.normal(size=(n, h, w, c)), jnp.float32)
+  nbr = jnp.roll(ref, 1, axis=2)                      # nbr(x + 1) = ref(x)
+  flow = jnp.zeros((n, h, w, 2))
+  gt = jnp.zeros((n, h, w, 2)).at[..., 0].set(1.0)
+  visible = jnp.ones((n, h, w)).at[:, :, -1].set(0.0)   # the last column wraps around
+  score = jnp.asarray(rng.permutation(n * h * w).reshape(n, h, w), jnp.float32)
+  model = fgma_lib.FGMA(heads=2, window=3)
+  params = model.init(jax.random.key(0), ref, nbr, flow, score, 0.5)["params"]
+  tx = optax.adam(3e-2)
+  opt = tx.init(params)
+
+  def match(p):
+    _, _, tokens = model.apply({"params": p}, ref, nbr, flow, score, 0.5, with_tokens=True)
+    return losses.attention_match_loss(tokens, gt, visible, 3), tokens
+
+  @jax.jit
+  def step(p, o):
+    g = jax.grad(lambda q: match(q)[0][0])(p)
+    updates, o = tx.update(g, o, p)
+    return optax.apply_updates(p, updates), o
+
+  (loss0, _, hit0), _ = match(params)
+  for _ in range(150):
+    params, opt = step(params, opt)
+  (loss1, reach, hit1), tokens = match(params)
+  assert float(reach) == 1.0
+  assert float(loss1) < 0.3 * float(loss0), (loss0, loss1)
+  assert float(hit1) > 0.95 > float(hit0), (hit0, hit1)
+  offsets = fgma_lib.expected_offsets(tokens["weights"], 3).mean(axis=-2)        # [N, k, 2]
+  inside = np.asarray(tokens["selected"]) % w < w - 1
+  offsets = np.asarray(offsets)[inside]
+  np.testing.assert_allclose(offsets.mean(axis=0), [1.0, 0.0], atol=0.15)
+  assert offsets[:, 0].min() > 0.5, offsets
+
+
 def test_reexposure_loss_zero_for_consistent_scene():
   s = toy_data.sample(0, 3, frames=3, crop=16, noise=0.0)
   frames = s["frames"][None]
