@@ -204,6 +204,10 @@ def train_config(config: ml_collections.ConfigDict, stage: int = 1) -> None:
   # or as the attention's soft argmax inside a trained model, and must move within a short
   # fine-tune).
   config.optim.correction_lr = 3e-3
+  # Learning rate of FGMA's attention (the `fgma<level>` groups: query, key, value, output,
+  # position bias) on its own Adam, for fine-tunes that teach a trained model's attention
+  # to find matches (`loss.attention_match_weight`); 0 = trained with the network.
+  config.optim.attention_lr = 0.0
   # EMA of the parameters (0 = off). Stage 2 needs it: the EMA is the teacher.
   config.optim.ema_decay = 0.999 if stage == 2 else 0.0
 

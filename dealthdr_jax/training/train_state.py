@@ -7,8 +7,9 @@ learned response calibration (`model.response_calibration` > 0) trains that curv
 its own Adam (`optim.calibration_lr`, same schedule shape, no weight decay): the curve
 must move far in a short fine-tune whose network learning rate is tiny; so does FGMA's
 flow correction (`model.fgma_flow_correction`, `optim.correction_lr`), which starts
-inside a trained model (at zero or as the attention's soft argmax). In flow pre-training (stage 0) only the flow network's
-parameters are updated.
+inside a trained model (at zero or as the attention's soft argmax), and, when
+`optim.attention_lr` > 0, FGMA's attention (the `fgma<level>` groups). In flow pre-training
+(stage 0) only the flow network's parameters are updated.
 """
 from __future__ import annotations
 
@@ -72,23 +73,35 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
     transforms["curve"] = own_adam(optim.calibration_lr)
   if config.model.get("fgma_flow_correction", False):
     transforms["correction"] = own_adam(optim.get("correction_lr", optim.lr))
+  attention = optim.get("attention_lr", 0.0) > 0
+  if attention:
+    transforms["attention"] = own_adam(optim.attention_lr)
   frozen = tuple(config.get("frozen", ()))
   flow_stage = config.stage == FLOW_STAGE
   if not frozen and not flow_stage and set(transforms) == {"network", "frozen"}:
     parts.append(network)
   else:
     parts.append(optax.multi_transform(
-        transforms, functools.partial(_labels, frozen=frozen, flow_stage=flow_stage)))
+        transforms, functools.partial(_labels, frozen=frozen, flow_stage=flow_stage,
+                                      attention=attention)))
   return optax.chain(*parts)
 
 
-def _labels(params, frozen: tuple[str, ...] = (), flow_stage: bool = False):
+def is_attention(name: str) -> bool:
+  """Whether a top-level parameter group is one of FGMA's attentions (`fgma<level>`)."""
+  return name.startswith("fgma") and name[4:].isdigit()
+
+
+def _labels(params, frozen: tuple[str, ...] = (), flow_stage: bool = False,
+            attention: bool = False):
   """Per parameter group: "frozen" (named in `frozen`, or anything but the flow network in
   flow pre-training), "curve" (the calibration logits), "correction" (FGMA's flow
-  correction) or "network"."""
+  correction), "attention" (FGMA's attentions, with `attention`) or "network"."""
   def label(name):
     if name in frozen or (flow_stage and name != FLOW):
       return "frozen"
+    if attention and is_attention(name):
+      return "attention"
     return {CALIBRATION: "curve", CORRECTION: "correction"}.get(name, "network")
   return {name: jax.tree.map(lambda _, n=name: label(n), sub) for name, sub in params.items()}
 

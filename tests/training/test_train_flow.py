@@ -149,11 +149,14 @@ def test_a_trained_model_takes_a_new_flow_network_of_another_architecture(tmp_pa
 
 def test_frozen_groups_keep_their_values_while_the_rest_trains(tmp_path):
   config = config_loading.load_config("dealthdr_2exp:size=tiny")
-  # With FGMA's flow correction, its own Adam group and the aligned flow's loss term.
+  # With FGMA's flow correction, its own Adam group and the aligned flow's loss term; and
+  # FGMA's attention on its own Adam, taught where the match is.
   config_loading.apply_overrides(config, ["frozen=('flow',)", "optim.warmup_steps=1",
                                           "model.fgma_flow_correction=True",
                                           "loss.aligned_flow_weight=0.01",
-                                          "optim.correction_lr=0.01"])
+                                          "optim.correction_lr=0.01",
+                                          "optim.attention_lr=0.03",
+                                          "loss.attention_match_weight=0.1"])
   model, _ = train.prepare(config, tmp_path / "w")
   tx = train_state.make_optimizer(config)
   params = jax.tree_util.tree_map_with_path(  # a flow that moves pixels, so it matters
@@ -163,7 +166,10 @@ def test_frozen_groups_keep_their_values_while_the_rest_trains(tmp_path):
   step = jax.jit(functools.partial(train.stage1_step, model=model, tx=tx, config=config,
                                    ratio=0.5))
   for _ in range(2):
-    state, _ = step(state, _toy_batch(model, n=4))
+    state, metrics = step(state, _toy_batch(model, n=4))
+  metrics = metrics.compute()
+  assert float(metrics["attention_reach"]) > 0.5, metrics  # toy motion is small
+  assert float(metrics["attention_match"]) > 0.0
   after = jax.device_get(state.params)
   for name in params:
     same = all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(params[name]),
@@ -173,6 +179,12 @@ def test_frozen_groups_keep_their_values_while_the_rest_trains(tmp_path):
   moved = np.abs(after[train_state.CORRECTION]["offset"]["kernel"]
                  - params[train_state.CORRECTION]["offset"]["kernel"]).max()
   np.testing.assert_allclose(moved, config.optim.correction_lr, rtol=0.2)  # lr is 1e-3
+  for level in model.fgma_levels:
+    assert train_state.is_attention(f"fgma{level}")
+    moved = np.abs(after[f"fgma{level}"]["query"]["kernel"]
+                   - params[f"fgma{level}"]["query"]["kernel"]).max()
+    np.testing.assert_allclose(moved, config.optim.attention_lr, rtol=0.2)
+  assert not train_state.is_attention(train_state.CORRECTION)
   for bad in (("nope",), tuple(params)):
     config.frozen = bad
     with pytest.raises(ValueError, match="frozen="):
