@@ -48,9 +48,10 @@ class Stage1Metrics(clu_metrics.Collection):
   flow_epe: clu_metrics.Average.from_output("flow_epe")
   flow_weight: clu_metrics.LastValue.from_output("flow_weight")
   psnr_t: clu_metrics.Average.from_output("psnr_t")
-  # FGMA's attention vs the ground-truth match (train.stage1_step; 0 when not trained):
-  # the loss, the share of selected tokens whose match is inside their window, and the
-  # share of those where the attention peaks at it.
+  # FGMA's attention vs the ground-truth match (train.stage1_step; 0 when not trained, and
+  # at steps of ratio 0, which the logged averages include): the loss, the share of
+  # selected tokens whose match is inside their window, and the share of those (visible)
+  # where the attention peaks at it.
   attention_match: clu_metrics.Average.from_output("attention_match")
   attention_reach: clu_metrics.Average.from_output("attention_reach")
   attention_hit: clu_metrics.Average.from_output("attention_hit")
