@@ -50,6 +50,19 @@ def window_offsets(window: int) -> tuple[jnp.ndarray, jnp.ndarray]:
   return dy.reshape(-1).astype(jnp.int32), dx.reshape(-1).astype(jnp.int32)
 
 
+def gather_tokens(x: jnp.ndarray, selected: jnp.ndarray) -> jnp.ndarray:
+  """Per-position values at the selected tokens.
+
+  Args:
+    x: [N, h, w, ...]; selected: [N, k] int flat indices into h·w.
+  Returns:
+    [N, k, ...].
+  """
+  n, h, w = x.shape[:3]
+  index = selected.reshape(selected.shape + (1,) * (x.ndim - 3))
+  return jnp.take_along_axis(x.reshape((n, h * w) + x.shape[3:]), index, axis=1)
+
+
 def expected_offsets(weights: jnp.ndarray, window: int) -> jnp.ndarray:
   """Attention-weighted mean offset (dx, dy) inside the window.
 
@@ -198,9 +211,7 @@ class FGMA(nn.Module):
       aligned = jnp.where(mask > 0, attended, warped)
       if not with_tokens:
         return aligned, mask
-      at_selected = lambda x: jnp.take_along_axis(
-          x.reshape((n, h * w) + x.shape[3:]),
-          selected.reshape((n, k) + (1,) * (x.ndim - 3)), axis=1)
+      at_selected = lambda x: gather_tokens(x, selected)
       ys, xs = jnp.meshgrid(jnp.arange(h), jnp.arange(w), indexing="ij")
       cy, cx = window_centres(window_flow, ys[None], xs[None], h, w)               # [N, h, w]
       return aligned, mask, {
@@ -210,10 +221,9 @@ class FGMA(nn.Module):
           "centres": at_selected(jnp.stack([cx, cy], -1).astype(jnp.float32))}
 
     # Gather the selected queries and their flow-centred key/value windows.
-    ref_flat = ref_feat.reshape(n, h * w, c)
     nbr_flat = nbr_feat.reshape(n, h * w, c)
-    queries = jnp.take_along_axis(ref_flat, selected[..., None], axis=1)          # [N, k, C]
-    sel_flow = jnp.take_along_axis(window_flow.reshape(n, h * w, 2), selected[..., None], axis=1)
+    queries = gather_tokens(ref_feat, selected)                                    # [N, k, C]
+    sel_flow = gather_tokens(window_flow, selected)                                # [N, k, 2]
     cy, cx = window_centres(sel_flow, selected // w, selected % w, h, w)            # [N, k]
     dy, dx = window_offsets(self.window)
     wy = jnp.clip(cy[..., None] + dy, 0, h - 1)

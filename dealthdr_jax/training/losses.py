@@ -82,6 +82,13 @@ def downsample_flow(flow: jnp.ndarray, height: int, width: int) -> jnp.ndarray:
   return pooled * jnp.array([1.0 / fx, 1.0 / fy], flow.dtype)
 
 
+def downsample_weights(weights: jnp.ndarray, height: int, width: int) -> jnp.ndarray:
+  """Area-averages per-pixel weights [..., H, W] to [..., height, width] (H, W multiples)."""
+  *lead, h, w = weights.shape
+  return weights.astype(jnp.float32).reshape(*lead, height, h // height, width,
+                                             w // width).mean(axis=(-3, -1))
+
+
 def flow_pyramid_loss(pyramid: list[jnp.ndarray], gt_flow: jnp.ndarray,
                       valid: jnp.ndarray | None = None) -> jnp.ndarray:
   """Mean end-point error over the levels of a flow pyramid.
@@ -105,9 +112,7 @@ def flow_pyramid_loss(pyramid: list[jnp.ndarray], gt_flow: jnp.ndarray,
     if valid is None:
       errors.append(jnp.mean(epe))
     else:
-      *lead, big_h, big_w = valid.shape
-      weight = valid.astype(jnp.float32).reshape(
-          *lead, h, big_h // h, w, big_w // w).mean(axis=(-3, -1))
+      weight = downsample_weights(valid, h, w)
       errors.append(jnp.sum(epe * weight) / jnp.maximum(jnp.sum(weight), 1.0))
   return jnp.mean(jnp.stack(errors))
 
@@ -133,18 +138,16 @@ def attention_match_loss(tokens: dict, gt_flow: jnp.ndarray, visible: jnp.ndarra
     (loss, share of selected tokens whose match is in reach, share of those where the
     heads' mean weight peaks at the window pixel nearest the match): scalars.
   """
-  n, h, w, _ = gt_flow.shape
+  w = gt_flow.shape[2]
   selected = tokens["selected"]
-  take = lambda x: jnp.take_along_axis(x.reshape((n, h * w) + x.shape[3:]),
-                                       selected.reshape((n,) + selected.shape[1:] + (1,) *
-                                                        (x.ndim - 3)), axis=1)
+  take = lambda x: fgma_lib.gather_tokens(x.astype(jnp.float32), selected)
   position = jnp.stack([selected % w, selected // w], -1).astype(jnp.float32)     # [N, k, 2]
-  offset = position + take(gt_flow.astype(jnp.float32)) - tokens["centres"]      # [N, k, 2]
+  offset = position + take(gt_flow) - tokens["centres"]                          # [N, k, 2]
   dy, dx = fgma_lib.window_offsets(window)
   grid = jnp.stack([dx, dy], -1).astype(jnp.float32)                            # [w², 2]
   tent = jnp.prod(jax.nn.relu(1.0 - jnp.abs(offset[..., None, :] - grid)), axis=-1)  # [N, k, w²]
   reach = jnp.all(jnp.abs(offset) <= window // 2, axis=-1).astype(jnp.float32)  # [N, k]
-  weight = reach if visible is None else reach * take(visible.astype(jnp.float32)[..., None])[..., 0]
+  weight = reach if visible is None else reach * take(visible)
   attention = jnp.mean(tokens["weights"].astype(jnp.float32), axis=-2)           # [N, k, w²]
   cross_entropy = -jnp.sum(tent * jnp.log(attention + 1e-6), axis=-1)
   total = jnp.maximum(jnp.sum(weight), 1.0)

@@ -122,13 +122,13 @@ def _attention_match(attention: dict, masks: dict, gt_flow: jnp.ndarray,
   """
   if not attention:
     return (jnp.zeros((), jnp.float32),) * 3
-  b, m, h, w, _ = gt_flow.shape
+  b, m = gt_flow.shape[:2]
   terms = []
   for level, tokens in attention.items():
     fh, fw = masks[level].shape[-2:]
     level_flow = losses.downsample_flow(gt_flow, fh, fw).reshape(b * m, fh, fw, 2)
-    visible = None if valid is None else valid.astype(jnp.float32).reshape(
-        b * m, fh, h // fh, fw, w // fw).mean(axis=(2, 4))
+    visible = None if valid is None else losses.downsample_weights(
+        valid, fh, fw).reshape(b * m, fh, fw)
     terms.append(losses.attention_match_loss(tokens, level_flow, visible, window))
   return tuple(jnp.mean(jnp.stack(t)) for t in zip(*terms))
 
