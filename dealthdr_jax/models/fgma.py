@@ -50,6 +50,12 @@ def window_offsets(window: int) -> tuple[jnp.ndarray, jnp.ndarray]:
   return dy.reshape(-1).astype(jnp.int32), dx.reshape(-1).astype(jnp.int32)
 
 
+def window_grid(window: int) -> jnp.ndarray:
+  """[window², 2] float32 (x, y) offset of each window pixel from its centre, row-major."""
+  dy, dx = window_offsets(window)
+  return jnp.stack([dx, dy], axis=-1).astype(jnp.float32)
+
+
 def gather_tokens(x: jnp.ndarray, selected: jnp.ndarray) -> jnp.ndarray:
   """Per-position values at the selected tokens.
 
@@ -71,9 +77,7 @@ def expected_offsets(weights: jnp.ndarray, window: int) -> jnp.ndarray:
   Returns:
     [..., H, 2] float32 (x, y) in pixels of the feature scale: 0 for uniform weights.
   """
-  dy, dx = window_offsets(window)
-  offsets = jnp.stack([dx, dy], axis=-1).astype(jnp.float32)                    # [w², 2]
-  return jnp.einsum("...j,jc->...c", weights.astype(jnp.float32), offsets)
+  return jnp.einsum("...j,jc->...c", weights.astype(jnp.float32), window_grid(window))
 
 
 def token_descriptor(weights: jnp.ndarray, attended: jnp.ndarray, window: int) -> jnp.ndarray:

@@ -143,8 +143,7 @@ def attention_match_loss(tokens: dict, gt_flow: jnp.ndarray, visible: jnp.ndarra
   take = lambda x: fgma_lib.gather_tokens(x.astype(jnp.float32), selected)
   position = jnp.stack([selected % w, selected // w], -1).astype(jnp.float32)     # [N, k, 2]
   offset = position + take(gt_flow) - tokens["centres"]                          # [N, k, 2]
-  dy, dx = fgma_lib.window_offsets(window)
-  grid = jnp.stack([dx, dy], -1).astype(jnp.float32)                            # [w², 2]
+  grid = fgma_lib.window_grid(window)                                            # [w², 2]
   tent = jnp.prod(jax.nn.relu(1.0 - jnp.abs(offset[..., None, :] - grid)), axis=-1)  # [N, k, w²]
   reach = jnp.all(jnp.abs(offset) <= window // 2, axis=-1).astype(jnp.float32)  # [N, k]
   weight = reach if visible is None else reach * take(visible)
