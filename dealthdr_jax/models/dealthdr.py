@@ -99,7 +99,8 @@ def flow_network(model: "DeAltHDR", name: str | None = None) -> nn.Module:
   if model.flow_arch == "pwc":
     return flow_lib.CostVolumeFlow(model.flow_levels, model.flow_finest_log2,
                                    model.flow_features, model.flow_channels,
-                                   model.flow_corr_radius, _dtype(model.dtype), name=name)
+                                   model.flow_corr_radius, model.flow_refine,
+                                   _dtype(model.dtype), name=name)
   raise ValueError(f"unknown flow_arch {model.flow_arch!r}; expected one of {FLOW_ARCHS}")
 
 
@@ -124,6 +125,9 @@ class DeAltHDR(nn.Module):
   flow_arch: str = "spynet"
   flow_features: Sequence[int] = ()
   flow_corr_radius: int = 3
+  # "pwc" only: hidden channels of a dilated-conv refinement of the finest flow on a fresh
+  # cost volume (`flow.FlowRefiner`); () = none (models up to v5).
+  flow_refine: Sequence[int] = ()
   fgma_levels: Sequence[int] = (1, 2)
   fgma_window: int = 3
   fgma_heads: int = 2

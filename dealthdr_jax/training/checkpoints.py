@@ -180,9 +180,12 @@ def adopt_switches(config: ml_collections.ConfigDict) -> list[str]:
   return adopted
 
 
+# Parts of params["flow"] that a flow network trained without them starts at their
+# initialiser's values (`model.flow_refine`, zero output).
+ADDED_FLOW_PARTS = ("refine",)
 # The model keys that shape only params["flow"] (free to differ with `flow_init_from`).
 FLOW_KEYS = ("flow_arch", "flow_channels", "flow_corr_radius", "flow_features", "flow_kernel",
-             "flow_levels", "flow_finest_log2")
+             "flow_levels", "flow_finest_log2", "flow_refine")
 
 
 def _model_section(config: dict) -> dict:

@@ -410,12 +410,15 @@ def _load_init_params(model: DeAltHDR, config: ml_collections.ConfigDict):
       logs.log(f"init_from {config.init_from}: took {list(parts)}, the rest starts fresh")
   if flow_from:
     flow = checkpoints.load_init_params(flow_from, config, check_model=False).get("flow")
+    flow = _with_added_flow_parts(flow, model, config, expected)
     if flow is None or not _same_shapes(flow, expected["flow"]):
       raise checkpoints.IncompatibleCheckpointError(
           f"flow_init_from={flow_from!r}: its params['flow'] are missing or differ in names or "
           f"shapes from this model's flow network (model.flow_* keys)")
     loaded = {**loaded, "flow": flow}
     logs.log(f"flow_init_from {flow_from}: took params['flow']")
+  if "flow" in loaded:
+    loaded = {**loaded, "flow": _with_added_flow_parts(loaded["flow"], model, config, expected)}
   missing = [k for k in expected if k not in loaded]
   if missing and set(missing) <= set(checkpoints.ADDED_PARAMETERS):
     # e.g. a stage-1 model fine-tuned with a response calibration it did not have.
@@ -426,6 +429,19 @@ def _load_init_params(model: DeAltHDR, config: ml_collections.ConfigDict):
     raise checkpoints.IncompatibleCheckpointError(
         f"init_from={config.init_from!r}: parameter names or shapes differ from the model's")
   return jax.tree.map(lambda x, e: np.asarray(x, e.dtype), loaded, expected)
+
+
+def _with_added_flow_parts(flow, model: DeAltHDR, config, expected):
+  """`flow` with the parts the model's flow network adds (`model.flow_refine`'s "refine")
+  and `flow` lacks at their initialiser's values (zero output: the flow is unchanged)."""
+  if flow is None:
+    return None
+  missing = [k for k in checkpoints.ADDED_FLOW_PARTS if k in expected["flow"] and k not in flow]
+  if not missing:
+    return flow
+  fresh = initial_params(model, config.seed)["flow"]
+  logs.log(f"the loaded flow network lacks {missing}: they start at their initialiser's values")
+  return {**flow, **{k: jax.tree.map(np.asarray, fresh[k]) for k in missing}}
 
 
 @functools.lru_cache(maxsize=4)

@@ -12,6 +12,7 @@ from data_pipeline import simulator as sim_lib
 from dealthdr_jax import config_loading
 from dealthdr_jax import model_files
 from dealthdr_jax.models import dealthdr as dealthdr_lib
+from dealthdr_jax.models import flow as flow_lib
 from dealthdr_jax.models.dealthdr import DeAltHDR
 from dealthdr_jax.training import checkpoints
 from dealthdr_jax.training import toy_data
@@ -145,6 +146,55 @@ def test_a_trained_model_takes_a_new_flow_network_of_another_architecture(tmp_pa
   new.flow_init_from = str(tmp_path / "old")
   with pytest.raises(checkpoints.IncompatibleCheckpointError, match="flow_init_from"):
     train.prepare(new, tmp_path / "w3")
+
+
+def test_a_flow_run_without_refinement_serves_a_model_with_it(tmp_path):
+  """`model.flow_refine` adds a dilated-conv pass over the finest flow. A flow network
+  trained without it is taken as is, the refinement starting at its initialiser (zero
+  output), so the flow is unchanged until it trains; once it has weight it moves only the
+  finest level, and spreads over its receptive field."""
+  flow_config = config_loading.load_config("flow_pretrain:size=tiny")
+  flow_model = DeAltHDR.from_config(flow_config.model)
+  trained = jax.tree_util.tree_map_with_path(  # a flow that moves pixels
+      lambda path, x: x + 0.01 if "out" in jax.tree_util.keystr(path) else x,
+      dict(train.initial_params(flow_model, 3)))
+  model_files.save_params(tmp_path / "flow", trained, flow_config)
+  config = config_loading.load_config("flow_pretrain:size=tiny")
+  config_loading.apply_overrides(config, [f"init_from={tmp_path / 'flow'}",
+                                          "init_parts=('flow',)", "model.flow_refine=(8, 8, 4)"])
+  model, params = train.prepare(config, tmp_path / "w")
+  refine = params[train_state.FLOW]["refine"]
+  assert sorted(refine) == ["conv0", "conv1", "conv2", "out"]
+  assert not np.any(refine["out"]["kernel"]) and not np.any(refine["out"]["bias"])
+  for a, b in zip(jax.tree.leaves({k: v for k, v in params[train_state.FLOW].items()
+                                   if k != "refine"}),
+                  jax.tree.leaves(trained[train_state.FLOW])):
+    np.testing.assert_array_equal(a, b)
+  batch = _toy_batch(model)
+  pyramid = jax.jit(functools.partial(train._flow_pyramid, model))
+  before = jax.jit(functools.partial(train._flow_pyramid, flow_model))(
+      trained, batch["frames"], batch["stops"])
+  with_refine = pyramid(params, batch["frames"], batch["stops"])
+  for a, b in zip(before, with_refine):
+    np.testing.assert_array_equal(a, b)
+  # With weight on its output, the refinement changes the finest level only.
+  params[train_state.FLOW]["refine"]["out"]["bias"] = np.float32([0.5, -0.25])
+  moved = pyramid(params, batch["frames"], batch["stops"])
+  for a, b in zip(before[:-1], moved[:-1]):
+    np.testing.assert_array_equal(a, b)
+  np.testing.assert_allclose(np.asarray(moved[-1] - before[-1]).mean((0, 1, 2, 3)), [0.5, -0.25],
+                             atol=1e-4)
+  # Dilations 1, 2 then 1 (3×3 each, and the output's): a change at one pixel of the
+  # refinement's input reaches ±(1 + 2 + 1 + 1) pixels, no farther.
+  net = flow_lib.FlowRefiner((4, 4, 4))
+  x = np.zeros((1, 21, 21, 3), np.float32)
+  p = net.init(jax.random.PRNGKey(0), x)
+  p = jax.tree.map(lambda v: v + 0.1, p)
+  x2 = x.copy()
+  x2[0, 10, 10] = 1.0
+  diff = np.abs(np.asarray(net.apply(p, x2) - net.apply(p, x))).sum(-1)[0]
+  ys, xs = np.nonzero(diff > 0)
+  assert (ys.min(), ys.max(), xs.min(), xs.max()) == (5, 15, 5, 15)
 
 
 def test_frozen_groups_keep_their_values_while_the_rest_trains(tmp_path):
