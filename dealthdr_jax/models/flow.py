@@ -19,8 +19,8 @@ has its own weights.
   even a global translation in 400 steps; with them, EPE fell from 6.9 to 0.9 px.)
   Optionally (`refine`, PWC-Net's context network) a last pass at the finest level: a
   fresh cost volume around the finest flow, with the reference features, into a stack of
-  dilated convs whose residual replaces the finest flow; its receptive field (±31 px of
-  the level for five convs) lets reliable flow spread into clipped, textureless or
+  dilated convs whose residual replaces the finest flow; its reach (±17 px of the level
+  for five convs and the output) lets reliable flow spread into clipped, textureless or
   occluded regions. Zero-initialised output: a network trained without it is unchanged.
 """
 from __future__ import annotations
