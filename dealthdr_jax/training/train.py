@@ -417,7 +417,7 @@ def _load_init_params(model: DeAltHDR, config: ml_collections.ConfigDict):
           f"shapes from this model's flow network (model.flow_* keys)")
     loaded = {**loaded, "flow": flow}
     logs.log(f"flow_init_from {flow_from}: took params['flow']")
-  if "flow" in loaded:
+  elif "flow" in loaded:
     loaded = {**loaded, "flow": _with_added_flow_parts(loaded["flow"], model, config, expected)}
   missing = [k for k in expected if k not in loaded]
   if missing and set(missing) <= set(checkpoints.ADDED_PARAMETERS):
