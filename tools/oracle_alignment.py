@@ -40,8 +40,7 @@ from dealthdr_jax.training import train_state
 
 def neighbour_flow(batch) -> jnp.ndarray:
   """GT flow reference → each neighbour [B, M, H, W, 2] from a batch's flow [B, T, H, W, 2]."""
-  t = batch["frames"].shape[1]
-  return batch["flow"][:, [i for i in range(t) if i != t // 2]]
+  return train._neighbour_flow(batch)[0]  # pylint: disable=protected-access
 
 
 def with_flow(fn, gt_flow: jnp.ndarray | None):
@@ -92,6 +91,8 @@ def main(argv=None) -> int:
   parser.add_argument("--finetune-flow", choices=("oracle", "own"), default="oracle",
                       help="the flow the fine-tune aligns with ('own' is the control)")
   parser.add_argument("--seed", type=int, default=0, help="the fine-tune's data seed")
+  parser.add_argument("--score-every", type=int, default=0,
+                      help="also score every N fine-tune steps (0: at the end only)")
   args = parser.parse_args(argv)
   flags.FLAGS.mark_as_parsed()  # grain workers outside absl.app.run
   params, saved = model_files.load_params(model_files.resolve_checkpoint(args.checkpoint))
@@ -134,9 +135,10 @@ def main(argv=None) -> int:
       state, _ = step(state, input_pipeline.device_batch(next(data)))
       if i % 100 == 0 or i == args.finetune_steps:
         print(f"fine-tune step {i}/{args.finetune_steps} ({time.time() - start:.0f} s)", flush=True)
-    tuned = score(tuned_model, state.params, batches, oracle=oracle)
-    print(f"{args.finetune_flow + ' flow, fine-tuned':28s} PSNR-T {tuned.mean():.2f} dB  "
-          f"per window {_rounded(tuned)}")
+      if i == args.finetune_steps or (args.score_every and i % args.score_every == 0):
+        tuned = score(tuned_model, state.params, batches, oracle=oracle)
+        print(f"{args.finetune_flow} flow, fine-tuned {i:>5d} steps PSNR-T {tuned.mean():.2f} dB  "
+              f"per window {_rounded(tuned)}", flush=True)
   return 0
 
 
