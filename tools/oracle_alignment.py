@@ -66,15 +66,15 @@ def with_flow(fn, gt_flow: jnp.ndarray | None):
     return fn()
 
 
-def score(model: DeAltHDR, params, batches, oracle: bool) -> np.ndarray:
-  """PSNR-T per window at ratio 0 [N]."""
+def scorer(model: DeAltHDR, batches, oracle: bool):
+  """params → PSNR-T per window at ratio 0 [N] (compiled once, reused across calls)."""
   @jax.jit
   def psnr(p, batch):
     hdr, _ = with_flow(lambda: model.apply({"params": p}, batch["frames"], batch["stops"],
                                            ratio=0.0),
                        neighbour_flow(batch) if oracle else None)
     return metrics_lib.psnr_t_jnp(hdr, batch["hdr"])
-  return np.concatenate([np.asarray(psnr(params, b)) for b in batches])
+  return lambda params: np.concatenate([np.asarray(psnr(params, b)) for b in batches])
 
 
 def _rounded(values: np.ndarray) -> list[float]:
@@ -105,9 +105,10 @@ def main(argv=None) -> int:
                                               f"data.source_dir={args.sources}"])
   batches = input_pipeline.make_val_batches(val_config, batch_size=4)
   unfilled = model.clone(flow_fill=False)
-  rows = {"own flow": score(model, params, batches, oracle=False),
-          "own flow, no fill": score(unfilled, params, batches, oracle=False),
-          "oracle flow": score(unfilled, params, batches, oracle=True)}
+  scorers = {"own flow": scorer(model, batches, oracle=False),
+             "own flow, no fill": scorer(unfilled, batches, oracle=False),
+             "oracle flow": scorer(unfilled, batches, oracle=True)}
+  rows = {name: score(params) for name, score in scorers.items()}
   for name, values in rows.items():
     print(f"{name:28s} PSNR-T {values.mean():.2f} dB  per window {_rounded(values)}", flush=True)
   if args.finetune_steps:
@@ -120,6 +121,7 @@ def main(argv=None) -> int:
                                             "optim.warmup_steps=50"])
     oracle = args.finetune_flow == "oracle"
     tuned_model = unfilled if oracle else model
+    score_tuned = scorers["oracle flow" if oracle else "own flow"]
     tx = train_state.make_optimizer(config)
     state = jax.jit(lambda p: train_state.create(p, tx))(jax.tree.map(jnp.asarray, params))
 
@@ -136,7 +138,7 @@ def main(argv=None) -> int:
       if i % 100 == 0 or i == args.finetune_steps:
         print(f"fine-tune step {i}/{args.finetune_steps} ({time.time() - start:.0f} s)", flush=True)
       if i == args.finetune_steps or (args.score_every and i % args.score_every == 0):
-        tuned = score(tuned_model, state.params, batches, oracle=oracle)
+        tuned = score_tuned(state.params)
         print(f"{args.finetune_flow} flow, fine-tuned {i:>5d} steps PSNR-T {tuned.mean():.2f} dB  "
               f"per window {_rounded(tuned)}", flush=True)
   return 0
