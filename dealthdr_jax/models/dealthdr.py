@@ -162,6 +162,10 @@ class DeAltHDR(nn.Module):
   # The calibration curve's least slope (`response.curve_knots`): > 0 keeps every range of
   # the input's contrast (the curve cannot flatten or invert it).
   response_min_slope: float = 0.0
+  # Side k of a per-pixel k×k filter on the reconstruction's blend, its taps predicted by
+  # the head (`recon.filter_with_taps`; adds params["recon"]["head_kernel"], zero-
+  # initialised: a model trained without it starts unchanged). 0 = off (odd k ≥ 3).
+  recon_kernel: int = 0
   response: str = "gamma2.2"
   dtype: str = "float32"
 
@@ -183,6 +187,9 @@ class DeAltHDR(nn.Module):
     if model.fgma_correction_init not in fgma_lib.CORRECTION_INITS:
       raise ValueError(f"model.fgma_correction_init must be one of "
                        f"{fgma_lib.CORRECTION_INITS}, got {model.fgma_correction_init!r}")
+    if model.recon_kernel and (model.recon_kernel < 3 or model.recon_kernel % 2 == 0):
+      raise ValueError(f"model.recon_kernel must be 0 (off) or an odd size >= 3, got "
+                       f"{model.recon_kernel}")
     return model
 
   @property
@@ -364,7 +371,7 @@ class DeAltHDR(nn.Module):
           jnp.clip(candidates * cand_expo[:, :, None, None, None], 0.0, 1.0), self.response)
       prior = jnp.moveaxis(jnp.log(resp.well_exposedness(cand_ldr.max(-1)) + 0.01), 1, -1)
     hdr_rel, weights = recon.Reconstruction(self.features, self.head_features, dtype,
-                                            name="recon")(
+                                            kernel=self.recon_kernel, name="recon")(
         ref_feats, aligned, list(masks.values()), full_res, candidates, prior)
     hdr = hdr_rel * (2.0 ** -min_stops)[:, None, None, None]
 

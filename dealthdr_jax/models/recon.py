@@ -52,6 +52,37 @@ class DualEncoder(nn.Module):
     return pyramid
 
 
+# Bound of each off-centre tap of the blend filter (`Reconstruction.kernel`): enough for a
+# 3×3 box (1/9) or a 5×5 one (1/25), not for an unbounded ringing kernel.
+MAX_TAP = 0.25
+
+
+def tap_offsets(size: int) -> list[tuple[int, int]]:
+  """The off-centre (dy, dx) offsets of a size×size filter, row-major."""
+  r = size // 2
+  return [(dy, dx) for dy in range(-r, r + 1) for dx in range(-r, r + 1) if dy or dx]
+
+
+def filter_with_taps(x: jnp.ndarray, taps: jnp.ndarray, size: int) -> jnp.ndarray:
+  """A per-pixel filter whose taps sum to one: x + Σ_j taps_j · (x at offset j − x).
+
+  Args:
+    x: [B, H, W, C] image (edges replicated).
+    taps: [B, H, W, size² − 1] weights of the off-centre offsets (`tap_offsets`); the
+      centre's weight is 1 − their sum. All zero = the identity.
+    size: odd filter side.
+  Returns:
+    [B, H, W, C].
+  """
+  r = size // 2
+  h, w = x.shape[1:3]
+  padded = jnp.pad(x, ((0, 0), (r, r), (r, r), (0, 0)), mode="edge")
+  out = x
+  for j, (dy, dx) in enumerate(tap_offsets(size)):
+    out = out + taps[..., j:j + 1] * (padded[:, r + dy:r + dy + h, r + dx:r + dx + w] - x)
+  return out
+
+
 class Reconstruction(nn.Module):
   """Fuses reference and aligned neighbour features into linear HDR.
 
@@ -60,13 +91,24 @@ class Reconstruction(nn.Module):
   `linearise(LDR) / e`) and a bounded per-pixel log-gain. Output = blend · exp(gain): non-
   negative by construction and exactly scale-equivariant in the candidates.
 
+  With `kernel` k > 0 the blend is first filtered, per pixel, by a k×k kernel whose taps
+  sum to one (`filter_with_taps`): the head predicts the k² − 1 off-centre taps, each
+  bounded by ±MAX_TAP, from a zero-initialised conv (`head_kernel`), so a model trained
+  without it starts exactly where it was. A blend of candidates cannot remove the noise
+  that all of them share (a short reference where the long neighbours are clipped) or a
+  long reference's blur where no candidate is sharp; the kernel can average or sharpen
+  over space. Still linear in the candidates (scale-equivariant); negative values that
+  sharpening could give are clipped at 0.
+
   Attributes:
     features: channels per level, as in DualEncoder.
     head_features: channels of the full-resolution head.
+    kernel: side of the per-pixel blend filter; 0 = none.
   """
   features: Sequence[int]
   head_features: int
   dtype: Any = jnp.float32
+  kernel: int = 0
 
   @nn.compact
   def __call__(self, ref_feats, aligned, masks, full_res, candidates, prior=None):
@@ -111,5 +153,10 @@ class Reconstruction(nn.Module):
       logits = logits + prior
     weights = jax.nn.softmax(logits, axis=-1)                             # [B, H, W, T]
     blend = jnp.einsum("bhwt,bthwc->bhwc", weights, candidates)
+    if self.kernel:
+      taps = nn.Conv(self.kernel ** 2 - 1, (3, 3), padding="SAME", dtype=self.dtype,
+                     kernel_init=nn.initializers.zeros, name="head_kernel")(x)
+      taps = MAX_TAP * jnp.tanh(taps.astype(jnp.float32))
+      blend = jnp.maximum(filter_with_taps(blend, taps, self.kernel), 0.0)
     hdr = blend * jnp.exp(2.0 * jnp.tanh(log_gain / 2.0))
     return hdr, weights

@@ -147,7 +147,8 @@ ADDED_SETTINGS = tuple(s for settings in _SETTINGS_OF_ADDED.values() for s in se
 # A run that continues a whole model (`init_from` without `init_parts`) keeps that model's
 # switches which its config leaves off, with their settings (`adopt_switches`): the
 # added parameters are in the weights it starts from, and the fill is part of the model.
-ADOPTED_SWITCHES = {**_SETTINGS_OF_ADDED, "flow_fill": ()}
+ADOPTED_SWITCHES = {**_SETTINGS_OF_ADDED, "flow_fill": (), "flow_refine": (),
+                    "recon_kernel": ()}
 
 
 def _init_model_section(path: str) -> dict | None:
@@ -180,9 +181,11 @@ def adopt_switches(config: ml_collections.ConfigDict) -> list[str]:
   return adopted
 
 
-# Parts of params["flow"] that a flow network trained without them starts at their
-# initialiser's values (`model.flow_refine`, zero output).
-ADDED_FLOW_PARTS = ("refine",)
+# Sub-parts that a model trained without them starts at their initialiser's values (zero
+# output: the model is unchanged): params["flow"]["refine"] (`model.flow_refine`) and
+# params["recon"]["head_kernel"] (`model.recon_kernel`), by the switch that adds them.
+ADDED_SUBPARTS = {"flow": ("refine",), "recon": ("head_kernel",)}
+ADDED_SUBPART_SWITCHES = ("flow_refine", "recon_kernel")
 # The model keys that shape only params["flow"] (free to differ with `flow_init_from`).
 FLOW_KEYS = ("flow_arch", "flow_channels", "flow_corr_radius", "flow_features", "flow_kernel",
              "flow_levels", "flow_finest_log2", "flow_refine")
@@ -289,7 +292,8 @@ def load_init_params(path: str, config: ml_collections.ConfigDict,
   else:
     params, saved = _params_from_workdir(directory)
   diffs = model_differences(saved, config_dict(config),
-                            ignore=PARAMETER_FREE + ADDED_PARAMETERS + ADDED_SETTINGS + tuple(ignore)
+                            ignore=(PARAMETER_FREE + ADDED_PARAMETERS + ADDED_SETTINGS
+                                    + ADDED_SUBPART_SWITCHES + tuple(ignore))
                             ) if check_model else []
   if diffs:
     raise IncompatibleCheckpointError(

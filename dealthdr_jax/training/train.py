@@ -410,15 +410,17 @@ def _load_init_params(model: DeAltHDR, config: ml_collections.ConfigDict):
       logs.log(f"init_from {config.init_from}: took {list(parts)}, the rest starts fresh")
   if flow_from:
     flow = checkpoints.load_init_params(flow_from, config, check_model=False).get("flow")
-    flow = _with_added_flow_parts(flow, model, config, expected)
+    flow = _with_added_subparts("flow", flow, model, config, expected)
     if flow is None or not _same_shapes(flow, expected["flow"]):
       raise checkpoints.IncompatibleCheckpointError(
           f"flow_init_from={flow_from!r}: its params['flow'] are missing or differ in names or "
           f"shapes from this model's flow network (model.flow_* keys)")
     loaded = {**loaded, "flow": flow}
     logs.log(f"flow_init_from {flow_from}: took params['flow']")
-  elif "flow" in loaded:
-    loaded = {**loaded, "flow": _with_added_flow_parts(loaded["flow"], model, config, expected)}
+  for part in checkpoints.ADDED_SUBPARTS:
+    if part in loaded and not (part == "flow" and flow_from):
+      loaded = {**loaded, part: _with_added_subparts(part, loaded[part], model, config,
+                                                     expected)}
   missing = [k for k in expected if k not in loaded]
   if missing and set(missing) <= set(checkpoints.ADDED_PARAMETERS):
     # e.g. a stage-1 model fine-tuned with a response calibration it did not have.
@@ -431,17 +433,20 @@ def _load_init_params(model: DeAltHDR, config: ml_collections.ConfigDict):
   return jax.tree.map(lambda x, e: np.asarray(x, e.dtype), loaded, expected)
 
 
-def _with_added_flow_parts(flow, model: DeAltHDR, config, expected):
-  """`flow` with the parts the model's flow network adds (`model.flow_refine`'s "refine")
-  and `flow` lacks at their initialiser's values (zero output: the flow is unchanged)."""
-  if flow is None:
-    return None
-  missing = [k for k in checkpoints.ADDED_FLOW_PARTS if k in expected["flow"] and k not in flow]
+def _with_added_subparts(part: str, tree, model: DeAltHDR, config, expected):
+  """params[`part`] (`tree`) with the sub-parts this model adds there
+  (`checkpoints.ADDED_SUBPARTS`: the flow's "refine", the reconstruction's "head_kernel")
+  and `tree` lacks, at their initialiser's values (zero output: the model is unchanged)."""
+  if tree is None or part not in expected:
+    return tree
+  missing = [k for k in checkpoints.ADDED_SUBPARTS[part]
+             if k in expected[part] and k not in tree]
   if not missing:
-    return flow
-  fresh = initial_params(model, config.seed)["flow"]
-  logs.log(f"the loaded flow network lacks {missing}: they start at their initialiser's values")
-  return {**flow, **{k: jax.tree.map(np.asarray, fresh[k]) for k in missing}}
+    return tree
+  fresh = initial_params(model, config.seed)[part]
+  logs.log(f"the loaded params[{part!r}] lack {missing}: they start at their initialiser's "
+           f"values")
+  return {**tree, **{k: jax.tree.map(np.asarray, fresh[k]) for k in missing}}
 
 
 @functools.lru_cache(maxsize=4)

@@ -419,3 +419,58 @@ def test_a_run_from_a_whole_model_keeps_its_switches(tmp_path):
   parts.init_from = str(tmp_path / "corrected")
   parts.init_parts = ("flow",)
   assert checkpoints.adopt_switches(parts) == [] and not parts.model.fgma_flow_correction
+
+
+def test_blend_filter_starts_as_the_identity_and_filters_the_blend(tmp_path):
+  """`model.recon_kernel`: a per-pixel filter on the reconstruction's blend, taps summing
+  to one. A run from a model without it starts exactly where that model was; the filter
+  equals a direct sum over shifted copies; a run continuing a model with it keeps it."""
+  from dealthdr_jax.models import recon  # pylint: disable=g-import-not-at-top
+  from dealthdr_jax.training import checkpoints  # pylint: disable=g-import-not-at-top
+  from dealthdr_jax.training import train  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(5)
+  x = rng.uniform(0, 2, (2, 7, 9, 3)).astype(np.float32)
+  taps = rng.uniform(-recon.MAX_TAP, recon.MAX_TAP, (2, 7, 9, 8)).astype(np.float32)
+  padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
+  expected = x * (1 - taps.sum(-1, keepdims=True))
+  for j, (dy, dx) in enumerate(recon.tap_offsets(3)):
+    expected += taps[..., j:j + 1] * padded[:, 1 + dy:8 + dy, 1 + dx:10 + dx]
+  np.testing.assert_allclose(recon.filter_with_taps(x, taps, 3), expected, rtol=1e-5, atol=1e-6)
+  np.testing.assert_array_equal(recon.filter_with_taps(x, 0 * taps, 3), x)
+  np.testing.assert_allclose(recon.filter_with_taps(np.ones_like(x), taps, 3), 1.0, atol=1e-6)
+
+  config = config_loading.load_config("dealthdr_2exp:size=tiny")
+  model = DeAltHDR.from_config(config.model)
+  params = model_files.init_params(model, seed=1)
+  model_files.save_params(tmp_path / "plain", params, config, card={"steps": 0})
+  config.model.recon_kernel = 3
+  config.init_from = str(tmp_path / "plain")
+  filtered = DeAltHDR.from_config(config.model)
+  loaded = train._load_init_params(filtered, config)  # pylint: disable=protected-access
+  assert jax.tree.map(np.shape, loaded["recon"]["head_kernel"]) == {
+      "kernel": (3, 3, model.head_features, 8), "bias": (8,)}
+  np.testing.assert_array_equal(loaded["recon"]["head_kernel"]["kernel"], 0.0)
+  np.testing.assert_array_equal(loaded["recon"]["head_kernel"]["bias"], 0.0)
+  frames, stops = _clip(model, 32, 48, seed=2)
+  run = jax.jit(lambda m, p: m.apply({"params": p}, frames, stops, ratio=0.25)[0],
+                static_argnums=0)
+  plain = np.asarray(run(model, params))
+  np.testing.assert_array_equal(run(filtered, loaded), plain)
+  # The untrained head blends with fixed weights and no gain, so its output is the blend:
+  # taps of a 3×3 box give the box-filtered output.
+  box = jax.tree.map(np.copy, loaded)
+  box["recon"]["head_kernel"]["bias"][:] = np.arctanh(1 / 9 / recon.MAX_TAP)
+  padded = np.pad(plain, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
+  expected = sum(padded[:, dy:dy + 32, dx:dx + 48] for dy in range(3) for dx in range(3)) / 9
+  np.testing.assert_allclose(run(filtered, box), expected, rtol=1e-4, atol=1e-6)
+
+  model_files.save_params(tmp_path / "filtered", box, config, card={"steps": 1})
+  again = config_loading.load_config("dealthdr_2exp:size=tiny")
+  again.init_from = str(tmp_path / "filtered")
+  assert checkpoints.adopt_switches(again) == ["model.recon_kernel=3"]
+  reloaded = train._load_init_params(DeAltHDR.from_config(again.model), again)  # pylint: disable=protected-access
+  np.testing.assert_array_equal(reloaded["recon"]["head_kernel"]["bias"],
+                                box["recon"]["head_kernel"]["bias"])
+  for size in (1, 4):
+    with pytest.raises(ValueError, match="recon_kernel must be 0"):
+      DeAltHDR.from_config({**dict(config.model), "recon_kernel": size})
