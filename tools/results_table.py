@@ -19,7 +19,11 @@ out, `data_pipeline.sources.split_names`), never seen in training:
                Bayer raw noise, demosaicing, stronger white-balance gains and colour
                matrices, harder tone S-curves, JPEG quality 70–79); methods read the clip's declared base response (meta.json), not
                its S-curve. The "dark chroma" column (every set) is the colour error in
-               the darkest 10 % of GT pixels (`metrics.dark_chroma_error`);
+               the darkest 10 % of GT pixels (`metrics.dark_chroma_error`), "PSNR-T rec."
+               (every set) PSNR-T on the pixels some exposure recorded (not clipped in
+               every nearest frame of the shortest exposure, `metrics.psnr_t_recoverable`):
+               where emitters outshine the scene, PSNR-T is mostly the guess at what no
+               frame recorded;
   hard motion  (2exp and 3exp, `--hard-size`, `--hard-clips`): the stage-1 camera under
                large motion: the camera pans 8–24 px/frame with rotation (≤ 1°/frame) and
                zoom (≤ 2 %/frame), 1–3 occluding layers move 12–32 px/frame (their own
@@ -71,7 +75,8 @@ from dealthdr_jax.inference import infer
 RATIOS = (0.0, 0.125, 0.25, 0.5, 1.0)
 COLUMNS = [("test set", "set", "s"), ("method", "method", "s"), ("ratio", "ratio", "g"),
            ("PSNR-T", "psnr_t", ".2f"), ("PSNR-L", "psnr_l", ".2f"), ("SSIM-T", "ssim_t", ".4f"),
-           ("dark chroma", "dark_chroma", ".4f"), ("ms/frame", "ms_per_frame", ".0f")]
+           ("dark chroma", "dark_chroma", ".4f"), ("PSNR-T rec.", "psnr_t_rec", ".2f"),
+           ("ms/frame", "ms_per_frame", ".0f")]
 FLOW_COLUMNS = [("EPE visible", "epe_visible", ".2f"), ("EPE occluded", "epe_occluded", ".2f"),
                 ("occluded captured", "occluded_captured", ".2f"),
                 ("bad flow captured", "bad_flow_captured", ".2f")]

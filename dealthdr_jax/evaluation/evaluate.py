@@ -9,8 +9,11 @@ each pair the same size. Metrics follow `dealthdr_jax.evaluation.metrics` (DESIG
 over frames, flicker is over consecutive pairs in name order.
 
 JSON (`--json`, written atomically):
-  {"mean": {"psnr_t", "psnr_l", "ssim_t", "flicker"}, "frames": {"<stem>": {"psnr_t",
-   "psnr_l", "ssim_t", "flicker"?}}, "num_frames", "pred_dir", "gt_dir", "protocol"}
+  {"mean": {"psnr_t", "psnr_l", "ssim_t", "dark_chroma", "psnr_t_rec", "flicker"},
+   "frames": {"<stem>": {the same, "flicker"?}}, "num_frames", "pred_dir", "gt_dir",
+   "protocol"}
+"psnr_t_rec" is PSNR-T on the pixels that some exposure of the clip recorded
+(`metrics.psnr_t_recoverable`; only when `--gt` is a clip folder or its gt/, else null).
 A frame's "flicker" is its error against the previous frame (absent for the first);
 "mean.flicker" is null for a single frame. PSNRs are capped at 100 dB (identical images).
 With `--perceptual` (the optional `perceptual` extra), "perceptual" holds the clip's
@@ -26,7 +29,9 @@ import sys
 
 import numpy as np
 
+from data_pipeline import clips as clips_lib
 from data_pipeline import hdr_io
+from data_pipeline import tone_calibration
 from dealthdr_jax.evaluation import metrics
 
 PathLike = str | pathlib.Path
@@ -81,6 +86,36 @@ def match_frames(pred_dir: pathlib.Path,
   return [(stem, pred[stem], gt[stem]) for stem in sorted(gt)]
 
 
+def unrecoverable_masks(clip_dir: PathLike) -> dict[str, np.ndarray] | None:
+  """Per frame of a clip folder (§7), the pixels that no exposure of it recorded.
+
+  A pixel of frame t is unrecoverable when it is clipped (a channel at or above
+  `tone_calibration.CLIPPED`, as stored) in every frame of the clip's shortest exposure
+  that is nearest to t in time (t itself if it is one; with two exposures, both
+  neighbours), at the same position (`metrics.psnr_t_recoverable`).
+
+  Returns:
+    {frame stem: [H, W] bool}, or None where `clip_dir` is not a readable clip folder.
+  """
+  try:
+    clip = clips_lib.open_clip(clip_dir, tone_calibration="off")
+  except (FileNotFoundError, ValueError):
+    return None
+  stops = np.asarray(clip.stops, np.float64)
+  shortest = np.flatnonzero(stops <= stops.min() + 0.05)
+  clipped = {}
+  masks = {}
+  for t, name in enumerate(clip.names):
+    distance = np.abs(shortest - t)
+    nearest = shortest[distance == distance.min()]
+    for i in nearest:
+      if i not in clipped:
+        clipped[i] = clip.frame(int(i)).max(-1) >= tone_calibration.CLIPPED
+    masks[name] = np.logical_and.reduce([clipped[i] for i in nearest])
+  clip.close()
+  return masks
+
+
 def evaluate_folders(pred_dir: PathLike, gt_dir: PathLike, *, perceptual: bool = False,
                      fps: float = 25.0) -> dict:
   """Per-frame and mean metrics of the predicted frames in `pred_dir` vs `gt_dir`.
@@ -100,6 +135,7 @@ def evaluate_folders(pred_dir: PathLike, gt_dir: PathLike, *, perceptual: bool =
   frames: dict[str, dict[str, float]] = {}
   previous = None
   pairs = match_frames(pred_dir, gt_dir)
+  unrecoverable = unrecoverable_masks(gt_dir.parent) if gt_dir.name == "gt" else None
   for stem, pred_path, gt_path in pairs:
     pred, gt = hdr_io.read_hdr(pred_path), hdr_io.read_hdr(gt_path)
     if pred.shape != gt.shape:
@@ -107,6 +143,9 @@ def evaluate_folders(pred_dir: PathLike, gt_dir: PathLike, *, perceptual: bool =
                        f"{pred.shape[1]}x{pred.shape[0]} (WxH) but {gt_path} is "
                        f"{gt.shape[1]}x{gt.shape[0]}")
     row = metrics.frame_metrics(pred, gt)
+    mask = (unrecoverable or {}).get(stem)
+    row["psnr_t_rec"] = (None if mask is None or mask.shape != gt.shape[:2]
+                         else metrics.psnr_t_recoverable(pred, gt, ~mask))
     current = metrics.tonemapped_normalised(pred, gt)
     if previous is not None:
       if previous[0].shape != current[0].shape:
@@ -116,6 +155,8 @@ def evaluate_folders(pred_dir: PathLike, gt_dir: PathLike, *, perceptual: bool =
     previous = current
     frames[stem] = row
   mean = {k: float(np.mean([r[k] for r in frames.values()])) for k in metrics.METRIC_NAMES}
+  recoverable = [r["psnr_t_rec"] for r in frames.values() if r["psnr_t_rec"] is not None]
+  mean["psnr_t_rec"] = float(np.mean(recoverable)) if recoverable else None
   flick = [r["flicker"] for r in frames.values() if "flicker" in r]
   mean["flicker"] = float(np.mean(flick)) if flick else None
   result = {
@@ -134,6 +175,9 @@ def evaluate_folders(pred_dir: PathLike, gt_dir: PathLike, *, perceptual: bool =
           "flicker": "mean |dT(pred) - dT(gt)| over consecutive frames (name order)",
           "dark_chroma": (f"mean rg-chromaticity distance over the darkest "
                           f"{metrics.DARK_FRACTION:.0%} of GT pixels by luminance"),
+          "psnr_t_rec": ("PSNR-T over the pixels not clipped (>= "
+                         f"{tone_calibration.CLIPPED}) in every nearest frame of the clip's "
+                         "shortest exposure; null without the clip's LDR frames"),
       },
   }
   if perceptual:
@@ -151,7 +195,7 @@ def format_table(result: dict) -> str:
 
   width = max([len("mean")] + [len(n) for n in result["frames"]])
   header = (f"{'frame':<{width}}  {'PSNR-T':>7}  {'PSNR-L':>7}  {'SSIM-T':>7}  {'flicker':>8}"
-            f"  {'dark chroma':>11}")
+            f"  {'dark chroma':>11}  {'PSNR-T rec.':>11}")
   lines = [header, "-" * len(header)]
   rows = list(result["frames"].items()) + [("mean", result["mean"])]
   for i, (name, r) in enumerate(rows):
@@ -159,7 +203,7 @@ def format_table(result: dict) -> str:
       lines.append("-" * len(header))
     lines.append(f"{name:<{width}}  {fmt(r['psnr_t'], 2):>7}  {fmt(r['psnr_l'], 2):>7}  "
                  f"{fmt(r['ssim_t'], 4):>7}  {fmt(r.get('flicker'), 5):>8}  "
-                 f"{fmt(r.get('dark_chroma'), 4):>11}")
+                 f"{fmt(r.get('dark_chroma'), 4):>11}  {fmt(r.get('psnr_t_rec'), 2):>11}")
   return "\n".join(lines)
 
 

@@ -31,6 +31,16 @@ Choices the literature leaves open, fixed here:
     to frame (the flicker viewers see). Units are those of T (0..1); a sequence of n frames
     has n-1 values and the first frame has none.
 
+  * PSNR-T on recoverable pixels (`psnr_t_recoverable`, "psnr_t_rec"): PSNR-T with the MSE
+    taken only over pixels that the clip's frames hold unclipped somewhere
+    (`evaluate.unrecoverable_masks`: a pixel clipped, at the same position, in every frame
+    of the clip's shortest exposure nearest in time is unrecoverable; under motion the
+    neighbours' clipped regions move, so the mask errs on the side of keeping pixels).
+    Normalisation and tone map are PSNR-T's. With emitters thousands of times brighter
+    than the scene, PSNR-T's MSE is mostly in pixels that no exposure recorded, where any
+    method can only guess; this column scores what alignment and fusion can change.
+    None where a frame has no recoverable pixel or the clip's LDR frames are not at hand.
+
 `jnp` twins (`normalise_jnp`, `psnr_jnp`, `psnr_t_jnp`, `psnr_l_jnp`) serve validation
 during training; they batch over leading axes and are tested against the NumPy versions.
 """
@@ -165,6 +175,22 @@ def frame_metrics(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
   tp, tg = response.mu_law(p), response.mu_law(g)
   return {"psnr_t": psnr(tp, tg), "psnr_l": psnr(p, g), "ssim_t": ssim(tp, tg),
           "dark_chroma": dark_chroma_error(pred, gt)}
+
+
+def psnr_t_recoverable(pred: np.ndarray, gt: np.ndarray, keep: np.ndarray) -> float | None:
+  """PSNR-T over the pixels `keep` (None if it keeps none).
+
+  Args:
+    pred, gt: [H, W, 3] float linear HDR.
+    keep: [H, W] bool, the pixels to score (normalisation still over the whole frame).
+  """
+  keep = np.asarray(keep, bool)
+  if keep.shape != np.shape(gt)[:2]:
+    raise ValueError(f"mask shape {keep.shape} differs from the image's {np.shape(gt)[:2]}")
+  if not keep.any():
+    return None
+  tp, tg = tonemapped_normalised(pred, gt)
+  return psnr(tp[keep], tg[keep])
 
 
 def tonemapped_normalised(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -20,7 +20,7 @@ from dealthdr_jax.evaluation import evaluate
 from dealthdr_jax.evaluation import perceptual as perceptual_lib
 from dealthdr_jax.inference import infer
 
-METRICS = ("psnr_t", "psnr_l", "ssim_t", "dark_chroma")
+METRICS = ("psnr_t", "psnr_l", "ssim_t", "dark_chroma", "psnr_t_rec")
 
 
 def score(pred_root: pathlib.Path, clips: Sequence[pathlib.Path], *,
@@ -64,11 +64,17 @@ def score(pred_root: pathlib.Path, clips: Sequence[pathlib.Path], *,
                           **infer_kwargs)
     scores.append(evaluate.evaluate_folders(pred, clip, perceptual=perceptual)["mean"])
   names = METRICS + (("jod",) if perceptual else ())
-  means = {k: float(np.mean([s[k] for s in scores])) for k in names}
+  means = {k: _mean([s.get(k) for s in scores]) for k in names}
   if per_clip:
-    means["per_clip"] = {clip.name: {k: float(s[k]) for k in names}
+    means["per_clip"] = {clip.name: {k: _mean([s.get(k)]) for k in names}
                          for clip, s in zip(clips, scores)}
   return means
+
+
+def _mean(values) -> float | None:
+  """Mean of the values that are not None (None if none is)."""
+  values = [float(v) for v in values if v is not None]
+  return float(np.mean(values)) if values else None
 
 
 def markdown(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str, str]]) -> str:

@@ -90,3 +90,51 @@ def test_folders_without_exr_are_rejected(tmp_path):
     evaluate.evaluate_folders(tmp_path / "empty", tmp_path / "gt")
   with pytest.raises(FileNotFoundError, match="does not exist"):
     evaluate.evaluate_folders(tmp_path / "nope", tmp_path / "gt")
+
+
+def test_recoverable_psnr_t_leaves_out_what_no_exposure_recorded(tmp_path):
+  """PSNR-T rec.: pixels clipped in every nearest frame of the clip's shortest exposure
+  (for a long frame between two short ones: clipped in both, at the same position) are
+  left out; a clip folder without LDR frames gives null."""
+  names = ["00000", "00001", "00002"]  # short, long, short
+  clip = tmp_path / "clip"
+  gt = _write(clip / "gt", names, size=(8, 10), seed=2)
+  (clip / "exposures.txt").write_text("0\n3\n0\n")
+  ldr = {n: np.full((8, 10, 3), 0.4, np.float32) for n in names}
+  ldr["00000"][:4, :, 0] = 1.0  # clipped in the top half of the first short frame,
+  ldr["00002"][:, :5, 1] = 1.0  # and in the left half of the second.
+  ldr["00001"][:] = 1.0  # The long frame is clipped everywhere: it does not count.
+  for n in names:
+    hdr_io.write_ldr(clip / f"{n}.png", ldr[n])
+  masks = evaluate.unrecoverable_masks(clip)
+  top, left = np.zeros((8, 10), bool), np.zeros((8, 10), bool)
+  top[:4], left[:, :5] = True, True
+  np.testing.assert_array_equal(masks["00000"], top)
+  np.testing.assert_array_equal(masks["00001"], top & left)
+  np.testing.assert_array_equal(masks["00002"], left)
+
+  pred = {n: g.copy() for n, g in gt.items()}
+  for n in names:
+    pred[n][masks[n]] *= 0.2  # Wrong only where nothing was recorded.
+  pred["00002"][7, 9] *= 3.0  # ... and at one recorded pixel of the last frame.
+  for n, img in pred.items():
+    hdr_io.write_exr(tmp_path / "out" / f"{n}.exr", img)
+  result = evaluate.evaluate_folders(tmp_path / "out", clip)
+  frames = result["frames"]
+  assert frames["00000"]["psnr_t_rec"] == frames["00001"]["psnr_t_rec"] == metrics.PSNR_CAP_DB
+  assert frames["00000"]["psnr_t"] < 60
+  keep = ~masks["00002"]
+  tp, tg = metrics.tonemapped_normalised(pred["00002"], gt["00002"])
+  assert frames["00002"]["psnr_t_rec"] == pytest.approx(metrics.psnr(tp[keep], tg[keep]))
+  assert frames["00002"]["psnr_t_rec"] < 60
+  assert result["mean"]["psnr_t_rec"] == pytest.approx(
+      np.mean([frames[n]["psnr_t_rec"] for n in names]))
+  assert metrics.psnr_t_recoverable(pred["00000"], gt["00000"], np.zeros((8, 10), bool)) is None
+  with pytest.raises(ValueError, match="mask shape"):
+    metrics.psnr_t_recoverable(pred["00000"], gt["00000"], np.ones((4, 4), bool))
+  # A clip's gt/ given directly reads its clip; a folder of GT frames alone gives null.
+  assert evaluate.evaluate_folders(tmp_path / "out", clip / "gt")["mean"] == result["mean"]
+  for n in names:
+    hdr_io.write_exr(tmp_path / "gt_only" / f"{n}.exr", gt[n])
+  only_gt = evaluate.evaluate_folders(tmp_path / "out", tmp_path / "gt_only")
+  assert only_gt["mean"]["psnr_t_rec"] is None and only_gt["mean"]["psnr_t"] == result["mean"]["psnr_t"]
