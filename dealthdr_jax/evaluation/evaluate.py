@@ -98,7 +98,9 @@ def unrecoverable_masks(clip_dir: PathLike) -> dict[str, np.ndarray] | None:
     {frame stem: [H, W] bool}, or None where `clip_dir` is not a readable clip folder.
   """
   try:
-    clip = clips_lib.open_clip(clip_dir, tone_calibration="off")
+    # Clipping is judged on the stored code values: the clip's response does not enter (a
+    # curve the readers do not know, e.g. the other-camera set's, must not hide the mask).
+    clip = clips_lib.open_clip(clip_dir, response="linear", tone_calibration="off")
   except (FileNotFoundError, ValueError):
     return None
   stops = np.asarray(clip.stops, np.float64)
