@@ -3,7 +3,7 @@
 On a small fixed hard-motion clip of each pattern (the results table's hard-motion
 simulator, held-out content, fixed seed), the shipped model at ratio 0.25 must not be worse
 than pure flow (ratio 0), by PSNR-T against the simulator's ground truth (issue 11; the
-shipped default ratios, 0.125 and 0, are chosen by the results table, see the cards).
+shipped default ratios, 0.125 for both, are chosen by the results table, see the cards).
 """
 import pytest
 
