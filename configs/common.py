@@ -83,7 +83,7 @@ def model_config(size: str, radius: int, response: str = "gamma2.2",
                                         flow_refine=(), flow_fill=False,
                                         fgma_flow_correction=False,
                                         fgma_correction_init="zero",
-                                        exposure_prior=False, recon_kernel=0,
+                                        exposure_prior=False, recon_kernel=0, max_log_gain=2.0,
                                         response_calibration=0, response_min_slope=0.0))
 
 

@@ -166,6 +166,10 @@ class DeAltHDR(nn.Module):
   # the head (`recon.filter_with_taps`; adds params["recon"]["head_kernel"], zero-
   # initialised: a model trained without it starts unchanged). 0 = off (odd k ≥ 3).
   recon_kernel: int = 0
+  # Bound of the reconstruction's per-pixel log-gain (`recon.Reconstruction`): exp(2) ≈ 7.4×
+  # the blend at most (models up to v7 2exp / v6 3exp); larger lets the model raise
+  # highlights clipped in every exposure towards their radiance. No parameters.
+  max_log_gain: float = 2.0
   response: str = "gamma2.2"
   dtype: str = "float32"
 
@@ -187,6 +191,8 @@ class DeAltHDR(nn.Module):
     if model.fgma_correction_init not in fgma_lib.CORRECTION_INITS:
       raise ValueError(f"model.fgma_correction_init must be one of "
                        f"{fgma_lib.CORRECTION_INITS}, got {model.fgma_correction_init!r}")
+    if not model.max_log_gain > 0:
+      raise ValueError(f"model.max_log_gain must be > 0, got {model.max_log_gain}")
     if model.recon_kernel and (model.recon_kernel < 3 or model.recon_kernel % 2 == 0):
       raise ValueError(f"model.recon_kernel must be 0 (off) or an odd size >= 3, got "
                        f"{model.recon_kernel}")
@@ -371,7 +377,8 @@ class DeAltHDR(nn.Module):
           jnp.clip(candidates * cand_expo[:, :, None, None, None], 0.0, 1.0), self.response)
       prior = jnp.moveaxis(jnp.log(resp.well_exposedness(cand_ldr.max(-1)) + 0.01), 1, -1)
     hdr_rel, weights = recon.Reconstruction(self.features, self.head_features, dtype,
-                                            kernel=self.recon_kernel, name="recon")(
+                                            kernel=self.recon_kernel,
+                                            max_log_gain=self.max_log_gain, name="recon")(
         ref_feats, aligned, list(masks.values()), full_res, candidates, prior)
     hdr = hdr_rel * (2.0 ** -min_stops)[:, None, None, None]
 

@@ -88,8 +88,10 @@ class Reconstruction(nn.Module):
 
   A U-Net decoder over the feature levels predicts, at full resolution, softmax blending
   weights over the candidate radiances (the reference's and each aligned neighbour's
-  `linearise(LDR) / e`) and a bounded per-pixel log-gain. Output = blend · exp(gain): non-
-  negative by construction and exactly scale-equivariant in the candidates.
+  `linearise(LDR) / e`) and a per-pixel log-gain bounded to ±`max_log_gain`. Output =
+  blend · exp(gain): non-negative by construction and exactly scale-equivariant in the
+  candidates. Where every candidate is clipped the blend is only a lower bound of the
+  radiance (an emitter may be hundreds of times brighter); the gain is what can raise it.
 
   With `kernel` k > 0 the blend is first filtered, per pixel, by a k×k kernel whose taps
   sum to one (`filter_with_taps`): the head predicts the k² − 1 off-centre taps, each
@@ -104,11 +106,14 @@ class Reconstruction(nn.Module):
     features: channels per level, as in DualEncoder.
     head_features: channels of the full-resolution head.
     kernel: side of the per-pixel blend filter; 0 = none.
+    max_log_gain: bound of the natural-log gain, `m · tanh(x / m)` of the head's output x
+      (≈ x near 0, so models trained with one bound can be fine-tuned with another).
   """
   features: Sequence[int]
   head_features: int
   dtype: Any = jnp.float32
   kernel: int = 0
+  max_log_gain: float = 2.0
 
   @nn.compact
   def __call__(self, ref_feats, aligned, masks, full_res, candidates, prior=None):
@@ -158,5 +163,6 @@ class Reconstruction(nn.Module):
                      kernel_init=nn.initializers.zeros, name="head_kernel")(x)
       taps = MAX_TAP * jnp.tanh(taps.astype(jnp.float32))
       blend = jnp.maximum(filter_with_taps(blend, taps, self.kernel), 0.0)
-    hdr = blend * jnp.exp(2.0 * jnp.tanh(log_gain / 2.0))
+    bound = float(self.max_log_gain)
+    hdr = blend * jnp.exp(bound * jnp.tanh(log_gain / bound))
     return hdr, weights

@@ -133,7 +133,7 @@ def _normalise(x):
 
 # Model switches without parameters: a run may start (`init_from`) from weights trained
 # with another setting of these.
-PARAMETER_FREE = ("dtype", "exposure_prior", "flow_fill", "response")
+PARAMETER_FREE = ("dtype", "exposure_prior", "flow_fill", "max_log_gain", "response")
 # Model switches that add parameters of their own (params[<switch name>]), initialised so
 # that the model starts where it was (for the calibration curve, zero logits: the identity;
 # for FGMA's flow correction, no correction, or the attention's soft argmax): a run may
@@ -149,6 +149,9 @@ ADDED_SETTINGS = tuple(s for settings in _SETTINGS_OF_ADDED.values() for s in se
 # added parameters are in the weights it starts from, and the fill is part of the model.
 ADOPTED_SWITCHES = {**_SETTINGS_OF_ADDED, "flow_fill": (), "flow_refine": (),
                     "recon_kernel": ()}
+# Settings without parameters that change what the weights compute: kept from
+# `init_from` in the same way where the config leaves them at the model's default.
+ADOPTED_SETTINGS = ("max_log_gain",)
 
 
 def _init_model_section(path: str) -> dict | None:
@@ -164,7 +167,8 @@ def _init_model_section(path: str) -> dict | None:
 
 
 def adopt_switches(config: ml_collections.ConfigDict) -> list[str]:
-  """Switches `ADOPTED_SWITCHES` that `config.init_from` has on and `config` leaves off are
+  """Switches `ADOPTED_SWITCHES` that `config.init_from` has on and `config` leaves off, and
+  settings `ADOPTED_SETTINGS` that it has changed and `config` leaves at the default, are
   set in `config.model` (in place); returns them as "model.key=value" for the log."""
   if not config.get("init_from") or tuple(config.get("init_parts", ())):
     return []
@@ -178,6 +182,13 @@ def adopt_switches(config: ml_collections.ConfigDict) -> list[str]:
         if key in saved and key in config.model:
           config.model[key] = saved[key]
           adopted.append(f"model.{key}={saved[key]!r}")
+  from dealthdr_jax.models.dealthdr import DeAltHDR  # pylint: disable=g-import-not-at-top
+  for key in ADOPTED_SETTINGS:
+    default = DeAltHDR.__dataclass_fields__[key].default
+    if (key in saved and key in config.model and saved[key] != default
+        and config.model[key] == default):
+      config.model[key] = saved[key]
+      adopted.append(f"model.{key}={saved[key]!r}")
   return adopted
 
 

@@ -474,3 +474,47 @@ def test_blend_filter_starts_as_the_identity_and_filters_the_blend(tmp_path):
   for size in (1, 4):
     with pytest.raises(ValueError, match="recon_kernel must be 0"):
       DeAltHDR.from_config({**dict(config.model), "recon_kernel": size})
+
+
+def test_gain_bound_raises_clipped_highlights_and_travels_with_the_model(tmp_path):
+  """`model.max_log_gain`: the reconstruction's output is blend · exp(m · tanh(x / m)). With
+  the old bound (2) the output is the formula models up to v7 used; a larger bound lets
+  the same head output raise a clipped pixel further; a run continuing a model with a
+  changed bound keeps it, and the bound never blocks `init_from` (no parameters)."""
+  from dealthdr_jax.training import checkpoints  # pylint: disable=g-import-not-at-top
+  config = config_loading.load_config("dealthdr_2exp:size=tiny")
+  model = DeAltHDR.from_config(config.model)
+  assert model.max_log_gain == 2.0
+  params = model_files.init_params(model, seed=3)
+  # Every pixel's log-gain output x = 3 (the head's last conv: zero kernel, bias 3).
+  params = jax.tree.map(np.copy, params)
+  head = params["recon"]["head_out"]
+  head["kernel"][:] = 0.0
+  head["bias"][:] = 0.0
+  head["bias"][-3:] = 3.0
+  frames = np.ones((1, 3, 32, 48, 3), np.float32)  # Clipped in every exposure.
+  stops = np.array([[0.0, 3.0, 0.0]], np.float32)
+  run = jax.jit(lambda m, p: m.apply({"params": p}, frames, stops, ratio=0.0)[0],
+                static_argnums=0)
+  wide = DeAltHDR.from_config({**dict(config.model), "max_log_gain": 6.0})
+  narrow_out, wide_out = np.asarray(run(model, params)), np.asarray(run(wide, params))
+  blend = narrow_out / np.exp(2.0 * np.tanh(3.0 / 2.0))
+  np.testing.assert_allclose(wide_out / blend, np.exp(6.0 * np.tanh(3.0 / 6.0)), rtol=1e-4)
+  assert float(np.min(wide_out / narrow_out)) > 2.0  # e^2.77 vs e^1.81.
+  with pytest.raises(ValueError, match="max_log_gain must be > 0"):
+    DeAltHDR.from_config({**dict(config.model), "max_log_gain": 0.0})
+
+  wide_config = config_loading.load_config("dealthdr_2exp:size=tiny")
+  wide_config.model.max_log_gain = 6.0
+  model_files.save_params(tmp_path / "wide", params, wide_config, card={"steps": 1})
+  assert checkpoints.model_differences(
+      {"model": dict(config.model)}, {"model": dict(wide_config.model)},
+      ignore=checkpoints.PARAMETER_FREE) == []
+  again = config_loading.load_config("dealthdr_2exp:size=tiny")
+  again.init_from = str(tmp_path / "wide")
+  assert checkpoints.adopt_switches(again) == ["model.max_log_gain=6.0"]
+  assert again.model.max_log_gain == 6.0
+  chosen = config_loading.load_config("dealthdr_2exp:size=tiny")
+  chosen.init_from = str(tmp_path / "wide")
+  chosen.model.max_log_gain = 4.0  # Set by the run: kept.
+  assert checkpoints.adopt_switches(chosen) == [] and chosen.model.max_log_gain == 4.0
