@@ -182,6 +182,8 @@ def tables(result: dict) -> str:
   out = [f"device: {result['device']} ({result['platform']}), jax {result['jax']}, "
          f"{result['host_cpus']} host CPUs{' — QUICK (tiny sizes)' if result['quick'] else ''}",
          ""]
+  if result.get("flop_count_note"):
+    out += [f"Note: {result['flop_count_note']}.", ""]
   if result["inference"]:
     out += ["| model | dtype | resolution | ratio | ms/frame | HDRFlow ms | GFLOPs | "
             "XLA MiB | compile s |", "|---|---|---|---|---|---|---|---|---|"]
@@ -243,7 +245,8 @@ def run(args) -> dict:
   result = {"device": device.device_kind, "platform": jax.default_backend(),
             "devices": jax.device_count(), "jax": jax.__version__,
             "host_cpus": os.cpu_count(), "python": platform.python_version(),
-            "quick": bool(args.quick), "budget_s": args.budget_s}
+            "quick": bool(args.quick), "budget_s": args.budget_s,
+            "flop_count_note": bench.flop_count_note(jax.default_backend())}
   first = [r for r in args.ratios if r == 0.25] or args.ratios[:1]
   rest = [r for r in args.ratios if r not in first]
   result["inference"] = inference_rows(plan, args.models, args.dtypes, first, budget, skipped,

@@ -23,6 +23,17 @@ from dealthdr_jax import model_files
 from dealthdr_jax.inference import predictor as predictor_lib
 
 
+def flop_count_note(backend: str) -> str | None:
+  """What XLA's FLOP count means on `backend` ("cpu", "gpu", "tpu"); None where the counts
+  compare across sizes and machines (the CPU's, the numbers the README quotes)."""
+  if backend == "cpu":
+    return None
+  return (f"GFLOPs on {backend} are XLA's cost analysis of the program after its "
+          f"{backend} passes, which does not count work handed to library kernels (it gave "
+          "fewer FLOPs for 1080p than for 720p on an H200): compare FLOPs only between CPU "
+          "runs; here, read ms/frame and memory")
+
+
 def parse_size(text: str) -> tuple[int, int]:
   """'512x512' or '720p'/'1080p' → (height, width)."""
   named = {"720p": (720, 1280), "1080p": (1080, 1920), "4k": (2160, 3840)}
@@ -174,11 +185,14 @@ def main(args: argparse.Namespace) -> int:
     ms = f"{v['ms_per_frame']:.1f}" if v["ms_per_frame"] is not None else "-"
     print(f"{r:>6} {ms:>9} {v['gflops']:8.2f} {attn:>11} {mem:>8} "
           f"{v['compile_s']:9.1f}")
+  note = flop_count_note(jax.default_backend())
+  if note:
+    print(f"note: {note}")
   if args.json:
     from data_pipeline import hdr_io  # atomic writes live with the file I/O.
     out = {"device": f"{device.device_kind} ({jax.default_backend()})", "model": description,
            "params": model_files.count_params(params), "size": [h, w], "batch": args.batch,
-           "tile": args.tile,
+           "tile": args.tile, "flop_count_note": note,
            "ratios": ratios}
     with hdr_io.atomic_path(args.json) as tmp:
       with open(tmp, "w") as f:

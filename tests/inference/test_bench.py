@@ -15,6 +15,15 @@ def test_bench_json_schema(tmp_path):
   for r in (r0, r5):
     assert r["ms_per_frame"] > 0 and r["gflops"] > 0 and r["peak_mem_mb"] > 0
   assert r0["attn_gflops"] == 0 and r5["attn_gflops"] > 0
+  assert result["flop_count_note"] is None  # CPU counts compare; accelerators' do not.
+
+
+def test_flop_counts_of_accelerators_carry_a_note():
+  from dealthdr_jax.inference import bench  # pylint: disable=g-import-not-at-top
+  assert bench.flop_count_note("cpu") is None
+  for backend in ("gpu", "tpu"):
+    note = bench.flop_count_note(backend)
+    assert backend in note and "only between CPU runs" in note
 
 
 def test_bench_tiled_reports_smaller_programs(tmp_path):

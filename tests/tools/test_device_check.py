@@ -14,6 +14,7 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tools"))
 
 import device_check  # noqa: E402  pylint: disable=wrong-import-position
+from dealthdr_jax.inference import bench  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def _positive(x):
@@ -44,6 +45,10 @@ def test_quick_device_check_answers_every_section(tmp_path, capsys):
     assert math.isclose(row["ratio_to_step"], row["samples_per_s"] / train["samples_per_s"])
   table = capsys.readouterr().out
   assert "| tiny | bfloat16 | 720p 32×48 | 0.25 |" in table and "× step appetite" in table
+  assert result["flop_count_note"] is None and "Note:" not in table
+  # On an accelerator the tables say that its FLOP counts do not compare.
+  gpu = dict(result, platform="gpu", flop_count_note=bench.flop_count_note("gpu"))
+  assert "Note: GFLOPs on gpu are XLA's cost analysis" in device_check.tables(gpu)
 
 
 def test_a_spent_budget_skips_and_says_so(tmp_path, capsys):
