@@ -45,13 +45,14 @@ def validation_sets(pattern: str, sources: str, windows: int, crop: int) -> dict
   return sets
 
 
-def score(model: DeAltHDR, params, batches, ratio: float) -> np.ndarray:
-  """PSNR-T per window [N] (the training validation's metric)."""
+def scorer(model: DeAltHDR, params, ratio: float):
+  """batches → PSNR-T per window [N] (the training validation's metric); compiled once per
+  model, reused for every set (their batches have one shape)."""
   @jax.jit
   def psnr(p, batch):
     hdr, _ = model.apply({"params": p}, batch["frames"], batch["stops"], ratio=ratio)
     return metrics_lib.psnr_t_jnp(hdr, batch["hdr"])
-  return np.concatenate([np.asarray(psnr(params, b)) for b in batches])
+  return lambda batches: np.concatenate([np.asarray(psnr(params, b)) for b in batches])
 
 
 def main(argv=None) -> int:
@@ -87,10 +88,10 @@ def main(argv=None) -> int:
         f"{args.windows} validation windows of {args.crop}² per set", flush=True)
   rows = []
   for bound in bounds:
-    model = base.clone(max_log_gain=bound)
+    score = scorer(base.clone(max_log_gain=bound), params, ratio)
     row = {"max_log_gain": bound}
     for name, batches in sets.items():
-      values = score(model, params, batches, ratio)
+      values = score(batches)
       row[name] = float(values.mean())
       row[f"{name} per window"] = [round(float(v), 2) for v in values]
     rows.append(row)
