@@ -32,6 +32,7 @@ import numpy as np
 from data_pipeline import clips as clips_lib
 from data_pipeline import hdr_io
 from data_pipeline import tone_calibration
+from dealthdr_jax.evaluation import headroom
 from dealthdr_jax.evaluation import metrics
 
 PathLike = str | pathlib.Path
@@ -103,16 +104,13 @@ def unrecoverable_masks(clip_dir: PathLike) -> dict[str, np.ndarray] | None:
     clip = clips_lib.open_clip(clip_dir, response="linear", tone_calibration="off")
   except (FileNotFoundError, ValueError):
     return None
-  stops = np.asarray(clip.stops, np.float64)
-  shortest = np.flatnonzero(stops <= stops.min() + 0.05)
   clipped = {}
   masks = {}
   for t, name in enumerate(clip.names):
-    distance = np.abs(shortest - t)
-    nearest = shortest[distance == distance.min()]
+    nearest = headroom.nearest_shortest(clip.stops, t)
     for i in nearest:
       if i not in clipped:
-        clipped[i] = clip.frame(int(i)).max(-1) >= tone_calibration.CLIPPED
+        clipped[i] = headroom.clipped(clip.frame(int(i)))
     masks[name] = np.logical_and.reduce([clipped[i] for i in nearest])
   clip.close()
   return masks

@@ -96,7 +96,12 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
   Args:
     a, b: same-shape float arrays, values in [0, 1].
   """
-  mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+  return psnr_from_mse(float(np.mean((np.asarray(a, np.float64) -
+                                      np.asarray(b, np.float64)) ** 2)))
+
+
+def psnr_from_mse(mse: float) -> float:
+  """`psnr` of a mean squared error (data range 1), capped at `PSNR_CAP_DB`."""
   if mse <= 10.0 ** (-PSNR_CAP_DB / 10.0):
     return PSNR_CAP_DB
   return float(-10.0 * np.log10(mse))

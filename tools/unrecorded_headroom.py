@@ -1,0 +1,119 @@
+"""What a model's PSNR-T could still gain where no exposure recorded the scene (validation).
+
+  python tools/unrecorded_headroom.py --sources ../shared/hdr_sources --pattern 2exp
+
+Runs a model (default: the shipped one of `--pattern`, at its ratio and gain bound) on the
+two validation sets `tools/gain_bound_sweep.py` uses (large and gentle motion, with GT,
+never a test set) and scores each window with `evaluation.headroom`: PSNR-T, PSNR-T on the
+recorded pixels, the share of the unrecorded pixels (clipped in every nearest frame of the
+shortest exposure) and of PSNR-T's MSE that lies in them, and two ground-truth oracles:
+the best single factor on the unrecorded pixels of each window (how bright its lights are),
+and the ground truth put in them. The gap between a model and the first oracle is what a
+better guess at the lights' level could gain; between the oracles, what a guess at their
+shape inside the clipped area could. Prints one row per set; `--json F` writes them with
+the per-window values.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import jax  # pylint: disable=g-import-not-at-top
+import numpy as np  # pylint: disable=g-import-not-at-top
+from absl import flags  # pylint: disable=g-import-not-at-top
+
+import gain_bound_sweep  # pylint: disable=g-import-not-at-top
+from dealthdr_jax import model_files  # pylint: disable=g-import-not-at-top
+from dealthdr_jax.evaluation import headroom  # pylint: disable=g-import-not-at-top
+from dealthdr_jax.models.dealthdr import DeAltHDR  # pylint: disable=g-import-not-at-top
+
+COLUMNS = (("PSNR-T", "psnr_t"), ("PSNR-T rec.", "psnr_t_rec"),
+           ("unrecorded %", "unrecorded_fraction"), ("their MSE %", "unrecorded_error_share"),
+           ("best level", "psnr_t_best_scale"), ("GT filled", "psnr_t_gt_filled"))
+PERCENT = ("unrecorded_fraction", "unrecorded_error_share")
+
+
+def score_windows(predict, batches) -> list[dict]:
+  """`headroom.headroom` of every window (its reference frame's unrecorded pixels)."""
+  rows = []
+  for batch in batches:
+    pred = np.asarray(predict(batch))
+    frames, stops, gt = (np.asarray(batch[k]) for k in ("frames", "stops", "hdr"))
+    ref = frames.shape[1] // 2
+    for n in range(len(pred)):
+      rows.append(headroom.headroom(pred[n], gt[n], headroom.unrecorded(frames[n], stops[n], ref)))
+  return rows
+
+
+def summary(rows: list[dict]) -> dict:
+  """Mean of each column over windows (PSNR-T rec. over the windows that have one); the
+  median best factor."""
+  out = {}
+  for _, key in COLUMNS:
+    values = [r[key] for r in rows if r[key] is not None]
+    out[key] = float(np.mean(values)) if values else None
+  out["median_best_scale"] = float(statistics.median(r["best_scale"] for r in rows))
+  return out
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("--checkpoint", default=None,
+                      help="model folder or workdir (default: the shipped model of --pattern)")
+  parser.add_argument("--pattern", choices=("2exp", "3exp"), default="2exp")
+  parser.add_argument("--sources", required=True, help="HDR source folder (../shared/hdr_sources)")
+  parser.add_argument("--ratio", type=float, default=None, help="default: the model's")
+  parser.add_argument("--max-log-gain", type=float, default=None,
+                      help="run the model with this gain bound (default: its own)")
+  parser.add_argument("--windows", type=int, default=32)
+  parser.add_argument("--crop", type=int, default=256)
+  parser.add_argument("--json", help="write the rows here")
+  args = parser.parse_args(argv)
+  if args.max_log_gain is not None and not args.max_log_gain > 0:
+    parser.error(f"--max-log-gain must be > 0, got {args.max_log_gain}")
+  if args.ratio is not None and not 0.0 <= args.ratio <= 1.0:
+    parser.error(f"--ratio must be in [0, 1], got {args.ratio}")
+  if args.windows < 1:
+    parser.error(f"--windows must be >= 1, got {args.windows}")
+  if not os.path.isdir(args.sources):
+    parser.error(f"--sources {args.sources!r} is not a folder")
+  flags.FLAGS.mark_as_parsed()  # grain outside absl.app.run
+  checkpoint = args.checkpoint or model_files.shipped_checkpoint(f"dealthdr_{args.pattern}")
+  params, saved = model_files.load_params(model_files.resolve_checkpoint(checkpoint))
+  if saved.pattern != args.pattern:
+    parser.error(f"{checkpoint} is a {saved.pattern} model; pass --pattern {saved.pattern}")
+  ratio = float(saved.attn_ratio) if args.ratio is None else args.ratio
+  model = DeAltHDR.from_config(saved.model)
+  if args.max_log_gain is not None:
+    model = model.clone(max_log_gain=args.max_log_gain)
+  sets = gain_bound_sweep.validation_sets(args.pattern, args.sources, args.windows, args.crop)
+  apply = jax.jit(lambda p, b: model.apply({"params": p}, b["frames"], b["stops"],
+                                           ratio=ratio)[0])
+  predict = lambda batch: apply(params, batch)
+  print(f"{checkpoint}: ratio {ratio:g}, max_log_gain {model.max_log_gain:g}; "
+        f"{args.windows} validation windows of {args.crop}² per set", flush=True)
+  print("| set | " + " | ".join(name for name, _ in COLUMNS) + " | median best factor |")
+  print("|---" * (len(COLUMNS) + 2) + "|")
+  result = {"checkpoint": str(checkpoint), "ratio": ratio, "max_log_gain": model.max_log_gain,
+            "windows": args.windows, "crop": args.crop, "sets": {}}
+  for name, batches in sets.items():
+    rows = score_windows(predict, batches)
+    mean = summary(rows)
+    result["sets"][name] = {"mean": mean, "per_window": rows}
+    cells = [("–" if mean[k] is None else
+              f"{100 * mean[k]:.1f}" if k in PERCENT else f"{mean[k]:.2f}") for _, k in COLUMNS]
+    print(f"| {name} | " + " | ".join(cells) + f" | {mean['median_best_scale']:.2f} |",
+          flush=True)
+  if args.json:
+    with open(args.json, "w") as f:
+      json.dump(result, f, indent=1)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
