@@ -45,6 +45,21 @@ def validation_sets(pattern: str, sources: str, windows: int, crop: int) -> dict
   return sets
 
 
+def load_model(parser: argparse.ArgumentParser, args):
+  """(checkpoint, params, model, ratio) of `--checkpoint` (default: the shipped model of
+  `--pattern`) at `--ratio` (default: the model's); a missing `--sources` folder or a model
+  of the other pattern stop the parser with the argument named."""
+  if not os.path.isdir(args.sources):
+    parser.error(f"--sources {args.sources!r} is not a folder")
+  flags.FLAGS.mark_as_parsed()  # grain outside absl.app.run
+  checkpoint = args.checkpoint or model_files.shipped_checkpoint(f"dealthdr_{args.pattern}")
+  params, saved = model_files.load_params(model_files.resolve_checkpoint(checkpoint))
+  if saved.pattern != args.pattern:
+    parser.error(f"{checkpoint} is a {saved.pattern} model; pass --pattern {saved.pattern}")
+  ratio = float(saved.attn_ratio) if args.ratio is None else args.ratio
+  return checkpoint, params, DeAltHDR.from_config(saved.model), ratio
+
+
 def scorer(model: DeAltHDR, params, ratio: float):
   """batches → PSNR-T per window [N] (the training validation's metric); compiled once per
   model, reused for every set (their batches have one shape)."""
@@ -74,15 +89,7 @@ def main(argv=None) -> int:
     parser.error(f"--bounds: {args.bounds!r} is not a comma-separated list of numbers")
   if not bounds or min(bounds) <= 0:
     parser.error(f"--bounds must be numbers > 0, got {args.bounds!r}")
-  if not os.path.isdir(args.sources):
-    parser.error(f"--sources {args.sources!r} is not a folder")
-  flags.FLAGS.mark_as_parsed()  # grain outside absl.app.run
-  checkpoint = args.checkpoint or model_files.shipped_checkpoint(f"dealthdr_{args.pattern}")
-  params, saved = model_files.load_params(model_files.resolve_checkpoint(checkpoint))
-  if saved.pattern != args.pattern:
-    parser.error(f"{checkpoint} is a {saved.pattern} model; pass --pattern {saved.pattern}")
-  ratio = float(saved.attn_ratio) if args.ratio is None else args.ratio
-  base = DeAltHDR.from_config(saved.model)
+  checkpoint, params, base, ratio = load_model(parser, args)
   sets = validation_sets(args.pattern, args.sources, args.windows, args.crop)
   print(f"{checkpoint}: trained with max_log_gain {base.max_log_gain:g}; ratio {ratio:g}; "
         f"{args.windows} validation windows of {args.crop}² per set", flush=True)

@@ -25,12 +25,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
-from absl import flags  # pylint: disable=g-import-not-at-top
 
 import gain_bound_sweep  # pylint: disable=g-import-not-at-top
-from dealthdr_jax import model_files  # pylint: disable=g-import-not-at-top
 from dealthdr_jax.evaluation import headroom  # pylint: disable=g-import-not-at-top
-from dealthdr_jax.models.dealthdr import DeAltHDR  # pylint: disable=g-import-not-at-top
 
 COLUMNS = (("PSNR-T", "psnr_t"), ("PSNR-T rec.", "psnr_t_rec"),
            ("unrecorded %", "unrecorded_fraction"), ("their MSE %", "unrecorded_error_share"),
@@ -80,15 +77,7 @@ def main(argv=None) -> int:
     parser.error(f"--ratio must be in [0, 1], got {args.ratio}")
   if args.windows < 1:
     parser.error(f"--windows must be >= 1, got {args.windows}")
-  if not os.path.isdir(args.sources):
-    parser.error(f"--sources {args.sources!r} is not a folder")
-  flags.FLAGS.mark_as_parsed()  # grain outside absl.app.run
-  checkpoint = args.checkpoint or model_files.shipped_checkpoint(f"dealthdr_{args.pattern}")
-  params, saved = model_files.load_params(model_files.resolve_checkpoint(checkpoint))
-  if saved.pattern != args.pattern:
-    parser.error(f"{checkpoint} is a {saved.pattern} model; pass --pattern {saved.pattern}")
-  ratio = float(saved.attn_ratio) if args.ratio is None else args.ratio
-  model = DeAltHDR.from_config(saved.model)
+  checkpoint, params, model, ratio = gain_bound_sweep.load_model(parser, args)
   if args.max_log_gain is not None:
     model = model.clone(max_log_gain=args.max_log_gain)
   sets = gain_bound_sweep.validation_sets(args.pattern, args.sources, args.windows, args.crop)
