@@ -45,6 +45,14 @@ def validation_sets(pattern: str, sources: str, windows: int, crop: int) -> dict
   return sets
 
 
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+  """--checkpoint, --pattern and --sources, as `load_model` reads them."""
+  parser.add_argument("--checkpoint", default=None,
+                      help="model folder or workdir (default: the shipped model of --pattern)")
+  parser.add_argument("--pattern", choices=("2exp", "3exp"), default="2exp")
+  parser.add_argument("--sources", required=True, help="HDR source folder (../shared/hdr_sources)")
+
+
 def load_model(parser: argparse.ArgumentParser, args):
   """(checkpoint, params, model, ratio) of `--checkpoint` (default: the shipped model of
   `--pattern`) at `--ratio` (default: the model's); a missing `--sources` folder or a model
@@ -72,10 +80,7 @@ def scorer(model: DeAltHDR, params, ratio: float):
 
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--checkpoint", default=None,
-                      help="model folder or workdir (default: the shipped model of --pattern)")
-  parser.add_argument("--pattern", choices=("2exp", "3exp"), default="2exp")
-  parser.add_argument("--sources", required=True, help="HDR source folder (../shared/hdr_sources)")
+  add_model_arguments(parser)
   parser.add_argument("--bounds", default="2,3,4,5,6",
                       help="comma-separated max_log_gain values (> 0)")
   parser.add_argument("--ratio", type=float, default=None)

@@ -60,10 +60,7 @@ def summary(rows: list[dict]) -> dict:
 
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--checkpoint", default=None,
-                      help="model folder or workdir (default: the shipped model of --pattern)")
-  parser.add_argument("--pattern", choices=("2exp", "3exp"), default="2exp")
-  parser.add_argument("--sources", required=True, help="HDR source folder (../shared/hdr_sources)")
+  gain_bound_sweep.add_model_arguments(parser)
   parser.add_argument("--ratio", type=float, default=None, help="default: the model's")
   parser.add_argument("--max-log-gain", type=float, default=None,
                       help="run the model with this gain bound (default: its own)")
