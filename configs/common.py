@@ -84,6 +84,7 @@ def model_config(size: str, radius: int, response: str = "gamma2.2",
                                         fgma_flow_correction=False,
                                         fgma_correction_init="zero",
                                         exposure_prior=False, recon_kernel=0, max_log_gain=2.0,
+                                        recon_kernel_range=0.0,
                                         response_calibration=0, response_min_slope=0.0))
 
 

@@ -166,6 +166,11 @@ class DeAltHDR(nn.Module):
   # the head (`recon.filter_with_taps`; adds params["recon"]["head_kernel"], zero-
   # initialised: a model trained without it starts unchanged). 0 = off (odd k ≥ 3).
   recon_kernel: int = 0
+  # How far the kernel reaches in brightness (`recon.filter_with_taps`' value_range c): each
+  # neighbour's difference from the centre enters clamped to ±c · (the centre's brightest
+  # channel + a floor), so a light cannot bleed into the recorded pixels beside it; 0 = no
+  # clamp (how v6 / v7 2exp and v6 3exp were trained). No parameters.
+  recon_kernel_range: float = 0.0
   # Bound of the reconstruction's per-pixel log-gain (`recon.Reconstruction`): exp(2) ≈ 7.4×
   # the blend at most (models up to v7 2exp / v6 3exp); larger lets the model raise
   # highlights clipped in every exposure towards their radiance. No parameters.
@@ -191,6 +196,9 @@ class DeAltHDR(nn.Module):
     if model.fgma_correction_init not in fgma_lib.CORRECTION_INITS:
       raise ValueError(f"model.fgma_correction_init must be one of "
                        f"{fgma_lib.CORRECTION_INITS}, got {model.fgma_correction_init!r}")
+    if not model.recon_kernel_range >= 0:
+      raise ValueError(f"model.recon_kernel_range must be >= 0 (0 = no clamp), got "
+                       f"{model.recon_kernel_range}")
     if not model.max_log_gain > 0:
       raise ValueError(f"model.max_log_gain must be > 0, got {model.max_log_gain}")
     if model.recon_kernel and (model.recon_kernel < 3 or model.recon_kernel % 2 == 0):
@@ -378,7 +386,8 @@ class DeAltHDR(nn.Module):
       prior = jnp.moveaxis(jnp.log(resp.well_exposedness(cand_ldr.max(-1)) + 0.01), 1, -1)
     hdr_rel, weights = recon.Reconstruction(self.features, self.head_features, dtype,
                                             kernel=self.recon_kernel,
-                                            max_log_gain=self.max_log_gain, name="recon")(
+                                            max_log_gain=self.max_log_gain,
+                                            kernel_range=self.recon_kernel_range, name="recon")(
         ref_feats, aligned, list(masks.values()), full_res, candidates, prior)
     hdr = hdr_rel * (2.0 ** -min_stops)[:, None, None, None]
 

@@ -55,6 +55,9 @@ class DualEncoder(nn.Module):
 # Bound of each off-centre tap of the blend filter (`Reconstruction.kernel`): enough for a
 # 3×3 box (1/9) or a 5×5 one (1/25), not for an unbounded ringing kernel.
 MAX_TAP = 0.25
+# The brightness below which `filter_with_taps`' clamp stops shrinking, in the blend's units
+# (the shortest exposure's clipping level = 1): dark pixels keep their noise averaging.
+RANGE_FLOOR = 0.01
 
 
 def tap_offsets(size: int) -> list[tuple[int, int]]:
@@ -63,23 +66,32 @@ def tap_offsets(size: int) -> list[tuple[int, int]]:
   return [(dy, dx) for dy in range(-r, r + 1) for dx in range(-r, r + 1) if dy or dx]
 
 
-def filter_with_taps(x: jnp.ndarray, taps: jnp.ndarray, size: int) -> jnp.ndarray:
+def filter_with_taps(x: jnp.ndarray, taps: jnp.ndarray, size: int,
+                     value_range: float = 0.0) -> jnp.ndarray:
   """A per-pixel filter whose taps sum to one: x + Σ_j taps_j · (x at offset j − x).
 
   Args:
-    x: [B, H, W, C] image (edges replicated).
+    x: [B, H, W, C] non-negative image (edges replicated).
     taps: [B, H, W, size² − 1] weights of the off-centre offsets (`tap_offsets`); the
       centre's weight is 1 − their sum. All zero = the identity.
     size: odd filter side.
+    value_range: c > 0 clamps each difference (x at offset j − x) to ±c · (the centre's
+      brightest channel + RANGE_FLOOR): a light beside a recorded pixel moves it by at most
+      taps_j · c of its brightness, while differences of noise (dark pixels, colour noise
+      in one channel) pass as before; 0 = no clamp.
   Returns:
     [B, H, W, C].
   """
   r = size // 2
   h, w = x.shape[1:3]
   padded = jnp.pad(x, ((0, 0), (r, r), (r, r), (0, 0)), mode="edge")
+  reach = value_range * (x.max(axis=-1, keepdims=True) + RANGE_FLOOR)
   out = x
   for j, (dy, dx) in enumerate(tap_offsets(size)):
-    out = out + taps[..., j:j + 1] * (padded[:, r + dy:r + dy + h, r + dx:r + dx + w] - x)
+    difference = padded[:, r + dy:r + dy + h, r + dx:r + dx + w] - x
+    if value_range > 0:
+      difference = jnp.clip(difference, -reach, reach)
+    out = out + taps[..., j:j + 1] * difference
   return out
 
 
@@ -108,12 +120,15 @@ class Reconstruction(nn.Module):
     kernel: side of the per-pixel blend filter; 0 = none.
     max_log_gain: bound of the natural-log gain, `m · tanh(x / m)` of the head's output x
       (≈ x near 0, so models trained with one bound can be fine-tuned with another).
+    kernel_range: the kernel's clamp of its differences (`filter_with_taps`' value_range);
+      0 = none.
   """
   features: Sequence[int]
   head_features: int
   dtype: Any = jnp.float32
   kernel: int = 0
   max_log_gain: float = 2.0
+  kernel_range: float = 0.0
 
   @nn.compact
   def __call__(self, ref_feats, aligned, masks, full_res, candidates, prior=None):
@@ -162,7 +177,8 @@ class Reconstruction(nn.Module):
       taps = nn.Conv(self.kernel ** 2 - 1, (3, 3), padding="SAME", dtype=self.dtype,
                      kernel_init=nn.initializers.zeros, name="head_kernel")(x)
       taps = MAX_TAP * jnp.tanh(taps.astype(jnp.float32))
-      blend = jnp.maximum(filter_with_taps(blend, taps, self.kernel), 0.0)
+      blend = jnp.maximum(filter_with_taps(blend, taps, self.kernel, self.kernel_range),
+                          0.0)
     bound = float(self.max_log_gain)
     hdr = blend * jnp.exp(bound * jnp.tanh(log_gain / bound))
     return hdr, weights

@@ -476,6 +476,33 @@ def test_blend_filter_starts_as_the_identity_and_filters_the_blend(tmp_path):
       DeAltHDR.from_config({**dict(config.model), "recon_kernel": size})
 
 
+def test_blend_filter_range_keeps_a_light_out_of_the_pixels_beside_it():
+  """`model.recon_kernel_range` c: each neighbour's difference from the centre enters the
+  filter clamped to ±c · (the centre's brightest channel + RANGE_FLOOR). A light 1000x
+  brighter beside a pixel moves it by at most Σ taps · c · that (unclamped: by ~40x); a flat
+  noisy patch, and dark pixels with colour noise in one channel, filter as without it."""
+  from dealthdr_jax.models import recon  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(8)
+  x = rng.uniform(0.5, 1.0, (1, 5, 5, 3)).astype(np.float32)
+  x[0, 2, 3] = 1000.0  # A light right of the centre pixel (2, 2).
+  taps = np.full((1, 5, 5, 8), 0.05, np.float32)
+  plain = np.asarray(recon.filter_with_taps(x, taps, 3))
+  clamped = np.asarray(recon.filter_with_taps(x, taps, 3, value_range=0.5))
+  assert np.all(plain[0, 2, 2] > 40 * x[0, 2, 2])
+  bound = 8 * 0.05 * 0.5 * (x[0, 2, 2].max() + recon.RANGE_FLOOR)
+  assert np.all(np.abs(clamped[0, 2, 2] - x[0, 2, 2]) <= bound + 1e-6)
+  flat = rng.uniform(0.9, 1.1, (1, 5, 5, 3)).astype(np.float32)
+  dark = rng.uniform(0.0, 0.001, (1, 5, 5, 3)).astype(np.float32)
+  dark[..., 0] += rng.uniform(0.0, 0.003, (1, 5, 5))  # Colour noise in one channel.
+  for patch in (flat, dark):
+    np.testing.assert_allclose(recon.filter_with_taps(patch, taps, 3, value_range=0.5),
+                               recon.filter_with_taps(patch, taps, 3), rtol=1e-6)
+  config = config_loading.load_config("dealthdr_2exp:size=tiny")
+  assert DeAltHDR.from_config(config.model).recon_kernel_range == 0.0
+  with pytest.raises(ValueError, match="recon_kernel_range must be >= 0"):
+    DeAltHDR.from_config({**dict(config.model), "recon_kernel_range": -1.0})
+
+
 def test_gain_bound_raises_clipped_highlights_and_travels_with_the_model(tmp_path):
   """`model.max_log_gain`: the reconstruction's output is blend · exp(m · tanh(x / m)). With
   the old bound (2) the output is the formula models up to v7 used; a larger bound lets
