@@ -3,15 +3,16 @@
   python tools/unrecorded_headroom.py --sources ../shared/hdr_sources --pattern 2exp
 
 Runs a model (default: the shipped one of `--pattern`, at its ratio and gain bound) on the
-two validation sets `tools/gain_bound_sweep.py` uses (large and gentle motion, with GT,
-never a test set) and scores each window with `evaluation.headroom`: PSNR-T, PSNR-T on the
-recorded pixels, the share of the unrecorded pixels (clipped in every nearest frame of the
+validation sets `tools/gain_bound_sweep.py` uses (large and gentle motion, with GT,
+never a test set; `--sets large,gentle,cameras` adds its camera-pipeline set) and scores
+each window with `evaluation.headroom`: PSNR-T, PSNR-T on the recorded pixels, the share of the unrecorded pixels (clipped in every nearest frame of the
 shortest exposure) and of PSNR-T's MSE that lies in them, and two ground-truth oracles:
 the best single factor on the unrecorded pixels of each window (how bright its lights are),
 and the ground truth put in them. The gap between a model and the first oracle is what a
 better guess at the lights' level could gain; between the oracles, what a guess at their
 shape inside the clipped area could. Prints one row per set; `--json F` writes them with
-the per-window values.
+the per-window values. `--max-log-gain` and `--recon-kernel-range` run the same weights
+with another gain bound or blend-filter clamp (both parameter-free).
 """
 from __future__ import annotations
 
@@ -64,28 +65,40 @@ def main(argv=None) -> int:
   parser.add_argument("--ratio", type=float, default=None, help="default: the model's")
   parser.add_argument("--max-log-gain", type=float, default=None,
                       help="run the model with this gain bound (default: its own)")
+  parser.add_argument("--recon-kernel-range", type=float, default=None,
+                      help="run the model with this blend-filter clamp, 0 = none "
+                           "(model.recon_kernel_range; default: its own)")
+  gain_bound_sweep.add_set_argument(parser)
   parser.add_argument("--windows", type=int, default=32)
   parser.add_argument("--crop", type=int, default=256)
   parser.add_argument("--json", help="write the rows here")
   args = parser.parse_args(argv)
   if args.max_log_gain is not None and not args.max_log_gain > 0:
     parser.error(f"--max-log-gain must be > 0, got {args.max_log_gain}")
+  if args.recon_kernel_range is not None and not args.recon_kernel_range >= 0:
+    parser.error(f"--recon-kernel-range must be >= 0, got {args.recon_kernel_range}")
   if args.ratio is not None and not 0.0 <= args.ratio <= 1.0:
     parser.error(f"--ratio must be in [0, 1], got {args.ratio}")
   if args.windows < 1:
     parser.error(f"--windows must be >= 1, got {args.windows}")
+  names = gain_bound_sweep.parse_sets(parser, args.sets)
   checkpoint, params, model, ratio = gain_bound_sweep.load_model(parser, args)
   if args.max_log_gain is not None:
     model = model.clone(max_log_gain=args.max_log_gain)
-  sets = gain_bound_sweep.validation_sets(args.pattern, args.sources, args.windows, args.crop)
+  if args.recon_kernel_range is not None:
+    model = model.clone(recon_kernel_range=args.recon_kernel_range)
+  sets = gain_bound_sweep.validation_sets(args.pattern, args.sources, args.windows, args.crop,
+                                          names)
   apply = jax.jit(lambda p, b: model.apply({"params": p}, b["frames"], b["stops"],
                                            ratio=ratio)[0])
   predict = lambda batch: apply(params, batch)
-  print(f"{checkpoint}: ratio {ratio:g}, max_log_gain {model.max_log_gain:g}; "
+  print(f"{checkpoint}: ratio {ratio:g}, max_log_gain {model.max_log_gain:g}, "
+        f"recon_kernel_range {model.recon_kernel_range:g}; "
         f"{args.windows} validation windows of {args.crop}² per set", flush=True)
   print("| set | " + " | ".join(name for name, _ in COLUMNS) + " | median best factor |")
   print("|---" * (len(COLUMNS) + 2) + "|")
   result = {"checkpoint": str(checkpoint), "ratio": ratio, "max_log_gain": model.max_log_gain,
+            "recon_kernel_range": model.recon_kernel_range,
             "windows": args.windows, "crop": args.crop, "sets": {}}
   for name, batches in sets.items():
     rows = score_windows(predict, batches)

@@ -34,3 +34,20 @@ def test_a_model_of_the_other_pattern_is_refused(tmp_path, capsys):
     gain_bound_sweep.main(["--sources", str(tmp_path), "--pattern", "3exp", "--checkpoint",
                            str(REPO / "dealthdr_jax/assets/models/dealthdr_2exp")])
   assert "is a 2exp model; pass --pattern 2exp" in capsys.readouterr().err
+
+
+def test_the_camera_set_is_the_large_motion_set_through_camera_pipelines():
+  """`--sets cameras`: the same windows' config as the large-motion set (crop, count,
+  sources, motion) but every window written by a camera pipeline, against half."""
+  parser = gain_bound_sweep.argparse.ArgumentParser()
+  names = gain_bound_sweep.parse_sets(parser, "cameras,large,cameras")
+  assert names == ("cameras", "large motion")
+  configs = gain_bound_sweep.validation_configs("2exp", "/sources", 8, 128, names)
+  cameras, large = configs["cameras"], configs["large motion"]
+  assert cameras.data.camera_pipeline_fraction == 1.0
+  assert large.data.camera_pipeline_fraction == 0.5
+  for key in ("crop", "val_size", "source_dir", "simulator", "seed"):
+    assert cameras.data.get(key) == large.data.get(key), key
+  assert (cameras.data.crop, cameras.data.val_size, cameras.data.source_dir) == (128, 8, "/sources")
+  with pytest.raises(ValueError, match="unknown validation set"):
+    gain_bound_sweep.validation_configs("2exp", "/sources", 8, 128, ("night",))

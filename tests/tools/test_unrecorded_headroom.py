@@ -17,6 +17,9 @@ import unrecorded_headroom  # noqa: E402  pylint: disable=wrong-import-position
     (["--max-log-gain", "0"], "--max-log-gain must be > 0"),
     (["--ratio", "1.5"], "--ratio must be in [0, 1]"),
     (["--windows", "0"], "--windows must be >= 1"),
+    (["--recon-kernel-range", "-1"], "--recon-kernel-range must be >= 0"),
+    (["--sets", "gentle,night"], "unknown ones ['night']"),
+    (["--sets", ","], "names no set"),
 ])
 def test_bad_arguments_are_named(tmp_path, capsys, args, message):
   with pytest.raises(SystemExit) as exit_info:
