@@ -11,7 +11,8 @@ test set: the alignment preset's (`configs/dealthdr_align.py`: held-out sources,
 motion, half the windows through a camera pipeline) and the stage-1 config's of the
 pattern (gentle motion), `--windows` windows of `--crop`² each, at `--ratio` (default: the
 model's); `--sets large,gentle,cameras` adds the large-motion windows with every one
-written by a training camera pipeline (`VALIDATION_SPECS`). Prints one row per bound and, with `--json F`, writes them.
+written by a training camera pipeline (`VALIDATION_SPECS`). Prints one row per bound and,
+with `--json F`, writes them.
 """
 from __future__ import annotations
 
