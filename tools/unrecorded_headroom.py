@@ -5,8 +5,9 @@
 Runs a model (default: the shipped one of `--pattern`, at its ratio and gain bound) on the
 validation sets `tools/gain_bound_sweep.py` uses (large and gentle motion, with GT,
 never a test set; `--sets large,gentle,cameras` adds its camera-pipeline set) and scores
-each window with `evaluation.headroom`: PSNR-T, PSNR-T on the recorded pixels, the share of the unrecorded pixels (clipped in every nearest frame of the
-shortest exposure) and of PSNR-T's MSE that lies in them, and two ground-truth oracles:
+each window with `evaluation.headroom`: PSNR-T, PSNR-T on the recorded pixels, the share of
+the unrecorded pixels (clipped in every nearest frame of the shortest exposure) and of
+PSNR-T's MSE that lies in them, and two ground-truth oracles:
 the best single factor on the unrecorded pixels of each window (how bright its lights are),
 and the ground truth put in them. The gap between a model and the first oracle is what a
 better guess at the lights' level could gain; between the oracles, what a guess at their

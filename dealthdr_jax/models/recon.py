@@ -85,7 +85,8 @@ def filter_with_taps(x: jnp.ndarray, taps: jnp.ndarray, size: int,
   r = size // 2
   h, w = x.shape[1:3]
   padded = jnp.pad(x, ((0, 0), (r, r), (r, r), (0, 0)), mode="edge")
-  reach = value_range * (x.max(axis=-1, keepdims=True) + RANGE_FLOOR)
+  if value_range > 0:
+    reach = value_range * (x.max(axis=-1, keepdims=True) + RANGE_FLOOR)
   out = x
   for j, (dy, dx) in enumerate(tap_offsets(size)):
     difference = padded[:, r + dy:r + dy + h, r + dx:r + dx + w] - x
