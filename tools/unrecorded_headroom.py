@@ -12,8 +12,9 @@ the best single factor on the unrecorded pixels of each window (how bright its l
 and the ground truth put in them. The gap between a model and the first oracle is what a
 better guess at the lights' level could gain; between the oracles, what a guess at their
 shape inside the clipped area could. Prints one row per set; `--json F` writes them with
-the per-window values. `--max-log-gain` and `--recon-kernel-range` run the same weights
-with another gain bound or blend-filter clamp (both parameter-free).
+the per-window values. `--max-log-gain`, `--recon-kernel-range` and `--flow-fill-consistency`
+run the same weights with another gain bound, blend-filter clamp or flow-fill consistency
+scale (all parameter-free).
 """
 from __future__ import annotations
 
@@ -69,6 +70,9 @@ def main(argv=None) -> int:
   parser.add_argument("--recon-kernel-range", type=float, default=None,
                       help="run the model with this blend-filter clamp, 0 = none "
                            "(model.recon_kernel_range; default: its own)")
+  parser.add_argument("--flow-fill-consistency", type=float, default=None,
+                      help="run the model with this round-trip scale of its flow fill in "
+                           "pixels, 0 = off (model.flow_fill_consistency; default: its own)")
   gain_bound_sweep.add_set_argument(parser)
   parser.add_argument("--windows", type=int, default=32)
   parser.add_argument("--crop", type=int, default=256)
@@ -78,6 +82,8 @@ def main(argv=None) -> int:
     parser.error(f"--max-log-gain must be > 0, got {args.max_log_gain}")
   if args.recon_kernel_range is not None and not args.recon_kernel_range >= 0:
     parser.error(f"--recon-kernel-range must be >= 0, got {args.recon_kernel_range}")
+  if args.flow_fill_consistency is not None and not args.flow_fill_consistency >= 0:
+    parser.error(f"--flow-fill-consistency must be >= 0, got {args.flow_fill_consistency}")
   if args.ratio is not None and not 0.0 <= args.ratio <= 1.0:
     parser.error(f"--ratio must be in [0, 1], got {args.ratio}")
   if args.windows < 1:
@@ -88,18 +94,25 @@ def main(argv=None) -> int:
     model = model.clone(max_log_gain=args.max_log_gain)
   if args.recon_kernel_range is not None:
     model = model.clone(recon_kernel_range=args.recon_kernel_range)
+  if args.flow_fill_consistency is not None:
+    if args.flow_fill_consistency and not model.flow_fill:
+      parser.error(f"--flow-fill-consistency acts on the flow fill, which {checkpoint} "
+                   "does not use (model.flow_fill)")
+    model = model.clone(flow_fill_consistency=args.flow_fill_consistency)
   sets = gain_bound_sweep.validation_sets(args.pattern, args.sources, args.windows, args.crop,
                                           names)
   apply = jax.jit(lambda p, b: model.apply({"params": p}, b["frames"], b["stops"],
                                            ratio=ratio)[0])
   predict = lambda batch: apply(params, batch)
   print(f"{checkpoint}: ratio {ratio:g}, max_log_gain {model.max_log_gain:g}, "
-        f"recon_kernel_range {model.recon_kernel_range:g}; "
+        f"recon_kernel_range {model.recon_kernel_range:g}, "
+        f"flow_fill_consistency {model.flow_fill_consistency:g}; "
         f"{args.windows} validation windows of {args.crop}² per set", flush=True)
   print("| set | " + " | ".join(name for name, _ in COLUMNS) + " | median best factor |")
   print("|---" * (len(COLUMNS) + 2) + "|")
   result = {"checkpoint": str(checkpoint), "ratio": ratio, "max_log_gain": model.max_log_gain,
             "recon_kernel_range": model.recon_kernel_range,
+            "flow_fill_consistency": model.flow_fill_consistency,
             "windows": args.windows, "crop": args.crop, "sets": {}}
   for name, batches in sets.items():
     rows = score_windows(predict, batches)

@@ -141,6 +141,12 @@ class DeAltHDR(nn.Module):
   # the neighbour's exposure), from the reliable flow around (`warp.fill_flow`; the flow
   # network's own outputs, and its loss, are unchanged). No parameters.
   flow_fill: bool = False
+  # With `flow_fill`: the fill also replaces flow whose forward-backward round trip misses
+  # (`warp.round_trip_weight`): each pixel's reliability is scaled by exp(-miss / c), the
+  # miss in input pixels, so flow the two directions disagree on (occlusions, mismatches)
+  # is filled from the consistent flow around it. 0 = off (models up to v7 2exp / v6
+  # 3exp were trained without it). No parameters.
+  flow_fill_consistency: float = 0.0
   # FGMA moves the flow too: at the selected tokens of the FGMA level at the flow's
   # resolution, a correction read from where the attention looked (`fgma.FlowCorrection`,
   # zero-initialised) is added to the flow that warps the full-resolution candidates and
@@ -199,6 +205,12 @@ class DeAltHDR(nn.Module):
     if not model.recon_kernel_range >= 0:
       raise ValueError(f"model.recon_kernel_range must be >= 0 (0 = no clamp), got "
                        f"{model.recon_kernel_range}")
+    if not model.flow_fill_consistency >= 0:
+      raise ValueError(f"model.flow_fill_consistency must be >= 0 (0 = off), got "
+                       f"{model.flow_fill_consistency}")
+    if model.flow_fill_consistency and not model.flow_fill:
+      raise ValueError("model.flow_fill_consistency acts on the fill: it needs "
+                       "model.flow_fill=True")
     if not model.max_log_gain > 0:
       raise ValueError(f"model.max_log_gain must be > 0, got {model.max_log_gain}")
     if model.recon_kernel and (model.recon_kernel < 3 or model.recon_kernel % 2 == 0):
@@ -336,13 +348,19 @@ class DeAltHDR(nn.Module):
     flow_fine = flows_fwd[-1]                                                # [B·M, h/4, w/4, 2]
 
     score = None
+    round_trip = None                       # Forward-backward miss, pixels of the flow grid.
+    if ratio > 0 or (self.flow_fill and self.flow_fill_consistency):
+      round_trip = warp_lib.forward_backward_error(flow_fine, flows_bwd[-1])  # [B·M, h, w]
     if ratio > 0:
-      score = self._unreliability(ref_matched, nbr_matched, flow_fine, flows_bwd[-1],
+      score = self._unreliability(ref_matched, nbr_matched, flow_fine, round_trip,
                                   frames[:, r], m)
     if self.flow_fill:
       gain = expo[:, nbr_ids] / expo[:, r:r + 1]                             # [B, M]
       reliability = flow_reliability(frames[:, r], lin[:, r], gain, self.response)
       reliability = block_mean(reliability[..., None], 2 ** self.flow_finest_log2)[..., 0]
+      if self.flow_fill_consistency:
+        reliability = reliability * warp_lib.round_trip_weight(
+            round_trip * 2 ** self.flow_finest_log2, self.flow_fill_consistency)
       flow_fine = warp_lib.fill_flow(flow_fine, reliability)
 
     aligned, masks, attention = [], {}, {}
@@ -417,17 +435,16 @@ class DeAltHDR(nn.Module):
         jnp.arange(n)[:, None], tokens["selected"]].set(correction)
     return flow + field.reshape(n, fh, fw, 2)
 
-  def _unreliability(self, ref_matched, nbr_matched, flow_fwd, flow_bwd, ref_ldr, m):
+  def _unreliability(self, ref_matched, nbr_matched, flow_fwd, fb, ref_ldr, m):
     """Flow unreliability at the finest flow resolution → [B·M, h, w] float32.
 
-    Forward-backward inconsistency (pixels) + photometric error after exposure matching
-    + the share of saturated or under-exposed reference pixels (where the neighbour, and
-    so the alignment, matters most).
+    Forward-backward inconsistency `fb` [B·M, h, w] (pixels of the flow grid) +
+    photometric error after exposure matching + the share of saturated or under-exposed
+    reference pixels (where the neighbour, and so the alignment, matters most).
     """
     bm, fh, fw, _ = flow_fwd.shape
     factor = 2 ** self.flow_finest_log2
     pool = lambda x: block_mean(x, factor)
-    fb = warp_lib.forward_backward_error(flow_fwd, flow_bwd)
     ref_small, nbr_small = pool(ref_matched), pool(nbr_matched)
     photo = jnp.mean(jnp.abs(ref_small - warp_lib.warp(nbr_small, flow_fwd)), axis=-1)
     peak = jnp.max(ref_ldr, axis=-1, keepdims=True)

@@ -85,6 +85,20 @@ def forward_backward_error(flow_fwd: jnp.ndarray, flow_bwd: jnp.ndarray) -> jnp.
   return jnp.sqrt(jnp.sum(round_trip ** 2, axis=-1) + 1e-12)
 
 
+def round_trip_weight(miss: jnp.ndarray, scale: float) -> jnp.ndarray:
+  """exp(-miss / scale): 1 where the forward and backward flows agree, e^-1 where their
+  round trip (`forward_backward_error`, in the same pixels as `scale`) misses by `scale`.
+
+  Args:
+    miss: [N, H, W] round-trip error; scale: > 0.
+  Returns:
+    [N, H, W] float32 in (0, 1], without gradient (a weight for `fill_flow`).
+  """
+  if not scale > 0:
+    raise ValueError(f"round_trip_weight needs a scale > 0, got {scale}")
+  return jnp.exp(-jax.lax.stop_gradient(miss.astype(jnp.float32)) / scale)
+
+
 def fill_flow(flow: jnp.ndarray, reliability: jnp.ndarray) -> jnp.ndarray:
   """Replaces unreliable flow by the reliable flow around it (push-pull interpolation).
 

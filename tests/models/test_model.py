@@ -9,6 +9,7 @@ from dealthdr_jax import model_files
 from dealthdr_jax.models import flow as flow_lib
 from dealthdr_jax.models import fgma as fgma_lib
 from dealthdr_jax.models import response as resp
+from dealthdr_jax.models import warp as warp_lib
 from dealthdr_jax.models.dealthdr import DeAltHDR
 
 
@@ -194,6 +195,43 @@ def test_flow_fill_replaces_flow_where_the_reference_is_clipped(tiny):
   assert np.abs(inside - raw[:, :, 28:36, 28:36].reshape(-1, 2)).max() > 1e-3
   # The neighbours are warped by it.
   assert float(np.abs(np.asarray(hdr_filled) - np.asarray(hdr)).max()) > 0.0
+
+
+def test_flow_fill_consistency_fills_flow_whose_round_trip_misses(tiny):
+  """`model.flow_fill_consistency` c: on a well-exposed window (the fill alone keeps every
+  flow), the aligned flow stays the network's where its forward-backward round trip misses
+  by less than c·ln 2 input pixels (weight ≥ 0.5), and is replaced from around where it
+  misses by much more; the network's own flows are untouched."""
+  model, params = tiny
+  rng = np.random.default_rng(7)
+  params = {**params, "flow": jax.tree_util.tree_map(
+      lambda x: x + 0.05 * rng.standard_normal(x.shape).astype(np.float32), params["flow"])}
+  frames = rng.uniform(0.3, 0.7, (1, model.window, 64, 64, 3)).astype(np.float32)
+  stops = np.zeros((1, model.window), np.float32)   # Well exposed in every exposure.
+  filled = model.clone(flow_fill=True)
+  _, plain = filled.apply({"params": params}, frames, stops, ratio=0.0)
+  fwd, bwd = plain["flow_pyramid"][-1][0], plain["flow_bwd_pyramid"][-1][0]  # [M, h, w, 2]
+  np.testing.assert_allclose(plain["flow_aligned"][0], fwd, atol=1e-5)
+  scale = 2 ** model.flow_finest_log2
+  miss = np.asarray(warp_lib.forward_backward_error(fwd, bwd)) * scale       # input pixels
+  c = float(np.percentile(miss, 40))
+  _, checked = filled.clone(flow_fill_consistency=c).apply({"params": params}, frames, stops,
+                                                           ratio=0.0)
+  aligned = np.asarray(checked["flow_aligned"][0])
+  close, far = miss < 0.6 * c, miss > 2.0 * c
+  assert close.sum() >= 10 and far.sum() >= 10, (close.sum(), far.sum())
+  np.testing.assert_allclose(aligned[close], np.asarray(fwd)[close], atol=1e-5)
+  assert np.abs(aligned[far] - np.asarray(fwd)[far]).max() > 1e-2
+  for a, b in zip(plain["flow_pyramid"] + plain["flow_bwd_pyramid"],
+                  checked["flow_pyramid"] + checked["flow_bwd_pyramid"]):
+    np.testing.assert_allclose(a, b, atol=1e-6)
+  config = config_loading.load_config("dealthdr_2exp:size=tiny")
+  assert DeAltHDR.from_config(config.model).flow_fill_consistency == 0.0
+  with pytest.raises(ValueError, match="flow_fill_consistency must be >= 0"):
+    DeAltHDR.from_config({**dict(config.model), "flow_fill": True,
+                          "flow_fill_consistency": -1.0})
+  with pytest.raises(ValueError, match="needs model.flow_fill=True"):
+    DeAltHDR.from_config({**dict(config.model), "flow_fill_consistency": 1.0})
 
 
 def test_response_calibration_starts_as_identity_and_bends_the_input(tiny):

@@ -63,6 +63,17 @@ def test_forward_backward_error_zero_for_consistent_flows():
   assert float(warp_lib.forward_backward_error(fwd, fwd).min()) > 4.0
 
 
+def test_round_trip_weight_falls_by_e_per_scale_of_miss():
+  miss = jnp.array([[[0.0, 1.0, 2.0, 10.0]]], jnp.float32)
+  np.testing.assert_allclose(warp_lib.round_trip_weight(miss, 2.0),
+                             [[[1.0, np.exp(-0.5), np.exp(-1.0), np.exp(-5.0)]]], rtol=1e-6)
+  # A weight for the fill: no gradient flows back into the flows through it.
+  grad = jax.grad(lambda m: jnp.sum(warp_lib.round_trip_weight(m, 1.0)))(miss)
+  np.testing.assert_array_equal(grad, 0.0)
+  with pytest.raises(ValueError, match="scale > 0"):
+    warp_lib.round_trip_weight(miss, 0.0)
+
+
 def test_fill_flow_keeps_reliable_flow_and_fills_holes_from_around():
   rng = np.random.default_rng(3)
   ys, xs = np.mgrid[0:24, 0:36].astype(np.float32)

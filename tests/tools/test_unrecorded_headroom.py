@@ -18,6 +18,7 @@ import unrecorded_headroom  # noqa: E402  pylint: disable=wrong-import-position
     (["--ratio", "1.5"], "--ratio must be in [0, 1]"),
     (["--windows", "0"], "--windows must be >= 1"),
     (["--recon-kernel-range", "-1"], "--recon-kernel-range must be >= 0"),
+    (["--flow-fill-consistency", "-1"], "--flow-fill-consistency must be >= 0"),
     (["--sets", "gentle,night"], "unknown ones ['night']"),
     (["--sets", ","], "names no set"),
 ])
