@@ -36,6 +36,15 @@ COLUMNS = (("PSNR-T", "psnr_t"), ("PSNR-T rec.", "psnr_t_rec"),
            ("unrecorded %", "unrecorded_fraction"), ("their MSE %", "unrecorded_error_share"),
            ("best level", "psnr_t_best_scale"), ("GT filled", "psnr_t_gt_filled"))
 PERCENT = ("unrecorded_fraction", "unrecorded_error_share")
+# Parameter-free model settings the tool can override: (model field, rule, check, help).
+SETTINGS = (("max_log_gain", "> 0", lambda v: v > 0, "gain bound"),
+            ("recon_kernel_range", ">= 0", lambda v: v >= 0, "blend-filter clamp, 0 = none"),
+            ("flow_fill_consistency", ">= 0", lambda v: v >= 0,
+             "round-trip scale of its flow fill in pixels, 0 = off"))
+
+
+def _flag(key: str) -> str:
+  return "--" + key.replace("_", "-")
 
 
 def score_windows(predict, batches) -> list[dict]:
@@ -65,54 +74,42 @@ def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   gain_bound_sweep.add_model_arguments(parser)
   parser.add_argument("--ratio", type=float, default=None, help="default: the model's")
-  parser.add_argument("--max-log-gain", type=float, default=None,
-                      help="run the model with this gain bound (default: its own)")
-  parser.add_argument("--recon-kernel-range", type=float, default=None,
-                      help="run the model with this blend-filter clamp, 0 = none "
-                           "(model.recon_kernel_range; default: its own)")
-  parser.add_argument("--flow-fill-consistency", type=float, default=None,
-                      help="run the model with this round-trip scale of its flow fill in "
-                           "pixels, 0 = off (model.flow_fill_consistency; default: its own)")
+  for key, _, _, help_text in SETTINGS:
+    parser.add_argument(_flag(key), type=float, default=None,
+                        help=f"run the model with this {help_text} (model.{key}; default: "
+                             "its own)")
   gain_bound_sweep.add_set_argument(parser)
   parser.add_argument("--windows", type=int, default=32)
   parser.add_argument("--crop", type=int, default=256)
   parser.add_argument("--json", help="write the rows here")
   args = parser.parse_args(argv)
-  if args.max_log_gain is not None and not args.max_log_gain > 0:
-    parser.error(f"--max-log-gain must be > 0, got {args.max_log_gain}")
-  if args.recon_kernel_range is not None and not args.recon_kernel_range >= 0:
-    parser.error(f"--recon-kernel-range must be >= 0, got {args.recon_kernel_range}")
-  if args.flow_fill_consistency is not None and not args.flow_fill_consistency >= 0:
-    parser.error(f"--flow-fill-consistency must be >= 0, got {args.flow_fill_consistency}")
+  for key, rule, valid, _ in SETTINGS:
+    value = getattr(args, key)
+    if value is not None and not valid(value):
+      parser.error(f"{_flag(key)} must be {rule}, got {value}")
   if args.ratio is not None and not 0.0 <= args.ratio <= 1.0:
     parser.error(f"--ratio must be in [0, 1], got {args.ratio}")
   if args.windows < 1:
     parser.error(f"--windows must be >= 1, got {args.windows}")
   names = gain_bound_sweep.parse_sets(parser, args.sets)
   checkpoint, params, model, ratio = gain_bound_sweep.load_model(parser, args)
-  if args.max_log_gain is not None:
-    model = model.clone(max_log_gain=args.max_log_gain)
-  if args.recon_kernel_range is not None:
-    model = model.clone(recon_kernel_range=args.recon_kernel_range)
-  if args.flow_fill_consistency is not None:
-    if args.flow_fill_consistency and not model.flow_fill:
-      parser.error(f"--flow-fill-consistency acts on the flow fill, which {checkpoint} "
-                   "does not use (model.flow_fill)")
-    model = model.clone(flow_fill_consistency=args.flow_fill_consistency)
+  if args.flow_fill_consistency and not model.flow_fill:
+    parser.error(f"--flow-fill-consistency acts on the flow fill, which {checkpoint} "
+                 "does not use (model.flow_fill)")
+  model = model.clone(**{key: getattr(args, key) for key, *_ in SETTINGS
+                         if getattr(args, key) is not None})
   sets = gain_bound_sweep.validation_sets(args.pattern, args.sources, args.windows, args.crop,
                                           names)
   apply = jax.jit(lambda p, b: model.apply({"params": p}, b["frames"], b["stops"],
                                            ratio=ratio)[0])
   predict = lambda batch: apply(params, batch)
-  print(f"{checkpoint}: ratio {ratio:g}, max_log_gain {model.max_log_gain:g}, "
-        f"recon_kernel_range {model.recon_kernel_range:g}, "
-        f"flow_fill_consistency {model.flow_fill_consistency:g}; "
-        f"{args.windows} validation windows of {args.crop}² per set", flush=True)
+  settings = {key: getattr(model, key) for key, *_ in SETTINGS}
+  print(f"{checkpoint}: ratio {ratio:g}, "
+        + ", ".join(f"{key} {value:g}" for key, value in settings.items())
+        + f"; {args.windows} validation windows of {args.crop}² per set", flush=True)
   print("| set | " + " | ".join(name for name, _ in COLUMNS) + " | median best factor |")
   print("|---" * (len(COLUMNS) + 2) + "|")
-  result = {"checkpoint": str(checkpoint), "ratio": ratio, "max_log_gain": model.max_log_gain,
-            "recon_kernel_range": model.recon_kernel_range,
-            "flow_fill_consistency": model.flow_fill_consistency,
+  result = {"checkpoint": str(checkpoint), "ratio": ratio, **settings,
             "windows": args.windows, "crop": args.crop, "sets": {}}
   for name, batches in sets.items():
     rows = score_windows(predict, batches)
