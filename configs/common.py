@@ -231,6 +231,9 @@ def train_config(config: ml_collections.ConfigDict, stage: int = 1) -> None:
   config.loss.subset_weight = 1.0
   config.loss.teacher_weight = 1.0
   config.loss.reexpose_weight = 0.5
+  # Re-exposure of the random sub-window's output to the frames it left out (0 = off):
+  # a target whose noise the input does not hold (train.stage2_step (d)).
+  config.loss.reexpose_heldout_weight = 0.0
   # Smoothness of the learned response calibration curve (`losses.curve_roughness`).
   config.loss.curve_smoothness = 5e-4
   # Pull of the learned curve towards the declared (or default) response, i.e. the

@@ -173,7 +173,8 @@ def well_exposed_mask(ldr: jnp.ndarray, low: float = WELL_EXPOSED_LOW,
 def reexposure_loss(hdr: jnp.ndarray, frames: jnp.ndarray, stops: jnp.ndarray,
                     flow: jnp.ndarray | None = None, response: str = "gamma2.2",
                     low: float = WELL_EXPOSED_LOW, high: float = WELL_EXPOSED_HIGH,
-                    curve: jnp.ndarray | None = None) -> jnp.ndarray:
+                    curve: jnp.ndarray | None = None,
+                    frame_weights: jnp.ndarray | None = None) -> jnp.ndarray:
   """Re-exposure consistency of a predicted HDR frame with the observed LDR window.
 
   For the reference frame r: `response(clip(H · 2**stops_r))` vs `frames[:, r]`. For each
@@ -192,6 +193,10 @@ def reexposure_loss(hdr: jnp.ndarray, frames: jnp.ndarray, stops: jnp.ndarray,
       "response_curve"): the model reads `curve(LDR)`, so its output is rendered through
       `response` and then the curve's inverse before the comparison. The comparison stays
       in observed-LDR units, where the curve cannot shrink the error by flattening.
+    frame_weights: optional [B, T] weight of each frame of the window (frame order), e.g.
+      1 only for the frames the prediction did not see (`stage2_step`'s held-out
+      re-exposure): a frame the model saw can be matched by copying its noise, one it did
+      not see only by predicting the scene.
   Returns:
     scalar: masked mean L1 in LDR units.
   """
@@ -207,6 +212,7 @@ def reexposure_loss(hdr: jnp.ndarray, frames: jnp.ndarray, stops: jnp.ndarray,
   observed = [frames[:, r]]
   predicted = [rendered(r)]
   inside = [jnp.ones((b, h, w, 1), jnp.float32)]
+  order = [r]
   if flow is not None:
     gy, gx = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32),
                           jnp.arange(w, dtype=jnp.float32), indexing="ij")
@@ -217,9 +223,13 @@ def reexposure_loss(hdr: jnp.ndarray, frames: jnp.ndarray, stops: jnp.ndarray,
       x, y = gx + f[..., 0], gy + f[..., 1]
       inside.append(((x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1))
                     .astype(jnp.float32)[..., None])
+      order.append(j)
   observed = jnp.stack(observed, 1)                                         # [B, K, H, W, 3]
   predicted = jnp.stack(predicted, 1)
-  mask = jax.lax.stop_gradient(well_exposed_mask(observed, low, high) * jnp.stack(inside, 1))
+  inside = jnp.stack(inside, 1)
+  if frame_weights is not None:
+    inside = inside * frame_weights.astype(jnp.float32)[:, jnp.asarray(order), None, None, None]
+  mask = jax.lax.stop_gradient(well_exposed_mask(observed, low, high) * inside)
   err = jnp.abs(predicted - observed) * mask
   return jnp.sum(err) / jnp.maximum(3.0 * jnp.sum(mask), 1.0)
 

@@ -192,17 +192,29 @@ def flow_eval_step(params, batch: dict[str, jnp.ndarray], *, model: DeAltHDR, ra
 
 
 def subset_window(frames: jnp.ndarray, stops: jnp.ndarray, key: jax.Array, radius: int,
-                  period: int | None = None) -> tuple[jnp.ndarray, jnp.ndarray]:
+                  period: int | None = None
+                  ) -> tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray]:
   """Per sample, a random `losses.subset_index_maps` sub-window of the input window.
 
-  frames: [B, T, H, W, 3], stops: [B, T] → the same shapes, frames/stops re-indexed.
+  frames: [B, T, H, W, 3], stops: [B, T] → the same shapes, frames/stops re-indexed, and
+  [B, T] float: 1 for the frames the sub-window left out (`held_out_frames`).
   period: frames per exposure cycle (edges keep each slot's exposure), or None.
   """
   maps = jnp.asarray(losses.subset_index_maps(radius, period))             # [K, T]
   choice = jax.random.randint(key, (frames.shape[0],), 0, maps.shape[0])
   idx = maps[choice]                                                       # [B, T]
   return (jnp.take_along_axis(frames, idx[:, :, None, None, None], axis=1),
-          jnp.take_along_axis(stops, idx, axis=1))
+          jnp.take_along_axis(stops, idx, axis=1), held_out_frames(idx))
+
+
+def held_out_frames(idx) -> jnp.ndarray:
+  """[..., T] sub-window index maps → [..., T] float, 1 where the frame is not an input.
+
+  A kept frame maps to itself and the dropped positions are filled from kept frames
+  (`losses.subset_index_maps`), so frame j is left out exactly where idx[j] != j.
+  """
+  idx = jnp.asarray(idx)
+  return (idx != jnp.arange(idx.shape[-1])).astype(jnp.float32)
 
 
 def stage2_step(state: train_state.TrainState, batch: dict[str, jnp.ndarray], *,
@@ -213,7 +225,10 @@ def stage2_step(state: train_state.TrainState, batch: dict[str, jnp.ndarray], *,
 
   (a) the full-window output (stop-gradient) supervises the output of a random sub-window;
   (b) the EMA teacher's full-window output supervises the student's;
-  (c) the output re-exposed to every frame of the window matches the well-exposed LDR.
+  (c) the output re-exposed to every frame of the window matches the well-exposed LDR;
+  (d) the sub-window's output re-exposed to the frames it left out matches them
+  (`loss.reexpose_heldout_weight`): those frames' noise is independent of its input, so
+  unlike (c) this is matched by predicting the scene, not by passing noise through.
   With a response calibration (`model.response_calibration`), (c) also trains the curve,
   `loss.curve_smoothness` keeps it smooth (losses.curve_roughness) and `loss.curve_prior`
   near the declared response (losses.curve_prior).
@@ -222,8 +237,9 @@ def stage2_step(state: train_state.TrainState, batch: dict[str, jnp.ndarray], *,
   frames, stops = batch["frames"], batch["stops"]
   b = frames.shape[0]
   key = jax.random.fold_in(jax.random.key(config.seed), state.step)
-  sub_frames, sub_stops = subset_window(frames, stops, key, model.radius,
-                                       patterns.period(config.pattern))
+  sub_frames, sub_stops, left_out = subset_window(frames, stops, key, model.radius,
+                                                 patterns.period(config.pattern))
+  heldout_weight = float(config.loss.get("reexpose_heldout_weight", 0.0))
   # The teacher is the EMA of the network, read through the student's current response
   # calibration (a property of the camera, not something to smooth over time).
   teacher_params = dict(state.ema_params)
@@ -243,19 +259,28 @@ def stage2_step(state: train_state.TrainState, batch: dict[str, jnp.ndarray], *,
                                         curve=aux.get("response_curve"))
     loss = (config.loss.subset_weight * subset_l + config.loss.teacher_weight * teacher_l
             + config.loss.reexpose_weight * reexpose_l)
+    heldout_l = jnp.zeros((), jnp.float32)
+    if heldout_weight:  # The full window's flow places the left-out frames (geometry only).
+      heldout_l = losses.reexposure_loss(sub, frames, stops,
+                                         jax.lax.stop_gradient(aux["flow"][:b]),
+                                         response=model.response,
+                                         curve=aux.get("response_curve"),
+                                         frame_weights=left_out)
+      loss += heldout_weight * heldout_l
     if "response_curve" in aux:
       loss += (config.loss.curve_smoothness * losses.curve_roughness(aux["response_curve"])
                + config.loss.get("curve_prior", 0.0) * losses.curve_prior(aux["response_curve"]))
     distance = (jnp.sqrt(losses.curve_prior(aux["response_curve"]))
                 if "response_curve" in aux else jnp.zeros((), jnp.float32))
-    return loss, (subset_l, teacher_l, reexpose_l, distance)
+    return loss, (subset_l, teacher_l, reexpose_l, heldout_l, distance)
 
-  (loss, (subset_l, teacher_l, reexpose_l, distance)), grads = jax.value_and_grad(
+  (loss, (subset_l, teacher_l, reexpose_l, heldout_l, distance)), grads = jax.value_and_grad(
       loss_fn, has_aux=True)(state.params)
   new_state = train_state.apply_gradients(state, grads, tx, config.optim.ema_decay)
   lr = train_state.learning_rate_schedule(config.optim, config.total_steps)(state.step)
   m = logs.Stage2Metrics.single_from_model_output(
       loss=loss, subset_loss=subset_l, teacher_loss=teacher_l, reexpose_loss=reexpose_l,
+      reexpose_heldout_loss=heldout_l,
       curve_distance=jax.lax.stop_gradient(distance), grad_norm=optax.tree.norm(grads), learning_rate=lr)
   return new_state, m
 
@@ -265,25 +290,33 @@ def criterion_step(params, batch: dict[str, jnp.ndarray], *, model: DeAltHDR,
   """Stage 2's no-reference held-out criterion on one batch → [B] per-window values.
 
   The self-supervised losses that depend on the parameters alone, weighted as in training:
-  sub-window consistency (every sub-window map of `losses.subset_index_maps`, averaged)
-  and re-exposure consistency (through the model's response calibration). The EMA
-  teacher term is left out: it compares the parameters with their own average.
+  sub-window consistency (every sub-window map of `losses.subset_index_maps`, averaged),
+  re-exposure consistency (through the model's response calibration) and, with
+  `loss.reexpose_heldout_weight`, each sub-window's re-exposure to the frames it left out.
+  The EMA teacher term is left out: it compares the parameters with their own average.
   """
   frames, stops = batch["frames"], batch["stops"]
   hdr, aux = model.apply({"params": params}, frames, stops, ratio=ratio)
   per_window = lambda x, y: jnp.stack([losses.hdr_loss(x[i:i + 1], y[i:i + 1], config.loss.mu)
                                        for i in range(x.shape[0])])
   maps = losses.subset_index_maps(model.radius, patterns.period(config.pattern))
-  subset = 0.0
+  heldout_weight = float(config.loss.get("reexpose_heldout_weight", 0.0))
+  reexpose_per_window = lambda x, **kw: jnp.stack([
+      losses.reexposure_loss(x[i:i + 1], frames[i:i + 1], stops[i:i + 1],
+                             aux["flow"][i:i + 1], response=model.response,
+                             curve=aux.get("response_curve"),
+                             **{k: v[i:i + 1] for k, v in kw.items()})
+      for i in range(frames.shape[0])])
+  subset = heldout = 0.0
   for idx in maps:
     sub, _ = model.apply({"params": params}, frames[:, idx], stops[:, idx], ratio=ratio)
     subset += per_window(sub, hdr) / len(maps)
-  reexpose = jnp.stack([
-      losses.reexposure_loss(hdr[i:i + 1], frames[i:i + 1], stops[i:i + 1],
-                             aux["flow"][i:i + 1], response=model.response,
-                             curve=aux.get("response_curve"))
-      for i in range(frames.shape[0])])
-  return config.loss.subset_weight * subset + config.loss.reexpose_weight * reexpose
+    if heldout_weight:
+      left_out = jnp.broadcast_to(held_out_frames(idx), stops.shape)
+      heldout += reexpose_per_window(sub, frame_weights=left_out) / len(maps)
+  reexpose = reexpose_per_window(hdr)
+  return (config.loss.subset_weight * subset + config.loss.reexpose_weight * reexpose
+          + heldout_weight * heldout)
 
 
 def eval_step(params, batch: dict[str, jnp.ndarray], *, model: DeAltHDR, ratio: float,

@@ -189,6 +189,39 @@ def test_reexposure_loss_zero_for_consistent_scene():
   assert float(losses.reexposure_loss(hdr * 2, frames, stops, flow)) > 0.05
 
 
+def test_reexposure_to_left_out_frames_is_matched_by_the_scene_not_the_noise():
+  # A static scene seen three times with independent noise. Re-exposed to the reference,
+  # an output that copies the reference's noise beats the clean scene; re-exposed to a
+  # frame the output did not see (frame_weights), only the clean scene is best.
+  rng = np.random.default_rng(5)
+  hdr = jnp.asarray(rng.uniform(0.05, 0.4, (1, 24, 24, 3)), jnp.float32)
+  stops = jnp.asarray([[1.0, -1.0, 1.0]])
+  clean = jnp.stack([resp.apply_response(jnp.clip(hdr * 2.0 ** s, 0, 1), "gamma2.2")
+                     for s in stops[0]], 1)                                 # [1, 3, H, W, 3]
+  frames = jnp.clip(clean + rng.normal(0, 0.03, clean.shape), 0, 1)
+  flow = jnp.zeros((1, 2, 24, 24, 2))
+  copy = resp.linearise(frames[:, 1], "gamma2.2") / 2.0 ** stops[0, 1]
+  loss = lambda h, w: float(losses.reexposure_loss(h, frames, stops, flow,
+                                                   frame_weights=jnp.asarray([w])))
+  reference, left_out = [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]
+  assert loss(copy, reference) < 0.2 * loss(hdr, reference)
+  assert loss(hdr, left_out) < 0.8 * loss(copy, left_out)
+  # All-ones weights are the unweighted loss; a zero weight removes a frame entirely.
+  assert loss(hdr, [1.0, 1.0, 1.0]) == float(losses.reexposure_loss(hdr, frames, stops, flow))
+  spoiled = frames.at[:, 0].set(1.0 - frames[:, 0])
+  assert float(losses.reexposure_loss(hdr, spoiled, stops, flow,
+                                      frame_weights=jnp.asarray([left_out]))) == loss(hdr, left_out)
+
+
+def test_held_out_frames_are_those_no_position_reads():
+  for radius, period in ((1, 2), (2, 2), (1, None), (2, 3)):
+    maps = losses.subset_index_maps(radius, period)
+    left_out = np.asarray(train.held_out_frames(maps))
+    for idx, out in zip(maps, left_out):
+      np.testing.assert_array_equal(out, [float(j not in set(idx)) for j in range(len(idx))])
+      assert out[radius] == 0 and out.sum() >= 1
+
+
 def test_calibration_curve_identity_at_init_and_invertible():
   x = jnp.linspace(0.0, 1.0, 101)
   identity = resp.curve_knots(jnp.zeros(16))
