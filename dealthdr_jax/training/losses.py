@@ -35,6 +35,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from data_pipeline import clips
+from data_pipeline import tone_calibration
+from dealthdr_jax.evaluation import headroom
 from dealthdr_jax.models import fgma as fgma_lib
 from dealthdr_jax.models import response as resp
 from dealthdr_jax.models import warp as warp_lib
@@ -60,10 +62,18 @@ def normalise_by_target(pred: jnp.ndarray, target: jnp.ndarray, eps: float = 1e-
   return jnp.maximum(pred * scale, 0.0), target * scale
 
 
-def hdr_loss(pred: jnp.ndarray, target: jnp.ndarray, mu: float = MU) -> jnp.ndarray:
-  """μ-law L1 of DESIGN.md §5. pred, target: [B, H, W, 3] linear HDR → scalar."""
+def hdr_loss(pred: jnp.ndarray, target: jnp.ndarray, mu: float = MU,
+             weights: jnp.ndarray | None = None) -> jnp.ndarray:
+  """μ-law L1 of DESIGN.md §5. pred, target: [B, H, W, 3] linear HDR → scalar.
+
+  weights: optional [B, H, W, 1] pixel weights (a weighted mean; 0 where they sum to 0).
+  """
   p, t = normalise_by_target(pred.astype(jnp.float32), target.astype(jnp.float32))
-  return jnp.mean(jnp.abs(resp.mu_law(p, mu) - resp.mu_law(t, mu)))
+  err = jnp.abs(resp.mu_law(p, mu) - resp.mu_law(t, mu))
+  if weights is None:
+    return jnp.mean(err)
+  weights = jnp.broadcast_to(weights.astype(jnp.float32), err.shape[:-1] + (1,))
+  return jnp.sum(err * weights) / jnp.maximum(3.0 * jnp.sum(weights), 1e-12)
 
 
 def downsample_flow(flow: jnp.ndarray, height: int, width: int) -> jnp.ndarray:
@@ -168,6 +178,19 @@ def well_exposed_mask(ldr: jnp.ndarray, low: float = WELL_EXPOSED_LOW,
   """[..., H, W, 3] LDR → [..., H, W, 1] float: 1 where every channel is in (low, high)."""
   ok = jnp.all((ldr > low) & (ldr < high), axis=-1, keepdims=True)
   return ok.astype(jnp.float32)
+
+
+def unrecorded_mask(frames: jnp.ndarray, stops: jnp.ndarray,
+                    clipped: float = tone_calibration.CLIPPED,
+                    tolerance: float = headroom.SHORTEST_TOLERANCE_STOPS) -> jnp.ndarray:
+  """Where no frame of the window records the scene: [B, T, H, W, 3] LDR in [0, 1] and
+  [B, T] stops → [B, H, W, 1] float, 1 where every shortest exposure of the window has a
+  channel at or above `clipped` (as `evaluation.headroom.unrecorded` for a window whose
+  shortest frames are all nearest the reference, e.g. any window of radius 1)."""
+  stops = stops.astype(jnp.float32)
+  shortest = stops <= jnp.min(stops, axis=1, keepdims=True) + tolerance      # [B, T]
+  hit = jnp.max(frames, axis=-1) >= clipped                                 # [B, T, H, W]
+  return jnp.all(hit | ~shortest[:, :, None, None], axis=1)[..., None].astype(jnp.float32)
 
 
 def reexposure_loss(hdr: jnp.ndarray, frames: jnp.ndarray, stops: jnp.ndarray,

@@ -229,6 +229,8 @@ def stage2_step(state: train_state.TrainState, batch: dict[str, jnp.ndarray], *,
   (d) the sub-window's output re-exposed to the frames it left out matches them
   (`loss.reexpose_heldout_weight`): those frames' noise is independent of its input, so
   unlike (c) this is matched by predicting the scene, not by passing noise through.
+  (e) where no frame records the scene (`losses.unrecorded_mask`) no term above says
+  anything true, so the teacher holds the output there (`loss.teacher_unrecorded_weight`).
   With a response calibration (`model.response_calibration`), (c) also trains the curve,
   `loss.curve_smoothness` keeps it smooth (losses.curve_roughness) and `loss.curve_prior`
   near the declared response (losses.curve_prior).
@@ -240,6 +242,7 @@ def stage2_step(state: train_state.TrainState, batch: dict[str, jnp.ndarray], *,
   sub_frames, sub_stops, left_out = subset_window(frames, stops, key, model.radius,
                                                  patterns.period(config.pattern))
   heldout_weight = float(config.loss.get("reexpose_heldout_weight", 0.0))
+  unrecorded_weight = float(config.loss.get("teacher_unrecorded_weight", 0.0))
   # The teacher is the EMA of the network, read through the student's current response
   # calibration (a property of the camera, not something to smooth over time).
   teacher_params = dict(state.ema_params)
@@ -267,20 +270,26 @@ def stage2_step(state: train_state.TrainState, batch: dict[str, jnp.ndarray], *,
                                          curve=aux.get("response_curve"),
                                          frame_weights=left_out)
       loss += heldout_weight * heldout_l
+    unrecorded_l = jnp.zeros((), jnp.float32)
+    if unrecorded_weight:
+      unrecorded_l = losses.hdr_loss(full, teacher, config.loss.mu,
+                                     weights=losses.unrecorded_mask(frames, stops))
+      loss += unrecorded_weight * unrecorded_l
     if "response_curve" in aux:
       loss += (config.loss.curve_smoothness * losses.curve_roughness(aux["response_curve"])
                + config.loss.get("curve_prior", 0.0) * losses.curve_prior(aux["response_curve"]))
     distance = (jnp.sqrt(losses.curve_prior(aux["response_curve"]))
                 if "response_curve" in aux else jnp.zeros((), jnp.float32))
-    return loss, (subset_l, teacher_l, reexpose_l, heldout_l, distance)
+    return loss, (subset_l, teacher_l, reexpose_l, heldout_l, unrecorded_l, distance)
 
-  (loss, (subset_l, teacher_l, reexpose_l, heldout_l, distance)), grads = jax.value_and_grad(
-      loss_fn, has_aux=True)(state.params)
+  (loss, (subset_l, teacher_l, reexpose_l, heldout_l, unrecorded_l, distance)), grads = (
+      jax.value_and_grad(
+          loss_fn, has_aux=True)(state.params))
   new_state = train_state.apply_gradients(state, grads, tx, config.optim.ema_decay)
   lr = train_state.learning_rate_schedule(config.optim, config.total_steps)(state.step)
   m = logs.Stage2Metrics.single_from_model_output(
       loss=loss, subset_loss=subset_l, teacher_loss=teacher_l, reexpose_loss=reexpose_l,
-      reexpose_heldout_loss=heldout_l,
+      reexpose_heldout_loss=heldout_l, teacher_unrecorded_loss=unrecorded_l,
       curve_distance=jax.lax.stop_gradient(distance), grad_norm=optax.tree.norm(grads), learning_rate=lr)
   return new_state, m
 

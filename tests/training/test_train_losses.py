@@ -12,6 +12,7 @@ from data_pipeline import camera
 from data_pipeline import clips as clips_lib
 from data_pipeline import response as np_response
 from dealthdr_jax import config_loading
+from dealthdr_jax.evaluation import headroom
 from dealthdr_jax.models import response as resp
 from dealthdr_jax.training import checkpoints
 from dealthdr_jax.training import input_pipeline
@@ -211,6 +212,30 @@ def test_reexposure_to_left_out_frames_is_matched_by_the_scene_not_the_noise():
   spoiled = frames.at[:, 0].set(1.0 - frames[:, 0])
   assert float(losses.reexposure_loss(hdr, spoiled, stops, flow,
                                       frame_weights=jnp.asarray([left_out]))) == loss(hdr, left_out)
+
+
+def test_unrecorded_mask_is_the_evaluation_s_unrecorded_pixels():
+  rng = np.random.default_rng(2)
+  frames = rng.uniform(0.5, 1.0, (4, 3, 12, 16, 3)).astype(np.float32)
+  stops = np.asarray([[0, 2, 0], [2, 0, 2], [0, 1.5, 3], [3, 1.5, 0]], np.float32)
+  mask = np.asarray(losses.unrecorded_mask(jnp.asarray(frames), jnp.asarray(stops)))
+  assert mask.shape == (4, 12, 16, 1) and 0 < mask.mean() < 1
+  for b in range(4):
+    np.testing.assert_array_equal(mask[b, ..., 0], headroom.unrecorded(frames[b], stops[b], 1))
+
+
+def test_hdr_loss_weighted_is_the_mean_over_the_weighted_pixels():
+  rng = np.random.default_rng(4)
+  gt = rng.uniform(0, 4, (2, 8, 8, 3)).astype(np.float32)
+  pred = gt * rng.uniform(0.5, 1.5, gt.shape).astype(np.float32)
+  w = (rng.uniform(size=(2, 8, 8, 1)) > 0.5).astype(np.float32)
+  assert float(losses.hdr_loss(pred, gt, weights=np.ones_like(w))) == pytest.approx(
+      float(losses.hdr_loss(pred, gt)), rel=1e-6)
+  m = gt.max(axis=(1, 2, 3), keepdims=True)
+  err = np.abs(np_response.mu_law(pred / m) - np_response.mu_law(gt / m))
+  ref = (err * w).sum() / (3 * w.sum())
+  assert float(losses.hdr_loss(pred, gt, weights=w)) == pytest.approx(ref, rel=1e-5)
+  assert float(losses.hdr_loss(pred, gt, weights=np.zeros_like(w))) == 0.0
 
 
 def test_held_out_frames_are_those_no_position_reads():
