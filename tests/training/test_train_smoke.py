@@ -92,12 +92,16 @@ def test_stage1_then_stage2_smoke(tmp_path_factory):
 
   # Stage 2 from the stage-1 workdir, on GT-free windows. At learning rate 0 (raw params) no
   # step can beat the starting model's held-out criterion: the export must be that model.
+  # The optional terms (re-exposure to left-out frames, the teacher's hold where no frame
+  # records) are on, in the step and in the criterion.
   s2 = tmp / "stage2"
   result = run_train(["--config", "configs/dealthdr_2exp_stage2.py:size=tiny", "--workdir", s2,
                       f"--config.init_from={s1}", "--config.total_steps=2",
                       "--config.log_every=1", "--config.eval_every=2",
                       "--config.checkpoint_every=2", "--config.optim.lr=0",
                       "--config.optim.calibration_lr=0", "--config.export_params=params",
+                      "--config.loss.reexpose_heldout_weight=1.0",
+                      "--config.loss.teacher_unrecorded_weight=1.0",
                       *ONE_RATIO],
                      tmp_path_factory)
   assert "held-out criterion at the start" in result.stderr
@@ -117,10 +121,12 @@ def test_stage1_then_stage2_smoke(tmp_path_factory):
   assert result.stderr.count("init_from lacks") == 1, result.stderr
   rec = [r for r in _metrics(s2) if "train/loss" in r]
   assert [r["step"] for r in rec] == [1, 2]
-  for key in ("train/subset_loss", "train/teacher_loss", "train/reexpose_loss"):
+  for key in ("train/subset_loss", "train/teacher_loss", "train/reexpose_loss",
+              "train/reexpose_heldout_loss", "train/teacher_unrecorded_loss"):
     assert np.isfinite(rec[-1][key]), key
+  assert rec[-1]["train/reexpose_heldout_loss"] > 0
   # Stage 2 starts from stage 1: at step 1 the EMA teacher equals the student.
-  assert rec[0]["train/teacher_loss"] < 1e-6
+  assert rec[0]["train/teacher_loss"] < 1e-6 and rec[0]["train/teacher_unrecorded_loss"] < 1e-6
   assert model_files.is_params_checkpoint(s2 / "export")
 
 
