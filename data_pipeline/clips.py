@@ -60,6 +60,8 @@ from data_pipeline import response as response_lib
 from data_pipeline import tone_calibration as tone_lib
 
 EXPOSURE_FILES = ("exposures.txt", "Exposures.txt")
+# Exposures closer than this (in stops) are one exposure level.
+SAME_EXPOSURE_STOPS = 0.05
 # Frame suffix groups in order of preference.
 _FRAME_GROUPS = ((".tif", ".tiff"), (".png",), (".jpg", ".jpeg"))
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mxf", ".nut")
@@ -650,7 +652,7 @@ def _open_video(path: pathlib.Path, exposures, response, tone_calibration) -> Cl
 # ----------------------------------------------------------------------------- windows
 
 
-def exposure_period(stops: Sequence[float], tol: float = 0.05) -> int | None:
+def exposure_period(stops: Sequence[float], tol: float = SAME_EXPOSURE_STOPS) -> int | None:
   """The clip's exposure cycle: the smallest P with stops[i] = stops[i+P] for every i.
 
   Args:

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from data_pipeline import clips
 from data_pipeline import response
 from data_pipeline import tone_calibration
 from dealthdr_jax.evaluation import metrics
 
 # Factors tried by the best-scale oracle: 1/2 to 64, in quarter stops.
 SCALES = tuple(float(s) for s in np.exp2(np.arange(-4, 25) / 4.0))
-SHORTEST_TOLERANCE_STOPS = 0.05
+SHORTEST_TOLERANCE_STOPS = clips.SAME_EXPOSURE_STOPS
 
 
 def nearest_shortest(stops, t: int) -> np.ndarray:

@@ -11,12 +11,14 @@ Stage 1 (supervised by the simulator):
     window weights against the match, spread bilinearly over the window's pixels).
 Stage 2 (self-supervised, no ground truth):
   * `hdr_loss` again, with a stop-gradient target (full window → window subset; EMA
-    teacher → student).
+    teacher → student, optionally weighted to `unrecorded_mask`, the pixels no frame of
+    the window records).
   * `reexposure_loss`: the predicted HDR re-exposed to the reference (and, through the
     flow, to its neighbours) and passed through the camera response (and the inverse of
     the model's learned calibration curve, if it has one) must match the observed LDR
     wherever that LDR is well exposed. Exposure ratios are known, so this pins the curve:
-    only the true response makes every exposure of a pixel agree.
+    only the true response makes every exposure of a pixel agree. `frame_weights` picks
+    frames, e.g. only those a sub-window's output did not see (noise it cannot copy).
   * `curve_roughness`: keeps the learned calibration curve smooth, which also fixes the
     one thing re-exposure cannot see, the curve's scale (radiance × c with curve × c is
     just as consistent; a smooth curve cannot hide the factor in its clipped top segment).
@@ -36,7 +38,6 @@ import numpy as np
 
 from data_pipeline import clips
 from data_pipeline import tone_calibration
-from dealthdr_jax.evaluation import headroom
 from dealthdr_jax.models import fgma as fgma_lib
 from dealthdr_jax.models import response as resp
 from dealthdr_jax.models import warp as warp_lib
@@ -182,7 +183,7 @@ def well_exposed_mask(ldr: jnp.ndarray, low: float = WELL_EXPOSED_LOW,
 
 def unrecorded_mask(frames: jnp.ndarray, stops: jnp.ndarray,
                     clipped: float = tone_calibration.CLIPPED,
-                    tolerance: float = headroom.SHORTEST_TOLERANCE_STOPS) -> jnp.ndarray:
+                    tolerance: float = clips.SAME_EXPOSURE_STOPS) -> jnp.ndarray:
   """Where no frame of the window records the scene: [B, T, H, W, 3] LDR in [0, 1] and
   [B, T] stops → [B, H, W, 1] float, 1 where every shortest exposure of the window has a
   channel at or above `clipped` (as `evaluation.headroom.unrecorded` for a window whose
