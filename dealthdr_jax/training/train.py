@@ -283,8 +283,7 @@ def stage2_step(state: train_state.TrainState, batch: dict[str, jnp.ndarray], *,
     return loss, (subset_l, teacher_l, reexpose_l, heldout_l, unrecorded_l, distance)
 
   (loss, (subset_l, teacher_l, reexpose_l, heldout_l, unrecorded_l, distance)), grads = (
-      jax.value_and_grad(
-          loss_fn, has_aux=True)(state.params))
+      jax.value_and_grad(loss_fn, has_aux=True)(state.params))
   new_state = train_state.apply_gradients(state, grads, tx, config.optim.ema_decay)
   lr = train_state.learning_rate_schedule(config.optim, config.total_steps)(state.step)
   m = logs.Stage2Metrics.single_from_model_output(
