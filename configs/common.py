@@ -233,7 +233,7 @@ def train_config(config: ml_collections.ConfigDict, stage: int = 1) -> None:
   config.loss.reexpose_weight = 0.5
   # Re-exposure of the random sub-window's output to the frames it left out (0 = off):
   # a target whose noise the input does not hold (train.stage2_step (d)).
-  config.loss.reexpose_heldout_weight = 0.0
+  config.loss.reexpose_left_out_weight = 0.0
   # The EMA teacher's hold on pixels no frame of the window records (losses.unrecorded_mask;
   # 0 = off): nothing there tells stage 2 what is true (train.stage2_step (e)).
   config.loss.teacher_unrecorded_weight = 0.0

@@ -66,7 +66,7 @@ class Stage2Metrics(clu_metrics.Collection):
   teacher_loss: clu_metrics.Average.from_output("teacher_loss")
   reexpose_loss: clu_metrics.Average.from_output("reexpose_loss")
   # Re-exposure to the frames the sub-window left out (0 when its weight is 0).
-  reexpose_heldout_loss: clu_metrics.Average.from_output("reexpose_heldout_loss")
+  reexpose_left_out_loss: clu_metrics.Average.from_output("reexpose_left_out_loss")
   # The teacher term on pixels no frame records (0 when its weight is 0).
   teacher_unrecorded_loss: clu_metrics.Average.from_output("teacher_unrecorded_loss")
   # RMS distance of the learned response curve from the declared one (0 without a curve).

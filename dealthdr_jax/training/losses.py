@@ -218,7 +218,7 @@ def reexposure_loss(hdr: jnp.ndarray, frames: jnp.ndarray, stops: jnp.ndarray,
       `response` and then the curve's inverse before the comparison. The comparison stays
       in observed-LDR units, where the curve cannot shrink the error by flattening.
     frame_weights: optional [B, T] weight of each frame of the window (frame order), e.g.
-      1 only for the frames the prediction did not see (`stage2_step`'s held-out
+      1 only for the frames the prediction did not see (`stage2_step`'s left-out
       re-exposure): a frame the model saw can be matched by copying its noise, one it did
       not see only by predicting the scene.
   Returns:

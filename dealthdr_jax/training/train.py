@@ -197,17 +197,17 @@ def subset_window(frames: jnp.ndarray, stops: jnp.ndarray, key: jax.Array, radiu
   """Per sample, a random `losses.subset_index_maps` sub-window of the input window.
 
   frames: [B, T, H, W, 3], stops: [B, T] → the same shapes, frames/stops re-indexed, and
-  [B, T] float: 1 for the frames the sub-window left out (`held_out_frames`).
+  [B, T] float: 1 for the frames the sub-window left out (`left_out_frames`).
   period: frames per exposure cycle (edges keep each slot's exposure), or None.
   """
   maps = jnp.asarray(losses.subset_index_maps(radius, period))             # [K, T]
   choice = jax.random.randint(key, (frames.shape[0],), 0, maps.shape[0])
   idx = maps[choice]                                                       # [B, T]
   return (jnp.take_along_axis(frames, idx[:, :, None, None, None], axis=1),
-          jnp.take_along_axis(stops, idx, axis=1), held_out_frames(idx))
+          jnp.take_along_axis(stops, idx, axis=1), left_out_frames(idx))
 
 
-def held_out_frames(idx) -> jnp.ndarray:
+def left_out_frames(idx) -> jnp.ndarray:
   """[..., T] sub-window index maps → [..., T] float, 1 where the frame is not an input.
 
   A kept frame maps to itself and the dropped positions are filled from kept frames
@@ -227,7 +227,7 @@ def stage2_step(state: train_state.TrainState, batch: dict[str, jnp.ndarray], *,
   (b) the EMA teacher's full-window output supervises the student's;
   (c) the output re-exposed to every frame of the window matches the well-exposed LDR;
   (d) the sub-window's output re-exposed to the frames it left out matches them
-  (`loss.reexpose_heldout_weight`): those frames' noise is independent of its input, so
+  (`loss.reexpose_left_out_weight`): those frames' noise is independent of its input, so
   unlike (c) this is matched by predicting the scene, not by passing noise through.
   (e) where no frame records the scene (`losses.unrecorded_mask`) no term above says
   anything true, so the teacher holds the output there (`loss.teacher_unrecorded_weight`).
@@ -241,7 +241,7 @@ def stage2_step(state: train_state.TrainState, batch: dict[str, jnp.ndarray], *,
   key = jax.random.fold_in(jax.random.key(config.seed), state.step)
   sub_frames, sub_stops, left_out = subset_window(frames, stops, key, model.radius,
                                                  patterns.period(config.pattern))
-  heldout_weight = float(config.loss.get("reexpose_heldout_weight", 0.0))
+  left_out_weight = float(config.loss.get("reexpose_left_out_weight", 0.0))
   unrecorded_weight = float(config.loss.get("teacher_unrecorded_weight", 0.0))
   # The teacher is the EMA of the network, read through the student's current response
   # calibration (a property of the camera, not something to smooth over time).
@@ -262,14 +262,14 @@ def stage2_step(state: train_state.TrainState, batch: dict[str, jnp.ndarray], *,
                                         curve=aux.get("response_curve"))
     loss = (config.loss.subset_weight * subset_l + config.loss.teacher_weight * teacher_l
             + config.loss.reexpose_weight * reexpose_l)
-    heldout_l = jnp.zeros((), jnp.float32)
-    if heldout_weight:  # The full window's flow places the left-out frames (geometry only).
-      heldout_l = losses.reexposure_loss(sub, frames, stops,
-                                         jax.lax.stop_gradient(aux["flow"][:b]),
-                                         response=model.response,
-                                         curve=aux.get("response_curve"),
-                                         frame_weights=left_out)
-      loss += heldout_weight * heldout_l
+    left_out_l = jnp.zeros((), jnp.float32)
+    if left_out_weight:  # The full window's flow places the left-out frames (geometry only).
+      left_out_l = losses.reexposure_loss(sub, frames, stops,
+                                          jax.lax.stop_gradient(aux["flow"][:b]),
+                                          response=model.response,
+                                          curve=aux.get("response_curve"),
+                                          frame_weights=left_out)
+      loss += left_out_weight * left_out_l
     unrecorded_l = jnp.zeros((), jnp.float32)
     if unrecorded_weight:
       unrecorded_l = losses.hdr_loss(full, teacher, config.loss.mu,
@@ -280,15 +280,15 @@ def stage2_step(state: train_state.TrainState, batch: dict[str, jnp.ndarray], *,
                + config.loss.get("curve_prior", 0.0) * losses.curve_prior(aux["response_curve"]))
     distance = (jnp.sqrt(losses.curve_prior(aux["response_curve"]))
                 if "response_curve" in aux else jnp.zeros((), jnp.float32))
-    return loss, (subset_l, teacher_l, reexpose_l, heldout_l, unrecorded_l, distance)
+    return loss, (subset_l, teacher_l, reexpose_l, left_out_l, unrecorded_l, distance)
 
-  (loss, (subset_l, teacher_l, reexpose_l, heldout_l, unrecorded_l, distance)), grads = (
+  (loss, (subset_l, teacher_l, reexpose_l, left_out_l, unrecorded_l, distance)), grads = (
       jax.value_and_grad(loss_fn, has_aux=True)(state.params))
   new_state = train_state.apply_gradients(state, grads, tx, config.optim.ema_decay)
   lr = train_state.learning_rate_schedule(config.optim, config.total_steps)(state.step)
   m = logs.Stage2Metrics.single_from_model_output(
       loss=loss, subset_loss=subset_l, teacher_loss=teacher_l, reexpose_loss=reexpose_l,
-      reexpose_heldout_loss=heldout_l, teacher_unrecorded_loss=unrecorded_l,
+      reexpose_left_out_loss=left_out_l, teacher_unrecorded_loss=unrecorded_l,
       curve_distance=jax.lax.stop_gradient(distance), grad_norm=optax.tree.norm(grads), learning_rate=lr)
   return new_state, m
 
@@ -300,7 +300,7 @@ def criterion_step(params, batch: dict[str, jnp.ndarray], *, model: DeAltHDR,
   The self-supervised losses that depend on the parameters alone, weighted as in training:
   sub-window consistency (every sub-window map of `losses.subset_index_maps`, averaged),
   re-exposure consistency (through the model's response calibration) and, with
-  `loss.reexpose_heldout_weight`, each sub-window's re-exposure to the frames it left out.
+  `loss.reexpose_left_out_weight`, each sub-window's re-exposure to the frames it left out.
   The EMA teacher term is left out: it compares the parameters with their own average.
   """
   frames, stops = batch["frames"], batch["stops"]
@@ -308,23 +308,23 @@ def criterion_step(params, batch: dict[str, jnp.ndarray], *, model: DeAltHDR,
   per_window = lambda x, y: jnp.stack([losses.hdr_loss(x[i:i + 1], y[i:i + 1], config.loss.mu)
                                        for i in range(x.shape[0])])
   maps = losses.subset_index_maps(model.radius, patterns.period(config.pattern))
-  heldout_weight = float(config.loss.get("reexpose_heldout_weight", 0.0))
+  left_out_weight = float(config.loss.get("reexpose_left_out_weight", 0.0))
   reexpose_per_window = lambda x, **kw: jnp.stack([
       losses.reexposure_loss(x[i:i + 1], frames[i:i + 1], stops[i:i + 1],
                              aux["flow"][i:i + 1], response=model.response,
                              curve=aux.get("response_curve"),
                              **{k: v[i:i + 1] for k, v in kw.items()})
       for i in range(frames.shape[0])])
-  subset = heldout = 0.0
+  subset = left_out = 0.0
   for idx in maps:
     sub, _ = model.apply({"params": params}, frames[:, idx], stops[:, idx], ratio=ratio)
     subset += per_window(sub, hdr) / len(maps)
-    if heldout_weight:
-      left_out = jnp.broadcast_to(held_out_frames(idx), stops.shape)
-      heldout += reexpose_per_window(sub, frame_weights=left_out) / len(maps)
+    if left_out_weight:
+      weights = jnp.broadcast_to(left_out_frames(idx), stops.shape)
+      left_out += reexpose_per_window(sub, frame_weights=weights) / len(maps)
   reexpose = reexpose_per_window(hdr)
   return (config.loss.subset_weight * subset + config.loss.reexpose_weight * reexpose
-          + heldout_weight * heldout)
+          + left_out_weight * left_out)
 
 
 def eval_step(params, batch: dict[str, jnp.ndarray], *, model: DeAltHDR, ratio: float,

@@ -238,10 +238,10 @@ def test_hdr_loss_weighted_is_the_mean_over_the_weighted_pixels():
   assert float(losses.hdr_loss(pred, gt, weights=np.zeros_like(w))) == 0.0
 
 
-def test_held_out_frames_are_those_no_position_reads():
+def test_left_out_frames_are_those_no_position_reads():
   for radius, period in ((1, 2), (2, 2), (1, None), (2, 3)):
     maps = losses.subset_index_maps(radius, period)
-    left_out = np.asarray(train.held_out_frames(maps))
+    left_out = np.asarray(train.left_out_frames(maps))
     for idx, out in zip(maps, left_out):
       np.testing.assert_array_equal(out, [float(j not in set(idx)) for j in range(len(idx))])
       assert out[radius] == 0 and out.sum() >= 1

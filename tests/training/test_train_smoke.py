@@ -100,7 +100,7 @@ def test_stage1_then_stage2_smoke(tmp_path_factory):
                       "--config.log_every=1", "--config.eval_every=2",
                       "--config.checkpoint_every=2", "--config.optim.lr=0",
                       "--config.optim.calibration_lr=0", "--config.export_params=params",
-                      "--config.loss.reexpose_heldout_weight=1.0",
+                      "--config.loss.reexpose_left_out_weight=1.0",
                       "--config.loss.teacher_unrecorded_weight=1.0",
                       *ONE_RATIO],
                      tmp_path_factory)
@@ -122,9 +122,9 @@ def test_stage1_then_stage2_smoke(tmp_path_factory):
   rec = [r for r in _metrics(s2) if "train/loss" in r]
   assert [r["step"] for r in rec] == [1, 2]
   for key in ("train/subset_loss", "train/teacher_loss", "train/reexpose_loss",
-              "train/reexpose_heldout_loss", "train/teacher_unrecorded_loss"):
+              "train/reexpose_left_out_loss", "train/teacher_unrecorded_loss"):
     assert np.isfinite(rec[-1][key]), key
-  assert rec[-1]["train/reexpose_heldout_loss"] > 0
+  assert rec[-1]["train/reexpose_left_out_loss"] > 0
   # Stage 2 starts from stage 1: at step 1 the EMA teacher equals the student.
   assert rec[0]["train/teacher_loss"] < 1e-6 and rec[0]["train/teacher_unrecorded_loss"] < 1e-6
   assert model_files.is_params_checkpoint(s2 / "export")
