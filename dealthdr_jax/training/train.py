@@ -309,12 +309,14 @@ def criterion_step(params, batch: dict[str, jnp.ndarray], *, model: DeAltHDR,
                                        for i in range(x.shape[0])])
   maps = losses.subset_index_maps(model.radius, patterns.period(config.pattern))
   left_out_weight = float(config.loss.get("reexpose_left_out_weight", 0.0))
-  reexpose_per_window = lambda x, **kw: jnp.stack([
-      losses.reexposure_loss(x[i:i + 1], frames[i:i + 1], stops[i:i + 1],
-                             aux["flow"][i:i + 1], response=model.response,
-                             curve=aux.get("response_curve"),
-                             **{k: v[i:i + 1] for k, v in kw.items()})
-      for i in range(frames.shape[0])])
+  def reexpose_per_window(x, frame_weights=None):
+    return jnp.stack([
+        losses.reexposure_loss(x[i:i + 1], frames[i:i + 1], stops[i:i + 1],
+                               aux["flow"][i:i + 1], response=model.response,
+                               curve=aux.get("response_curve"),
+                               frame_weights=(None if frame_weights is None
+                                              else frame_weights[i:i + 1]))
+        for i in range(frames.shape[0])])
   subset = left_out = 0.0
   for idx in maps:
     sub, _ = model.apply({"params": params}, frames[:, idx], stops[:, idx], ratio=ratio)
