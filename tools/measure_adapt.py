@@ -9,7 +9,10 @@ through ONE camera drawn from the held-out pipeline ranges (`camera_pipeline.HEL
 with `--steps`), then scores the shipped and the adapted model on every clip against GT
 (PSNR-T, PSNR-L, SSIM-T, dark-region chroma error). Writes `<model folder>.json` and `.md` under
 `--out` and prints the table. Rerunning reuses the rendered clips and the adapt run (resumed
-if it was interrupted).
+if it was interrupted). `--criterion` adds, per clip and model, stage 2's no-reference
+held-out criterion (`train.criterion_step` with the adapt run's loss weights, every interior
+window, whole frames; on clip 0 that includes the part adapt trained on): whether the
+criterion's change follows the GT's is what makes it a safe export rule.
 """
 from __future__ import annotations
 
@@ -19,17 +22,38 @@ import pathlib
 import sys
 import time
 
+import jax
 import numpy as np
 
+from data_pipeline import clips as clips_lib
 from dealthdr_jax import model_files
 from dealthdr_jax.evaluation import scoring
 from dealthdr_jax.evaluation import testsets
 from dealthdr_jax.training import adapt
+from dealthdr_jax.training import train
 
 COLUMNS = [("clip", "clip", "s"), ("adapted on", "role", "s"), ("model", "model", "s"),
            ("PSNR-T", "psnr_t", ".2f"), ("PSNR-L", "psnr_l", ".2f"), ("SSIM-T", "ssim_t", ".4f"),
            ("dark chroma", "dark_chroma", ".4f")]
 METRICS = ("psnr_t", "psnr_l", "ssim_t", "dark_chroma")
+
+
+def criterion_per_clip(checkpoint: str, clips: list[pathlib.Path], config) -> list[float]:
+  """Stage 2's held-out criterion of a model on each clip: `train.criterion_step` with
+  `config`'s loss weights and pattern, at the model's own ratio, averaged over every window
+  whose frames are all the clip's own (t = 1 … N−2 for radius 1), whole frames."""
+  loaded = model_files.load_model(checkpoint)
+  step = jax.jit(lambda p, frames, stops: train.criterion_step(
+      p, {"frames": frames, "stops": stops}, model=loaded.model, config=config,
+      ratio=float(loaded.config.attn_ratio)))
+  values = []
+  for folder in clips:
+    clip = clips_lib.open_clip(folder)
+    r = loaded.model.radius
+    per_window = [float(step(loaded.params, frames[None], stops[None])[0])
+                  for _, frames, stops in clips_lib.iter_windows(clip, r, r, len(clip) - r)]
+    values.append(float(np.mean(per_window)))
+  return values
 
 
 def main(argv=None) -> int:
@@ -47,6 +71,8 @@ def main(argv=None) -> int:
   parser.add_argument("--override", action="append", default=[],
                       help="a stage-2 config override for adapt, e.g. optim.calibration_lr=1e-2 "
                            "(repeatable; the model folder's name records them)")
+  parser.add_argument("--criterion", action="store_true",
+                      help="also score stage 2's held-out criterion per clip and model")
   args = parser.parse_args(argv)
   out = pathlib.Path(args.out)
   size = tuple(int(v) for v in args.size.split("x"))
@@ -73,17 +99,32 @@ def main(argv=None) -> int:
       s = scoring.score(pred, [clip], perceptual=False, checkpoint=checkpoint)
       rows.append({"clip": clip.name, "role": "yes" if i == 0 else "no", "model": name,
                    **{k: s[k] for k in METRICS}})
+  metrics, columns = METRICS, COLUMNS
+  if args.criterion:
+    config = model_files.load_params(model_dir)[1]
+    for k, (name, checkpoint) in enumerate((("shipped", shipped), ("adapted", str(model_dir)))):
+      for i, value in enumerate(criterion_per_clip(checkpoint, clips, config)):
+        rows[k * len(clips) + i]["criterion"] = value
+    metrics, columns = METRICS + ("criterion",), COLUMNS + [("criterion", "criterion", ".6f")]
   summary = {}
   for role, idx in (("adapted clip", [0]), ("other clips", list(range(1, len(clips))))):
     if not idx:
       continue
     gain = {k: float(np.mean([rows[len(clips) + i][k] - rows[i][k] for i in idx]))
-            for k in METRICS}
+            for k in metrics}
     summary[role] = gain
-  table = scoring.markdown(rows, COLUMNS)
+  if args.criterion:  # Clips where the criterion and PSNR-T moved the same way.
+    agree = [(rows[len(clips) + i]["criterion"] < rows[i]["criterion"])
+             == (rows[len(clips) + i]["psnr_t"] > rows[i]["psnr_t"]) for i in range(len(clips))]
+    agreement = (f"\nthe criterion fell where PSNR-T rose, or rose where it fell, on "
+                 f"{sum(agree)} of {len(clips)} clips")
+    summary["criterion_agrees_with_psnr_t"] = [bool(a) for a in agree]
+  table = scoring.markdown(rows, columns)
   text = (table + "\n" + "\n".join(
-      f"gain on the {role}: " + ", ".join(f"{k} {v:+.3f}" for k, v in g.items())
-      for role, g in summary.items())
+      f"gain on the {role}: " + ", ".join(f"{k} {v:+.3g}" if k == "criterion" else
+                                         f"{k} {v:+.3f}" for k, v in g.items())
+      for role, g in summary.items() if isinstance(g, dict))
+      + (agreement if args.criterion else "")
       + f"\nadapt: {card['steps']} steps, {card['wall_seconds']:.0f} s, exported "
         f"{card['exported']}; held-out criterion {card['heldout_criterion']}; "
         f"curve {card['response_curve']}\n")
