@@ -30,7 +30,8 @@ def score(pred_root: pathlib.Path, clips: Sequence[pathlib.Path], *,
   Args:
     pred_root: where the predictions go (`pred_root/<clip name>/`); a clip whose `run.json`
       exists there is not run again, unless `pred_root` was filled by another method or
-      another model (`method.json` records the arguments and the model's fingerprint).
+      another model (`method.json` records the arguments and the model's fingerprint) or
+      that prediction was made from another clip of the same name (`run.json`'s input).
     clips: clip folders with `gt/`.
     perceptual: also the mean ColorVideoVDP JOD ("jod"); default: when the extra is
       installed.
@@ -59,7 +60,7 @@ def score(pred_root: pathlib.Path, clips: Sequence[pathlib.Path], *,
   scores = []
   for clip in clips:
     pred = pred_root / clip.name
-    if not (pred / "run.json").exists():
+    if not _predicted_from(pred, clip):
       infer.run_inference(str(clip), str(pred), preview=False, progress=False, overwrite=True,
                           **infer_kwargs)
     scores.append(evaluate.evaluate_folders(pred, clip, perceptual=perceptual)["mean"])
@@ -69,6 +70,16 @@ def score(pred_root: pathlib.Path, clips: Sequence[pathlib.Path], *,
     means["per_clip"] = {clip.name: {k: _mean([s.get(k)]) for k in names}
                          for clip, s in zip(clips, scores)}
   return means
+
+
+def _predicted_from(pred: pathlib.Path, clip: pathlib.Path) -> bool:
+  """Whether `pred` holds a finished prediction of this very clip (not one of the same name
+  from another test set)."""
+  run = pred / "run.json"
+  if not run.exists():
+    return False
+  given = json.loads(run.read_text()).get("input")
+  return given is not None and pathlib.Path(given).resolve() == pathlib.Path(clip).resolve()
 
 
 def _mean(values) -> float | None:

@@ -1,5 +1,9 @@
 """The scoring harness's prediction cache: kept across resumes, redone for another method
 or another model (the results table must never score stale predictions)."""
+import json
+import pathlib
+import shutil
+
 import numpy as np
 
 from data_pipeline import hdr_io
@@ -28,6 +32,18 @@ def test_cached_predictions_are_redone_for_another_method_or_model(static_clip, 
     assert 0 < ref["jod"] <= 10
   assert scoring.score(pred, [clip], method="reference_only") == ref
   assert runs() == first  # Same method: the cached prediction is scored again.
+  # Another clip of the same name (another test set's clip_0000): predicted from itself.
+  other = tmp_path / "other" / clip.name
+  shutil.copytree(clip, other)
+  scoring.score(pred, [other], method="reference_only")
+  assert runs() != first
+  made_from = lambda: json.loads((pred / clip.name / "run.json").read_text())["input"]
+  assert pathlib.Path(made_from()).resolve() == other.resolve()
+  again = runs()
+  scoring.score(pred, [other], method="reference_only")
+  assert runs() == again  # ... and cached for it.
+  assert scoring.score(pred, [clip], method="reference_only") == ref
+  assert pathlib.Path(made_from()).resolve() == clip.resolve()
   dis = scoring.score(pred, [clip], method="dis_flow")
   assert runs() != first  # Another method in the same folder: run again.
 
