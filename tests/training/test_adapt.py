@@ -53,6 +53,20 @@ def test_bad_inputs_fail_before_any_compute(setup, capsys):
   assert not (root / "o2").exists()
 
 
+def test_adapt_with_curve_learns_a_monotone_response_curve_and_reports_it(setup, capsys):
+  root, clips, _ = setup
+  out = root / "curved"
+  assert cli.main(["adapt", "--input", str(clips[0]), "--out", str(out), "--steps", "4",
+                   "--from", str(root / "start"), "--curve"]) == 0
+  assert "curve {'0.05'" in capsys.readouterr().out
+  card = json.loads((out / model_files.CARD_FILE).read_text())
+  assert list(card["response_curve"]) == [f"{v:g}" for v in adapt.CURVE_POINTS]
+  assert np.all(np.diff(list(card["response_curve"].values())) > 0)
+  params, config = model_files.load_params(out)
+  assert config.model.response_calibration > 0 and "response_calibration" in params
+  assert config.model.response_min_slope == 0.25
+
+
 def test_adapting_the_shipped_model_to_its_own_camera_costs_at_most_0_1_db(tmp_path):
   """Issue 12's safety check: a fixed synthetic clip whose camera is the assumed one
   (gamma 2.2, 8 bits, the stage-1 sensor); `adapt` from the shipped 2-exposure model, no
@@ -72,11 +86,12 @@ def test_adapting_the_shipped_model_to_its_own_camera_costs_at_most_0_1_db(tmp_p
   assert card["response"] == "gamma2.2" and card["pattern"] == "2exp"
   c = card["heldout_criterion"]
   assert c["best"] <= c["start"] and card["exported_step"] == c["best_step"]
-  assert np.all(np.diff(list(card["response_curve"].values())) > 0)
+  # No curve by default: the clips are read through their declared response.
   params, config = model_files.load_params(out)
-  assert config.model.response_calibration > 0 and "response_calibration" in params
+  assert card["response_curve"] is None and config.model.response_calibration == 0
+  assert "response_calibration" not in params
   assert config.stage == 2 and list(config.train_ratios) == [config.attn_ratio]
-  assert config.log_every == 5 and config.model.response_min_slope == 0.25
+  assert config.log_every == 5
   # A second run into the same --out is refused before any compute; the model stays.
   before = (out / model_files.PARAMS_FILE).read_bytes()
   with pytest.raises(FileExistsError, match="--overwrite"):
