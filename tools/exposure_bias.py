@@ -7,7 +7,8 @@ model reads it (`Clip.frame`: tone calibration applied), linearised by the clip'
 response and divided by 2**stops, over the frame's GT radiance; the median of that ratio per
 LDR level, for the shortest exposure and for the others (1.0 = the exposure reports the
 light exactly). `--by ideal` (default) bins pixels by the level the GT would give without
-noise (`response(clip(GT · 2**stops))`): the bias of the camera itself. `--by observed`
+noise (`response(clip(GT · 2**stops))`): the bias of the camera itself (its processing
+and its noise read through the linearisation). `--by observed`
 bins by the level the frame shows, which is what a per-level correction such as stage 2's
 response curve can act on; under noise it also holds the selection effect of binning
 noisy values, which differs between exposures, since the same level is different scene
