@@ -6,7 +6,8 @@ For every frame of every clip folder given (or found under a folder): the frame 
 model reads it (`Clip.frame`: tone calibration applied), linearised by the clip's declared
 response and divided by 2**stops, over the frame's GT radiance; the median of that ratio per
 LDR level, for the shortest exposure and for the others (1.0 = the exposure reports the
-light exactly). `--by ideal` (default) bins pixels by the level the GT would give without
+light exactly); pixels where a channel of the exposed GT reaches white are left out (a
+clipped channel reports white, not the light). `--by ideal` (default) bins pixels by the level the GT would give without
 noise (`response(clip(GT · 2**stops))`): the bias of the camera itself (its processing
 and its noise read through the linearisation). `--by observed`
 bins by the level the frame shows, which is what a per-level correction such as stage 2's
@@ -65,7 +66,8 @@ def level_ratios(frames: list[np.ndarray], stops, gts: list[np.ndarray], respons
       level = np.asarray(resp.apply_response(np.clip(gt * 2.0 ** s, 0, 1), response)).mean(-1)
     else:
       level = ldr.mean(-1)
-    ok = light > DARKEST
+    # A channel whose exposed light reaches white reports white, not the light: left out.
+    ok = (light > DARKEST) & ((gt * 2.0 ** s).max(-1) < 1.0)
     for b in range(len(levels) - 1):
       m = ok & (level >= levels[b]) & (level < levels[b + 1])
       ratios["short" if short else "long"][b].append(reported[m] / light[m])

@@ -20,15 +20,17 @@ def _scene(rng):
 
 
 def test_noise_free_frames_report_the_gt_light_at_every_level():
-  gt = _scene(np.random.default_rng(0))
+  # Coloured light: red reaches white at a quarter of the exposure blue does, so many
+  # pixels have one channel clipped while their level is still below white.
+  gt = _scene(np.random.default_rng(0)) * np.float32([1.0, 0.5, 0.25])
   frames = [np.asarray(resp.apply_response(np.clip(gt * 2.0 ** s, 0, 1), "gamma2.2"))
             for s in STOPS]
   for by in ("ideal", "observed"):
     table = exposure_bias.level_ratios(frames, STOPS, [gt] * 3, "gamma2.2", by=by)
     for kind in ("short", "long"):
       values = [v for v in table[kind] if v is not None]
-      assert len(values) >= 9, (by, kind, table[kind])
-      np.testing.assert_allclose(values, 1.0, atol=1e-4)
+      assert len(values) >= 8, (by, kind, table[kind])
+      np.testing.assert_allclose(values, 1.0, atol=1e-4)  # clipped channels left out
 
 
 def test_noise_biases_the_dark_levels_of_the_channel_mean_up_not_the_midtones():
