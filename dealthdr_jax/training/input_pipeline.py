@@ -92,7 +92,8 @@ def check_clips(config) -> list[tuple[str, int]]:
       raise DataError(f"{path} is a video: set data.exposures to its exposure pattern "
                       f"(e.g. '0,3') or to a file with one number per frame")
     try:
-      with clips_lib.open_clip(path, exposures if path.is_file() else None) as clip:
+      with clips_lib.open_clip(path, exposures if path.is_file() else None,
+                               config.model.get("response")) as clip:
         n, size = len(clip), clip.size
     except (OSError, ValueError) as e:
       raise DataError(f"unreadable clip {path}: {e}") from e
@@ -173,9 +174,11 @@ def check(config) -> None:
 
 
 @functools.lru_cache(maxsize=16)
-def _open(path: str, exposures: str | None):
-  """Clips opened once per (worker) process."""
-  return clips_lib.open_clip(path, exposures if pathlib.Path(path).is_file() else None)
+def _open(path: str, exposures: str | None, response: str | None):
+  """Clips opened once per (worker) process, read with the model's response (`response`:
+  what the clips are linearised and tone-calibrated with, whatever their meta.json says)."""
+  return clips_lib.open_clip(path, exposures if pathlib.Path(path).is_file() else None,
+                             response)
 
 
 def heldout_start(width: int, config) -> int:
@@ -188,9 +191,10 @@ def heldout_start(width: int, config) -> int:
 
 
 def _clip_window(record, rng: np.random.Generator, *, radius: int, crop: int,
-                 exposures: str | None, heldout_fraction: float = 0.0) -> dict[str, np.ndarray]:
+                 exposures: str | None, response: str | None = None,
+                 heldout_fraction: float = 0.0) -> dict[str, np.ndarray]:
   path, t = record
-  clip = _open(path, exposures)
+  clip = _open(path, exposures, response)
   frames, stops = clip.window(int(t), radius)
   h, w = frames.shape[1:3]
   # Training crops stay left of the held-out strip (`heldout_start`).
@@ -245,6 +249,7 @@ def make_train_iterator(config: ml_collections.ConfigDict, *, seed: int, batch_s
     ds = ds.repeat(None).random_map(
         functools.partial(_clip_window, radius=int(config.model.radius), crop=crop,
                           exposures=config.data.exposures or None,
+                          response=config.model.get("response"),
                           heldout_fraction=float(config.data.get("heldout_fraction", 0.0))),
         seed=seed)
     return _finish(ds, batch_size, config.data.worker_count)
@@ -327,7 +332,7 @@ def make_heldout_batches(config: ml_collections.ConfigDict, *, batch_size: int,
       path, frames_in_clip = clips[k % len(clips)]
       per_clip = -(-n // len(clips))
       t = int(round((k // len(clips) + 0.5) * frames_in_clip / per_clip)) % frames_in_clip
-      clip = _open(path, config.data.exposures or None)
+      clip = _open(path, config.data.exposures or None, config.model.get("response"))
       frames, stops = clip.window(t, radius)
       h, w = frames.shape[1:3]
       y, x = (h - crop) // 2, heldout_start(w, config)

@@ -563,3 +563,27 @@ def test_stage2_clips_hold_out_a_strip_that_training_never_crops(tmp_path):
   config.data.crop = 48  # 80 px cannot hold a 48-px training region and a 48-px strip.
   with pytest.raises(input_pipeline.DataError, match="needs at least 96"):
     input_pipeline.check(config)
+
+
+def test_stage2_clips_are_read_with_the_model_s_response_not_their_meta_json(tmp_path):
+  """A clip whose meta.json names a response no reader knows (stage 2's simulated other
+  camera says "sigmoid") trains as the model's response says (adapt --response)."""
+  import json  # pylint: disable=g-import-not-at-top
+  from data_pipeline import synth  # pylint: disable=g-import-not-at-top
+  (clip,) = synth.write_clips(tmp_path / "clips", num_clips=1, num_frames=4, size=(64, 80),
+                              seed=1, response="srgb")
+  meta = json.loads((clip / "meta.json").read_text())
+  (clip / "meta.json").write_text(json.dumps({**meta, "response": "sigmoid"}))
+  config = config_loading.load_config("dealthdr_2exp_stage2:size=tiny")
+  config.data.source, config.data.clips = "clips", str(tmp_path / "clips")
+  config.data.heldout_windows = 2
+  with pytest.raises(clips_lib.ClipError, match="unknown camera response 'sigmoid'"):
+    clips_lib.open_clip(clip)
+  for response in ("gamma2.2", "srgb"):
+    config.model.response = response
+    input_pipeline.check(config)
+    held = input_pipeline.make_heldout_batches(config, batch_size=2)
+    # The tone calibration is measured through the model's response.
+    read = clips_lib.open_clip(clip, response=response)
+    frames, _ = read.window(1, 1)
+    assert any(np.array_equal(w, frames[:, 16:48, 48:80]) for b in held for w in b["frames"])
