@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
+import re
 import sys
 import time
 
@@ -38,7 +39,8 @@ COLUMNS = [("clip", "clip", "s"), ("adapted on", "role", "s"), ("model", "model"
 METRICS = ("psnr_t", "psnr_l", "ssim_t", "dark_chroma")
 
 
-def criterion_per_clip(checkpoint: str, clips: list[pathlib.Path], config) -> list[float]:
+def criterion_per_clip(checkpoint: str, clips: list[pathlib.Path], config,
+                       response: str | None = None) -> list[float]:
   """Stage 2's held-out criterion of a model on each clip: `train.criterion_step` with
   `config`'s loss weights and pattern, at the model's own ratio, averaged over every window
   whose frames are all the clip's own (t = 1 … N−2 for radius 1), whole frames."""
@@ -48,7 +50,7 @@ def criterion_per_clip(checkpoint: str, clips: list[pathlib.Path], config) -> li
       ratio=float(loaded.config.attn_ratio)))
   values = []
   for folder in clips:
-    clip = clips_lib.open_clip(folder)
+    clip = clips_lib.open_clip(folder, response=response)
     r = loaded.model.radius
     per_window = [float(step(loaded.params, frames[None], stops[None])[0])
                   for _, frames, stops in clips_lib.iter_windows(clip, r, r, len(clip) - r)]
@@ -66,44 +68,59 @@ def main(argv=None) -> int:
   parser.add_argument("--frames", type=int, default=9)
   parser.add_argument("--size", default="256x384")
   parser.add_argument("--camera-seed", type=int, default=11)
+  parser.add_argument("--other-camera", metavar="RESPONSE",
+                      help="instead, clips of stage 2's simulated other camera with this response "
+                           "(e.g. sigmoid:0.6,0.5), which nobody declares: adapt and every "
+                           "model read them as gamma 2.2, as results_table does")
   parser.add_argument("--seed", type=int, default=23, help="clip rendering seed")
   parser.add_argument("--steps", type=int, default=adapt.DEFAULT_STEPS)
   parser.add_argument("--override", action="append", default=[],
                       help="a stage-2 config override for adapt, e.g. optim.calibration_lr=1e-2 "
                            "(repeatable; the model folder's name records them)")
+  parser.add_argument("--curve", action="store_true",
+                      help="adapt with a learned response curve (`dealthdr adapt --curve`)")
   parser.add_argument("--criterion", action="store_true",
                       help="also score stage 2's held-out criterion per clip and model")
   args = parser.parse_args(argv)
   out = pathlib.Path(args.out)
   size = tuple(int(v) for v in args.size.split("x"))
-  config = testsets.held_out_camera_config("2exp", size, args.sources).replace(
-      pipeline_camera_seed=args.camera_seed)
-  clips = testsets.render(out, f"camera{args.camera_seed}_{args.size}", config,
+  if args.other_camera:
+    config = testsets.testset_config("2exp", size, args.sources, args.other_camera)
+    camera_name = "other_" + re.sub(r"[^\w.-]+", "_", args.other_camera)
+  else:
+    config = testsets.held_out_camera_config("2exp", size, args.sources).replace(
+        pipeline_camera_seed=args.camera_seed)
+    camera_name = f"camera{args.camera_seed}"
+  # The other camera's meta.json names a response no reader knows: assumed gamma 2.2.
+  response = "gamma2.2" if args.other_camera else None
+  clips = testsets.render(out, f"{camera_name}_{args.size}", config,
                           num_clips=args.clips, frames=args.frames, seed=args.seed)
   camera = json.loads((clips[0] / "meta.json").read_text()).get("camera_pipeline")
   shipped = model_files.shipped_checkpoint("dealthdr_2exp")
   tag = "".join(f"_{o.replace('=', '')}" for o in args.override)
-  model_dir = out / f"adapted_camera{args.camera_seed}_{args.steps}{tag}"
+  tag += "_curve" if args.curve else ""
+  model_dir = out / f"adapted_{camera_name}_{args.steps}{tag}"
   if (model_dir / model_files.CARD_FILE).exists():
     card = json.loads((model_dir / model_files.CARD_FILE).read_text())
   else:
     start = time.time()
-    card = adapt.adapt([str(clips[0])], str(model_dir), steps=args.steps,
-                       overrides=[f"--config.{o}" for o in args.override],
+    card = adapt.adapt([str(clips[0])], str(model_dir), steps=args.steps, response=response,
+                       curve=args.curve, overrides=[f"--config.{o}" for o in args.override],
                        command=" ".join(["python"] + sys.argv))
     print(f"adapt took {time.time() - start:.0f} s", file=sys.stderr)
   rows = []
   for name, checkpoint in (("shipped", shipped), ("adapted", str(model_dir))):
     for i, clip in enumerate(clips):
       pred = out / "pred" / (name if name == "shipped" else model_dir.name)
-      s = scoring.score(pred, [clip], perceptual=False, checkpoint=checkpoint)
+      s = scoring.score(pred, [clip], perceptual=False, checkpoint=checkpoint,
+                        **({"response": response} if response else {}))
       rows.append({"clip": clip.name, "role": "yes" if i == 0 else "no", "model": name,
                    **{k: s[k] for k in METRICS}})
   metrics, columns = METRICS, COLUMNS
   if args.criterion:
     config = model_files.load_params(model_dir)[1]
     for k, (name, checkpoint) in enumerate((("shipped", shipped), ("adapted", str(model_dir)))):
-      for i, value in enumerate(criterion_per_clip(checkpoint, clips, config)):
+      for i, value in enumerate(criterion_per_clip(checkpoint, clips, config, response)):
         rows[k * len(clips) + i]["criterion"] = value
     metrics, columns = METRICS + ("criterion",), COLUMNS + [("criterion", "criterion", ".6f")]
   summary = {}
