@@ -91,8 +91,7 @@ def main(argv=None) -> int:
     config = testsets.held_out_camera_config("2exp", size, args.sources).replace(
         pipeline_camera_seed=args.camera_seed)
     camera_name = f"camera{args.camera_seed}"
-  # The other camera's meta.json names a response no reader knows: assumed gamma 2.2.
-  response = "gamma2.2" if args.other_camera else None
+  response = testsets.OTHER_CAMERA_READ_AS if args.other_camera else None
   clips = testsets.render(out, f"{camera_name}_{args.size}", config,
                           num_clips=args.clips, frames=args.frames, seed=args.seed)
   camera = json.loads((clips[0] / "meta.json").read_text()).get("camera_pipeline")

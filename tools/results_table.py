@@ -67,7 +67,7 @@ from dealthdr_jax import model_files
 from dealthdr_jax.evaluation import flow_accuracy
 from dealthdr_jax.evaluation import scoring
 from dealthdr_jax.evaluation.testsets import hard_config, held_out_camera_config, render
-from dealthdr_jax.evaluation.testsets import testset_config
+from dealthdr_jax.evaluation.testsets import OTHER_CAMERA_READ_AS, testset_config
 from dealthdr_jax.inference import baselines
 from dealthdr_jax.inference import bench
 from dealthdr_jax.inference import infer
@@ -131,8 +131,8 @@ def run(args) -> list[dict]:
     clips = render(out, tag, config, num_clips, args.frames, args.seed + k)
     flow_scores = tag.startswith("hard_")
     # The stage-1 camera's clips declare their response in meta.json; the other camera's
-    # say "sigmoid" (which no method is told): everyone assumes gamma 2.2 there.
-    response = "gamma2.2" if tag == "other_camera" else None
+    # are read as `OTHER_CAMERA_READ_AS`.
+    response = OTHER_CAMERA_READ_AS if tag == "other_camera" else None
     common = {"response": response, "tone_calibration": args.tone_calibration}
     model_kwargs = {"dtype": args.dtype} if args.dtype else {}
     ratios = args.ratios or RATIOS

@@ -21,6 +21,11 @@ HARD_MOTION = motion_lib.MotionConfig(
     layer_accel=1.0, layer_rotation=3.0, layer_zoom=0.03, layer_size=(0.2, 0.45))
 
 
+# The other camera's clips declare a response no method is told ("sigmoid"): every method
+# reads them as the stage-1 default instead.
+OTHER_CAMERA_READ_AS = "gamma2.2"
+
+
 def testset_config(pattern: str, size, sources: str, other_camera: str | None = None
                 ) -> sim_lib.SimulatorConfig:
   """A test set's simulator; `other_camera` = that camera's response (None: stage 1's)."""
