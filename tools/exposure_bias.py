@@ -7,10 +7,10 @@ model reads it (`Clip.frame`: tone calibration applied), linearised by the clip'
 response and divided by 2**stops, over the frame's GT radiance; the median of that ratio per
 LDR level, for the shortest exposure and for the others (1.0 = the exposure reports the
 light exactly); pixels where a channel of the exposed GT reaches white are left out (a
-clipped channel reports white, not the light). `--by ideal` (default) bins pixels by the level the GT would give without
-noise (`response(clip(GT · 2**stops))`): the bias of the camera itself (its processing
-and its noise read through the linearisation). `--by observed`
-bins by the level the frame shows, which is what a per-level correction such as stage 2's
+clipped channel reports white, not the light). `--by ideal` (default) bins pixels by the
+level the GT would give without noise (`response(clip(GT · 2**stops))`): the bias of the
+camera itself (its processing and its noise read through the linearisation). `--by
+observed` bins by the level the frame shows, which is what a per-level correction such as stage 2's
 response curve can act on; under noise it also holds the selection effect of binning
 noisy values, which differs between exposures, since the same level is different scene
 light in each. Where the exposures' ratios differ at the levels that see the same scene

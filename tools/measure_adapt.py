@@ -48,10 +48,9 @@ def criterion_per_clip(checkpoint: str, clips: list[pathlib.Path], config,
   step = jax.jit(lambda p, frames, stops: train.criterion_step(
       p, {"frames": frames, "stops": stops}, model=loaded.model, config=config,
       ratio=float(loaded.config.attn_ratio)))
-  values = []
+  values, r = [], loaded.model.radius
   for folder in clips:
     clip = clips_lib.open_clip(folder, response=response)
-    r = loaded.model.radius
     per_window = [float(step(loaded.params, frames[None], stops[None])[0])
                   for _, frames, stops in clips_lib.iter_windows(clip, r, r, len(clip) - r)]
     values.append(float(np.mean(per_window)))
@@ -109,12 +108,14 @@ def main(argv=None) -> int:
     print(f"adapt took {time.time() - start:.0f} s", file=sys.stderr)
   rows = []
   for name, checkpoint in (("shipped", shipped), ("adapted", str(model_dir))):
-    for i, clip in enumerate(clips):
-      pred = out / "pred" / (name if name == "shipped" else model_dir.name)
-      s = scoring.score(pred, [clip], perceptual=False, checkpoint=checkpoint,
-                        **({"response": response} if response else {}))
-      rows.append({"clip": clip.name, "role": "yes" if i == 0 else "no", "model": name,
-                   **{k: s[k] for k in METRICS}})
+    # One prediction folder per test set and model (cameras share clip names).
+    pred = (out / "pred" / f"{camera_name}_{args.size}"
+            / (name if name == "shipped" else model_dir.name))
+    per_clip = scoring.score(pred, clips, perceptual=False, per_clip=True,
+                             checkpoint=checkpoint,
+                             **({"response": response} if response else {}))["per_clip"]
+    rows += [{"clip": clip.name, "role": "yes" if i == 0 else "no", "model": name,
+              **{k: per_clip[clip.name][k] for k in METRICS}} for i, clip in enumerate(clips)]
   metrics, columns = METRICS, COLUMNS
   if args.criterion:
     config = model_files.load_params(model_dir)[1]
@@ -129,24 +130,25 @@ def main(argv=None) -> int:
     gain = {k: float(np.mean([rows[len(clips) + i][k] - rows[i][k] for i in idx]))
             for k in metrics}
     summary[role] = gain
-  if args.criterion:  # Clips where the criterion and PSNR-T moved the same way.
-    agree = [(rows[len(clips) + i]["criterion"] < rows[i]["criterion"])
-             == (rows[len(clips) + i]["psnr_t"] > rows[i]["psnr_t"]) for i in range(len(clips))]
-    agreement = (f"\nthe criterion fell where PSNR-T rose, or rose where it fell, on "
-                 f"{sum(agree)} of {len(clips)} clips")
-    summary["criterion_agrees_with_psnr_t"] = [bool(a) for a in agree]
+  agree = None  # Per clip: did the criterion and PSNR-T move the same way?
+  if args.criterion:
+    agree = [bool((rows[len(clips) + i]["criterion"] < rows[i]["criterion"])
+                  == (rows[len(clips) + i]["psnr_t"] > rows[i]["psnr_t"]))
+             for i in range(len(clips))]
   table = scoring.markdown(rows, columns)
   text = (table + "\n" + "\n".join(
       f"gain on the {role}: " + ", ".join(f"{k} {v:+.3g}" if k == "criterion" else
                                          f"{k} {v:+.3f}" for k, v in g.items())
-      for role, g in summary.items() if isinstance(g, dict))
-      + (agreement if args.criterion else "")
+      for role, g in summary.items())
+      + (f"\nthe criterion fell where PSNR-T rose, or rose where it fell, on {sum(agree)} "
+         f"of {len(clips)} clips" if agree is not None else "")
       + f"\nadapt: {card['steps']} steps, {card['wall_seconds']:.0f} s, exported "
         f"{card['exported']}; held-out criterion {card['heldout_criterion']}; "
         f"curve {card['response_curve']}\n")
   out.mkdir(parents=True, exist_ok=True)
   (out / f"{model_dir.name}.json").write_text(json.dumps(
-      {"rows": rows, "gains": summary, "card": card, "camera": camera,
+      {"rows": rows, "gains": summary, "criterion_agrees_with_psnr_t": agree,
+       "card": card, "camera": camera,
        "args": vars(args)}, indent=1))
   (out / f"{model_dir.name}.md").write_text(text)
   print(text)
