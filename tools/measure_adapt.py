@@ -96,7 +96,9 @@ def main(argv=None) -> int:
   camera = json.loads((clips[0] / "meta.json").read_text()).get("camera_pipeline")
   shipped = model_files.shipped_checkpoint("dealthdr_2exp")
   tag = "".join(f"_{o.replace('=', '')}" for o in args.override)
-  tag += "_curve" if args.curve else ""
+  # The curve recipe is in the name: runs of earlier recipes are not reused.
+  tag += (f"_curve_lr{adapt.CURVE_CALIBRATION_LR:g}_gain{adapt.CURVE_MIN_GAIN:g}" if args.curve
+          else "")
   model_dir = out / f"adapted_{camera_name}_{args.steps}{tag}"
   if (model_dir / model_files.CARD_FILE).exists():
     card = json.loads((model_dir / model_files.CARD_FILE).read_text())

@@ -65,6 +65,9 @@ def test_adapt_with_curve_learns_a_monotone_response_curve_and_reports_it(setup,
   params, config = model_files.load_params(out)
   assert config.model.response_calibration > 0 and "response_calibration" in params
   assert config.model.response_min_slope == 0.25
+  # The curve's own recipe: a faster curve, and a step must beat the start by 5 %.
+  assert config.optim.calibration_lr == adapt.CURVE_CALIBRATION_LR
+  assert config.data.heldout_min_gain == adapt.CURVE_MIN_GAIN
 
 
 def test_adapting_the_shipped_model_to_its_own_camera_costs_at_most_0_1_db(tmp_path):
@@ -89,7 +92,7 @@ def test_adapting_the_shipped_model_to_its_own_camera_costs_at_most_0_1_db(tmp_p
   # No curve by default: the clips are read through their declared response.
   params, config = model_files.load_params(out)
   assert card["response_curve"] is None and config.model.response_calibration == 0
-  assert "response_calibration" not in params
+  assert "response_calibration" not in params and config.data.heldout_min_gain == 0.01
   assert config.stage == 2 and list(config.train_ratios) == [config.attn_ratio]
   assert config.log_every == 5
   # A second run into the same --out is refused before any compute; the model stays.
