@@ -15,9 +15,9 @@ exported step, and a run that never beats its starting model (by `data.heldout_m
 stage-2 recipe's, at `CURVE_CALIBRATION_LR`), for a camera whose response is not the
 declared one; a step is then exported only if its criterion is `CURVE_MIN_GAIN` (5 %) below
 the start's. It is off by default: on cameras whose response the tone calibration already
-reads right, the curve drifts instead (noise, for one, makes the short exposure's shadows
-read brighter than the long one's for the same light), and the criterion can still fall
-by 3 % while the drift costs up to 5 dB (README, "Adapting to a camera").
+reads right, the curve and the network adapting together drift to the same darker curve
+as on a camera that needs one, and the criterion can still fall by 3 % while the drift
+costs up to 5 dB (README, "Adapting to a camera").
 
 `--out` receives a params-only model (params, config, card.json: inputs, steps, held-out
 criterion start → best, the learned curve at a few LDR values if any) that `infer --checkpoint`,
@@ -270,7 +270,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="also learn a response curve, for a camera whose response is not "
                            "the declared one; kept only if the held-out criterion falls "
                            f"{100 * CURVE_MIN_GAIN:g} %% (off by default: on cameras read "
-                           "right it follows noise, README 'Adapting to a camera')")
+                           "right it drifts, README 'Adapting to a camera')")
   parser.add_argument("--overwrite", action="store_true",
                       help="replace a non-empty --out folder (only once the new model is ready)")
   # `--config.a.b=value` overrides of the stage-2 config arrive as `args.config_overrides`
