@@ -203,6 +203,9 @@ def train_config(config: ml_collections.ConfigDict, stage: int = 1) -> None:
   # Learning rate of the response calibration curve (models with
   # `model.response_calibration` > 0, i.e. stage 2), on the same schedule shape.
   config.optim.calibration_lr = 3e-3
+  # Steps over which the curve learns (its schedule then ends at zero and it stays where it
+  # is while the rest trains on); 0 = the whole run.
+  config.optim.calibration_steps = 0
   # Learning rate of FGMA's flow correction (`model.fgma_flow_correction`; it starts at zero
   # or as the attention's soft argmax inside a trained model, and must move within a short
   # fine-tune).
@@ -242,6 +245,11 @@ def train_config(config: ml_collections.ConfigDict, stage: int = 1) -> None:
   # Pull of the learned curve towards the declared (or default) response, i.e. the
   # identity curve (`losses.curve_prior`, mean squared knot distance in LDR units).
   config.loss.curve_prior = 0.0
+  # Which terms train the learned curve: "all" (every term, through the network's input
+  # and through the re-exposure), or "reexposure" (only the re-exposure terms' rendering of
+  # the output back to the frames; the network reads the curve without a gradient, so the
+  # EMA teacher and the sub-window terms hold the network, never the curve).
+  config.loss.curve_from = "all"
 
   # Device mesh: `shape` (-1 = all remaining devices) over `axes`; the batch is split
   # over `data`. `param_rules`: (regex over "a/b/kernel" names, axis names or None per

@@ -35,6 +35,7 @@ from dealthdr_jax import config_loading
 from dealthdr_jax import model_files
 from dealthdr_jax.evaluation import metrics as metrics_lib
 from dealthdr_jax.models import dealthdr as dealthdr_lib
+from dealthdr_jax.models import response as response_lib
 from dealthdr_jax.models import warp as warp_lib
 from dealthdr_jax.models.dealthdr import DeAltHDR
 from dealthdr_jax.training import checkpoints
@@ -233,7 +234,9 @@ def stage2_step(state: train_state.TrainState, batch: dict[str, jnp.ndarray], *,
   anything true, so the teacher holds the output there (`loss.teacher_unrecorded_weight`).
   With a response calibration (`model.response_calibration`), (c) also trains the curve,
   `loss.curve_smoothness` keeps it smooth (losses.curve_roughness) and `loss.curve_prior`
-  near the declared response (losses.curve_prior).
+  near the declared response (losses.curve_prior). Every term trains the curve through the
+  network's input, unless `loss.curve_from` is "reexposure": then only (c) and (d) train it,
+  where they render the output back to the frames, and (a), (b), (e) hold the network alone.
   Args: as `stage1_step`; only frames and stops are used.
   """
   frames, stops = batch["frames"], batch["stops"]
@@ -251,9 +254,22 @@ def stage2_step(state: train_state.TrainState, batch: dict[str, jnp.ndarray], *,
   teacher, _ = model.apply({"params": teacher_params}, frames, stops, ratio=ratio)
   teacher = jax.lax.stop_gradient(teacher)
 
+  curve_from = config.loss.get("curve_from", "all")
+  if curve_from not in ("all", "reexposure"):
+    raise ValueError(f"loss.curve_from must be 'all' or 'reexposure', got {curve_from!r}")
+
   def loss_fn(params):
-    hdr, aux = model.apply({"params": params}, jnp.concatenate([frames, sub_frames]),
+    network_params = params
+    if curve_from == "reexposure" and train_state.CALIBRATION in params:
+      network_params = dict(params)
+      network_params[train_state.CALIBRATION] = jax.lax.stop_gradient(
+          params[train_state.CALIBRATION])
+    hdr, aux = model.apply({"params": network_params}, jnp.concatenate([frames, sub_frames]),
                            jnp.concatenate([stops, sub_stops]), ratio=ratio)
+    if curve_from == "reexposure" and "response_curve" in aux:
+      # The same knots, but live only where the output is rendered back to the frames.
+      aux = dict(aux, response_curve=response_lib.curve_knots(
+          params[train_state.CALIBRATION], model.response_min_slope))
     full, sub = hdr[:b], hdr[b:]
     subset_l = losses.hdr_loss(sub, jax.lax.stop_gradient(full), config.loss.mu)
     teacher_l = losses.hdr_loss(full, teacher, config.loss.mu)
