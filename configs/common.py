@@ -203,9 +203,6 @@ def train_config(config: ml_collections.ConfigDict, stage: int = 1) -> None:
   # Learning rate of the response calibration curve (models with
   # `model.response_calibration` > 0, i.e. stage 2), on the same schedule shape.
   config.optim.calibration_lr = 3e-3
-  # Steps over which the curve learns (its schedule then ends at zero and it stays where it
-  # is while the rest trains on); 0 = the whole run.
-  config.optim.calibration_steps = 0
   # Learning rate of FGMA's flow correction (`model.fgma_flow_correction`; it starts at zero
   # or as the attention's soft argmax inside a trained model, and must move within a short
   # fine-tune).

@@ -98,7 +98,7 @@ def main(argv=None) -> int:
   tag = "".join(f"_{o.replace('=', '')}" for o in args.override)
   # The curve recipe is in the name: runs of earlier recipes are not reused.
   tag += (f"_curve_lr{adapt.CURVE_CALIBRATION_LR:g}_gain{adapt.CURVE_MIN_GAIN:g}"
-          f"_from{adapt.CURVE_FROM}_for{adapt.CURVE_STEPS}" if args.curve else "")
+          f"_from{adapt.CURVE_FROM}" if args.curve else "")
   model_dir = out / f"adapted_{camera_name}_{args.steps}{tag}"
   if (model_dir / model_files.CARD_FILE).exists():
     card = json.loads((model_dir / model_files.CARD_FILE).read_text())

@@ -14,12 +14,12 @@ exported step, and a run that never beats its starting model (by `data.heldout_m
 `--curve` also learns a response calibration curve held near the declared response (the
 stage-2 recipe's, at `CURVE_CALIBRATION_LR`), for a camera whose response is not the
 declared one. Only the re-exposure terms train it (`CURVE_FROM`): the EMA teacher and the
-sub-window terms hold the network, not the curve. It learns over the first `CURVE_STEPS`
-(500) steps only, and a step is exported only if its criterion is `CURVE_MIN_GAIN` (5 %)
-below the start's. It is off by default: on cameras whose response the tone calibration
-already reads right the curve still drifts darker, and the criterion can fall by up to
-2.9 % on the way, or by 5.4 % over 2000 steps of a curve that keeps learning (README,
-"Adapting to a camera").
+sub-window terms hold the network, not the curve. A step is exported only if its criterion
+is `CURVE_MIN_GAIN` (5 %) below the start's, and a run has at most `CURVE_MAX_STEPS` (500)
+steps, the budget that gate was measured at. It is off by default: on cameras whose
+response the tone calibration already reads right the curve still drifts darker, and the
+criterion can fall by up to 2.9 % on the way in 500 steps, and past 5 % in 2000 (README,
+"Adapting to your camera").
 
 `--out` receives a params-only model (params, config, card.json: inputs, steps, held-out
 criterion start → best, the learned curve at a few LDR values if any) that `infer --checkpoint`,
@@ -63,10 +63,10 @@ CURVE_POINTS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9)
 CURVE_CALIBRATION_LR = 3e-2
 CURVE_FROM = "reexposure"
 CURVE_MIN_GAIN = 0.05
-# The curve learns over the first 500 steps only, the budget the gate was measured at, and
-# then stays while the network adapts on: learning on for 2000 steps, a curve drifting on a
-# camera read right took the criterion 5.4 % down and cost the camera's other clips 6.2 dB.
-CURVE_STEPS = 500
+# The most steps of a `--curve` run, the budget the gate was measured at. Over 2000 steps a
+# camera read right passed it and lost 6.2 dB on its other clips, and so it did with the
+# curve learning over the first 500 steps only and the network adapting on (README).
+CURVE_MAX_STEPS = 500
 
 
 class AdaptError(ValueError):
@@ -134,7 +134,6 @@ def build_config(start: ml_collections.ConfigDict, start_path: str, clips_folder
     if curve:
       config.optim.calibration_lr = CURVE_CALIBRATION_LR
       config.loss.curve_from = CURVE_FROM
-      config.optim.calibration_steps = CURVE_STEPS
       config.data.heldout_min_gain = max(float(config.data.heldout_min_gain), CURVE_MIN_GAIN)
     else:  # The declared response, read through the clips' tone calibration.
       config.model.response_calibration = 0
@@ -197,6 +196,11 @@ def adapt(inputs: list[str], out: str, *, exposures: str | None = None,
   began = time.time()
   if steps <= 0:
     raise AdaptError(f"--steps must be positive, got {steps}")
+  if curve and steps > CURVE_MAX_STEPS:
+    raise AdaptError(f"--curve runs at most {CURVE_MAX_STEPS} steps, got --steps {steps}: its "
+                     "5 % gate was measured at that budget, and longer runs passed it on a "
+                     "camera the curve made worse (README, 'Adapting to your camera'); "
+                     "adapt longer without --curve")
   out_path = pathlib.Path(out)
   if out_path.exists() and any(out_path.iterdir()) and not overwrite:
     raise FileExistsError(f"--out {out} exists and is not empty; choose another folder or "
@@ -279,10 +283,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--curve", action="store_true",
                       help="also learn a response curve (trained by the re-exposure terms "
-                           f"only, over the first {CURVE_STEPS} steps), for a camera whose "
-                           "response is not the declared one; kept only if the held-out "
-                           f"criterion falls {100 * CURVE_MIN_GAIN:g} %% (off by default: on "
-                           "cameras read right it drifts, README 'Adapting to a camera')")
+                           "only), for a camera whose response is not the declared one; kept "
+                           f"only if the held-out criterion falls {100 * CURVE_MIN_GAIN:g} %%, "
+                           f"at most {CURVE_MAX_STEPS} steps (off by default: on cameras read "
+                           "right it drifts, README 'Adapting to your camera')")
   parser.add_argument("--overwrite", action="store_true",
                       help="replace a non-empty --out folder (only once the new model is ready)")
   # `--config.a.b=value` overrides of the stage-2 config arrive as `args.config_overrides`

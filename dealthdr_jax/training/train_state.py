@@ -66,19 +66,11 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
                         b1=optim.b1, b2=optim.b2, weight_decay=optim.weight_decay)
   transforms = {"network": network, "frozen": optax.set_to_zero()}
   # Added parameter groups on their own Adam: the schedule's shape, their own peak.
-  def own_adam(lr: float, steps: int = 0):
-    """Adam on the schedule's shape at peak `lr`; with `steps` > 0 over that many steps
-    only, then zero."""
-    if steps < 0:
-      raise ValueError(f"a parameter group's steps must be >= 0, got {steps}")
-    span = min(steps, config.total_steps) if steps else config.total_steps
-    schedule = learning_rate_schedule(optim, span, peak=lr, end=lr * 0.01)
-    if steps:
-      schedule = optax.join_schedules([schedule, optax.constant_schedule(0.0)], [span])
-    return optax.adam(schedule, b1=optim.b1, b2=optim.b2)
+  own_adam = lambda lr: optax.adam(
+      learning_rate_schedule(optim, config.total_steps, peak=lr, end=lr * 0.01),
+      b1=optim.b1, b2=optim.b2)
   if config.model.get("response_calibration", 0) > 0:
-    transforms["curve"] = own_adam(optim.calibration_lr,
-                                   steps=int(optim.get("calibration_steps", 0)))
+    transforms["curve"] = own_adam(optim.calibration_lr)
   if config.model.get("fgma_flow_correction", False):
     transforms["correction"] = own_adam(optim.get("correction_lr", optim.lr))
   attention = optim.get("attention_lr", 0.0) > 0

@@ -39,6 +39,9 @@ def test_bad_inputs_fail_before_any_compute(setup, capsys):
     adapt.adapt([str(clips[0]), str(three)], str(root / "o1"))
   with pytest.raises(adapt.AdaptError, match="--steps must be positive"):
     adapt.adapt([str(clips[0])], str(root / "o1"), steps=0)
+  # The curve's gate was measured over 500 steps: a longer --curve run is refused.
+  with pytest.raises(adapt.AdaptError, match="--curve runs at most 500 steps, got --steps 501"):
+    adapt.adapt([str(clips[0])], str(root / "o1"), steps=501, curve=True)
   taken = root / "taken"
   taken.mkdir()
   (taken / "keep.txt").write_text("mine")
@@ -65,11 +68,10 @@ def test_adapt_with_curve_learns_a_monotone_response_curve_and_reports_it(setup,
   params, config = model_files.load_params(out)
   assert config.model.response_calibration > 0 and "response_calibration" in params
   assert config.model.response_min_slope == 0.25
-  # The curve's own recipe: a faster curve trained by the re-exposure terms only, over
-  # the first 500 steps at most, and a step must beat the start by 5 %.
+  # The curve's own recipe: a faster curve trained by the re-exposure terms only, and a
+  # step must beat the start by 5 %.
   assert config.optim.calibration_lr == adapt.CURVE_CALIBRATION_LR
   assert config.loss.curve_from == adapt.CURVE_FROM == "reexposure"
-  assert config.optim.calibration_steps == adapt.CURVE_STEPS == 500
   assert config.data.heldout_min_gain == adapt.CURVE_MIN_GAIN
 
 
