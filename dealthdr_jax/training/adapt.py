@@ -58,7 +58,7 @@ CURVE_POINTS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9)
 # (`loss.curve_from`: the teacher and sub-window terms hold the network, not the curve);
 # and the held-out criterion's least relative gain for a step to be exported, 5 % instead
 # of 1 %. On four cameras whose response is read right the criterion fell by at most 2.9 %
-# and then rose 66–76 % on three of them as the curve drifted; on the sigmoid camera it fell
+# and then rose 66–82 % on three of them as the curve drifted; on the sigmoid camera it fell
 # 11.8 % and the camera's other clips gained 3.8 dB (2.6 with every term training the curve).
 CURVE_CALIBRATION_LR = 3e-2
 CURVE_FROM = "reexposure"

@@ -218,6 +218,14 @@ def left_out_frames(idx) -> jnp.ndarray:
   return (idx != jnp.arange(idx.shape[-1])).astype(jnp.float32)
 
 
+def _curve_from(config: ml_collections.ConfigDict) -> str:
+  """`loss.curve_from`, checked: which stage-2 terms train the response curve."""
+  curve_from = config.loss.get("curve_from", "all")
+  if curve_from not in ("all", "reexposure"):
+    raise ValueError(f"loss.curve_from must be 'all' or 'reexposure', got {curve_from!r}")
+  return curve_from
+
+
 def stage2_step(state: train_state.TrainState, batch: dict[str, jnp.ndarray], *,
                 model: DeAltHDR, tx: optax.GradientTransformation,
                 config: ml_collections.ConfigDict, ratio: float
@@ -254,9 +262,7 @@ def stage2_step(state: train_state.TrainState, batch: dict[str, jnp.ndarray], *,
   teacher, _ = model.apply({"params": teacher_params}, frames, stops, ratio=ratio)
   teacher = jax.lax.stop_gradient(teacher)
 
-  curve_from = config.loss.get("curve_from", "all")
-  if curve_from not in ("all", "reexposure"):
-    raise ValueError(f"loss.curve_from must be 'all' or 'reexposure', got {curve_from!r}")
+  curve_from = _curve_from(config)
 
   def loss_fn(params):
     network_params = params
@@ -430,6 +436,7 @@ def check_config(config: ml_collections.ConfigDict) -> DeAltHDR:
   if config.stage == 2:
     if not 0.0 < config.optim.ema_decay < 1.0:
       raise ValueError("stage 2 needs optim.ema_decay in (0, 1): the EMA is the teacher")
+    _curve_from(config)
   if config.stage == 2 and not config.init_from:
     logs.log("warning: stage 2 without init_from starts from random weights")
   input_pipeline.check(config)

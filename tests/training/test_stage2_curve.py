@@ -76,4 +76,7 @@ def test_only_the_reexposure_terms_train_the_curve_when_asked(setup):
 def test_an_unknown_curve_source_is_refused(setup):
   with pytest.raises(ValueError, match="curve_from"):
     _curve_step(setup, curve_from="teacher")
-
+  config = setup[0].copy_and_resolve_references()
+  config.loss.curve_from = "teacher"
+  with pytest.raises(ValueError, match="loss.curve_from must be 'all' or 'reexposure'"):
+    train.check_config(config)
