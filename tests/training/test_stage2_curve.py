@@ -37,7 +37,8 @@ def setup():
 
 
 def _curve_step(setup, **loss):
-  """One stage-2 step with the given `loss.*` settings → how far the curve's logits moved."""
+  """One stage-2 step with the given `loss.*` settings → (largest move of the curve's
+  logits, largest move of any network weight)."""
   config, model, batch, params, ema = setup
   config = config.copy_and_resolve_references()
   for k, v in loss.items():
