@@ -19,6 +19,8 @@ Stage 2 (self-supervised, no ground truth):
     wherever that LDR is well exposed. Exposure ratios are known, so this pins the curve:
     only the true response makes every exposure of a pixel agree. `frame_weights` picks
     frames, e.g. only those a sub-window's output did not see (noise it cannot copy).
+    `reexposure_comparison` gives its pixels (rendered, observed, mask) before the mean
+    (`tools/reexposure_residuals.py` reports them per level).
   * `curve_roughness`: keeps the learned calibration curve smooth, which also fixes the
     one thing re-exposure cannot see, the curve's scale (radiance × c with curve × c is
     just as consistent; a smooth curve cannot hide the factor in its clipped top segment).
@@ -194,12 +196,14 @@ def unrecorded_mask(frames: jnp.ndarray, stops: jnp.ndarray,
   return jnp.all(hit | ~shortest[:, :, None, None], axis=1)[..., None].astype(jnp.float32)
 
 
-def reexposure_loss(hdr: jnp.ndarray, frames: jnp.ndarray, stops: jnp.ndarray,
-                    flow: jnp.ndarray | None = None, response: str = "gamma2.2",
-                    low: float = WELL_EXPOSED_LOW, high: float = WELL_EXPOSED_HIGH,
-                    curve: jnp.ndarray | None = None,
-                    frame_weights: jnp.ndarray | None = None) -> jnp.ndarray:
-  """Re-exposure consistency of a predicted HDR frame with the observed LDR window.
+def reexposure_comparison(hdr: jnp.ndarray, frames: jnp.ndarray, stops: jnp.ndarray,
+                          flow: jnp.ndarray | None = None, response: str = "gamma2.2",
+                          low: float = WELL_EXPOSED_LOW, high: float = WELL_EXPOSED_HIGH,
+                          curve: jnp.ndarray | None = None,
+                          frame_weights: jnp.ndarray | None = None
+                          ) -> tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray]:
+  """What `reexposure_loss` compares: the predicted HDR frame rendered to every frame of
+  the window, the observed frames placed on the reference, and where they count.
 
   For the reference frame r: `response(clip(H · 2**stops_r))` vs `frames[:, r]`. For each
   neighbour j (when `flow` is given): the neighbour warped to the reference by the flow,
@@ -222,7 +226,9 @@ def reexposure_loss(hdr: jnp.ndarray, frames: jnp.ndarray, stops: jnp.ndarray,
       re-exposure): a frame the model saw can be matched by copying its noise, one it did
       not see only by predicting the scene.
   Returns:
-    scalar: masked mean L1 in LDR units.
+    (predicted, observed, mask): [B, K, H, W, 3], [B, K, H, W, 3] and [B, K, H, W, 1]
+    (stop-gradient), K = 1 (reference only) or T, the reference first, then the
+    neighbours in frame order.
   """
   b, t, h, w, _ = frames.shape
   r = t // 2
@@ -254,6 +260,22 @@ def reexposure_loss(hdr: jnp.ndarray, frames: jnp.ndarray, stops: jnp.ndarray,
   if frame_weights is not None:
     inside = inside * frame_weights.astype(jnp.float32)[:, jnp.asarray(order), None, None, None]
   mask = jax.lax.stop_gradient(well_exposed_mask(observed, low, high) * inside)
+  return predicted, observed, mask
+
+
+def reexposure_loss(hdr: jnp.ndarray, frames: jnp.ndarray, stops: jnp.ndarray,
+                    flow: jnp.ndarray | None = None, response: str = "gamma2.2",
+                    low: float = WELL_EXPOSED_LOW, high: float = WELL_EXPOSED_HIGH,
+                    curve: jnp.ndarray | None = None,
+                    frame_weights: jnp.ndarray | None = None) -> jnp.ndarray:
+  """Re-exposure consistency of a predicted HDR frame with the observed LDR window: the
+  masked mean L1 of `reexposure_comparison`'s rendered − observed (same arguments).
+
+  Returns:
+    scalar: masked mean L1 in LDR units.
+  """
+  predicted, observed, mask = reexposure_comparison(
+      hdr, frames, stops, flow, response, low, high, curve, frame_weights)
   err = jnp.abs(predicted - observed) * mask
   return jnp.sum(err) / jnp.maximum(3.0 * jnp.sum(mask), 1.0)
 
