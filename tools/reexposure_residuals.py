@@ -82,18 +82,21 @@ def measure(checkpoint: str, clips: list, ratio: float | None = None,
   ratio = float(loaded.config.attn_ratio if ratio is None else ratio)
   programs = {}
 
-  def program(response: str):
-    if response not in programs:
-      reading = model.clone(response=response)
+  def program(clip_response: str):
+    """The comparison for clips read through `clip_response` (the model's learned
+    response curve, if it has one, enters as in the loss)."""
+    if clip_response not in programs:
+      reading = model.clone(response=clip_response)
 
       @jax.jit
       def compare(frames, stops):
         hdr, aux = reading.apply({"params": params}, frames, stops, ratio=ratio)
         predicted, observed, mask = losses.reexposure_comparison(
-            hdr, frames, stops, aux["flow"], response=response)
+            hdr, frames, stops, aux["flow"], response=clip_response,
+            curve=aux.get("response_curve"))
         return predicted, predicted - observed, mask
-      programs[response] = compare
-    return programs[response]
+      programs[clip_response] = compare
+    return programs[clip_response]
 
   predicted_all, residual_all = [], []
   for source in clips:
