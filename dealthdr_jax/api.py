@@ -23,6 +23,7 @@ import numpy as np
 from data_pipeline import clips
 from dealthdr_jax import model_files
 from dealthdr_jax.inference import infer
+from dealthdr_jax.inference import predictor as predictor_lib
 
 # Short names of the shipped models.
 SHIPPED = {"2exp": "dealthdr_2exp", "3exp": "dealthdr_3exp"}
@@ -36,16 +37,22 @@ class Reconstructor:
     description: where the weights came from.
     ratio: default FGMA attention ratio (0 = pure flow, 1 = attention everywhere).
     tile, overlap: default tiling (tile side in pixels, or None for whole frames).
+    self_ensemble: mirrored copies averaged per frame (1, 2 or 4; N× the compute).
     verbose: print compilation messages to stderr.
   """
 
   def __init__(self, loaded: model_files.LoadedModel, *, ratio: float | None = None,
-               tile: int | None = None, overlap: int = 64, verbose: bool = False):
+               tile: int | None = None, overlap: int = 64, self_ensemble: int = 1,
+               verbose: bool = False):
+    if self_ensemble not in predictor_lib.SELF_ENSEMBLES:
+      raise ValueError(f"self_ensemble must be one of {predictor_lib.SELF_ENSEMBLES}, got "
+                       f"{self_ensemble!r}")
     self._loaded = loaded
     self.model, self.params, self.config, self.description = loaded
     self.ratio = float(self.config.attn_ratio if ratio is None else ratio)
     self.tile = tile
     self.overlap = overlap
+    self.self_ensemble = self_ensemble
     self.verbose = verbose
     self._predictors: dict[tuple, tuple] = {}
 
@@ -56,7 +63,7 @@ class Reconstructor:
 
   def __repr__(self) -> str:
     return (f"Reconstructor({self.description}, radius {self.radius}, ratio {self.ratio:g}, "
-            f"tile {self.tile})")
+            f"tile {self.tile}, self-ensemble {self.self_ensemble})")
 
   def _predictor(self, clip: clips.Clip, ratio, tile, overlap) -> tuple:
     """(predictor, radius, description) for `clip`: one predictor (and so one set of
@@ -68,7 +75,7 @@ class Reconstructor:
     if key not in self._predictors:
       self._predictors[key] = infer.make_predictor(
           "dealthdr", clip, loaded=self._loaded, attn_ratio=ratio, tile=tile,
-          overlap=overlap, verbose=self.verbose)
+          overlap=overlap, self_ensemble=self.self_ensemble, verbose=self.verbose)
     return self._predictors[key]
 
   def stream(self, source: Sequence[np.ndarray] | str | os.PathLike,
@@ -141,7 +148,8 @@ class Reconstructor:
 
 
 def load(model: str | os.PathLike = "2exp", *, ratio: float | None = None,
-         tile: int | None = None, overlap: int = 64, verbose: bool = False) -> Reconstructor:
+         tile: int | None = None, overlap: int = 64, self_ensemble: int = 1,
+         verbose: bool = False) -> Reconstructor:
   """Loads a model for reconstruction.
 
   Args:
@@ -149,6 +157,8 @@ def load(model: str | os.PathLike = "2exp", *, ratio: float | None = None,
       `dealthdr export`, or `<workdir>/export`), or a training workdir (its best export).
     ratio: default FGMA attention ratio (default: the model config's `attn_ratio`).
     tile, overlap: default tiling for frames too large for memory (tile side in pixels).
+    self_ensemble: average each frame over 1 (off), 2 or 4 mirrored copies of its window
+      (N× the compute; README, "Self-ensemble").
     verbose: print what is being compiled (to stderr).
   Raises:
     FileNotFoundError: no such shipped model or folder.
@@ -156,4 +166,4 @@ def load(model: str | os.PathLike = "2exp", *, ratio: float | None = None,
   name = os.fspath(model)
   checkpoint = model_files.shipped_checkpoint(SHIPPED[name]) if name in SHIPPED else name
   return Reconstructor(model_files.load_model(checkpoint), ratio=ratio, tile=tile,
-                       overlap=overlap, verbose=verbose)
+                       overlap=overlap, self_ensemble=self_ensemble, verbose=verbose)

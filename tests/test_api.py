@@ -53,6 +53,11 @@ def test_arrays_folders_and_reconstruct_agree_with_infer(static_clip, tiny_model
   stream = model.stream(codes, stops)
   np.testing.assert_array_equal(next(stream), hdr[0])
   stream.close()
+  # A self-ensemble of 2: the mean with the left-right mirrored clip, mirrored back.
+  mirrored = model(codes[:, :, ::-1], stops)[:, :, ::-1]
+  ensemble = dealthdr_jax.load(tiny_model_dir, ratio=0.5, self_ensemble=2)
+  np.testing.assert_allclose(ensemble(codes, stops), (hdr + mirrored) / 2, rtol=1e-5,
+                             atol=1e-7)
 
 
 def test_bad_inputs_are_named(static_clip, tiny_model_dir):
@@ -77,6 +82,8 @@ def test_bad_inputs_are_named(static_clip, tiny_model_dir):
     model(floats, stops)
   with pytest.raises(FileNotFoundError, match="nope"):
     dealthdr_jax.load("nope")
+  with pytest.raises(ValueError, match="self_ensemble must be one of"):
+    dealthdr_jax.load(tiny_model_dir, self_ensemble=8)
 
 
 def test_shipped_models_load_by_short_name():

@@ -43,7 +43,9 @@ and on the other-camera set the stage-1 model before and after stage-2 fine-tuni
 `perceptual` extra is installed (`evaluation.perceptual`); ms/frame is the steady-state time of one output
 frame at the test size on this machine (`dealthdr bench` for the model, the baseline
 function on one window for the baselines). `--dtype bfloat16 --ratios 0.125,0.25
---skip-baselines` gives the models' rows in bfloat16 compute (issue 14's fp32 comparison).
+--skip-baselines` gives the models' rows in bfloat16 compute (issue 14's fp32 comparison);
+`--self-ensemble 4 --skip-baselines` the model rows averaged over mirrored copies (`dealthdr
+infer --self-ensemble`), written to results_se4.md beside the plain table.
 Every method reads the clips as `dealthdr infer` does, with the camera's undeclared
 contrast S-curve measured and undone (`--tone-calibration auto`; `off` gives the rows as
 they were before it). results.json also holds each row's per-clip scores ("per_clip").
@@ -134,15 +136,20 @@ def run(args) -> list[dict]:
     # are read as `OTHER_CAMERA_READ_AS`.
     response = OTHER_CAMERA_READ_AS if tag == "other_camera" else None
     common = {"response": response, "tone_calibration": args.tone_calibration}
-    model_kwargs = {"dtype": args.dtype} if args.dtype else {}
+    model_kwargs = ({"dtype": args.dtype} if args.dtype else {}) | (
+        {"self_ensemble": args.self_ensemble} if args.self_ensemble > 1 else {})
+    passes = args.self_ensemble  # model passes per frame (the self-ensemble's copies)
     ratios = args.ratios or RATIOS
 
     def add(label, ratio, ms, flow=None, **kwargs):
-      name = f"{label}_r{ratio}" + (f"_{kwargs['dtype']}" if kwargs.get("dtype") else "")
+      name = (f"{label}_r{ratio}" + (f"_{kwargs['dtype']}" if kwargs.get("dtype") else "")
+              + (f"_se{kwargs['self_ensemble']}" if kwargs.get("self_ensemble") else ""))
       scores = scoring.score(out / "pred" / tag / re.sub(r"[^\w.-]+", "_", name),
                              clips, per_clip=True, **common, **kwargs)
       rows.append({"set": set_name, "method": label, "ratio": ratio,
-                   **({"dtype": kwargs["dtype"]} if kwargs.get("dtype") else {}), **scores,
+                   **({"dtype": kwargs["dtype"]} if kwargs.get("dtype") else {}),
+                   **({"self_ensemble": kwargs["self_ensemble"]}
+                      if kwargs.get("self_ensemble") else {}), **scores,
                    "ms_per_frame": ms, **(flow or {})})
       print(json.dumps(rows[-1]), flush=True)
 
@@ -159,7 +166,7 @@ def run(args) -> list[dict]:
                                                      response=response)})
       print(json.dumps(rows[-1]), flush=True)
     if tag == "other_camera":
-      ms = model_ms(model, size, (0.25,), args.dtype)[0.25]
+      ms = passes * model_ms(model, size, (0.25,), args.dtype)[0.25]
       add("dealthdr stage 1", 0.25, ms, method="dealthdr", checkpoint=model, attn_ratio=0.25,
           **model_kwargs)
       for stage2 in args.stage2 or ():
@@ -169,7 +176,7 @@ def run(args) -> list[dict]:
             + (f", {curve}-segment response calibration)" if curve else ")"), 0.25, ms,
             method="dealthdr", checkpoint=stage2, attn_ratio=0.25, **model_kwargs)
       continue
-    ms = model_ms(model, config.size, ratios, args.dtype)
+    ms = {r: passes * v for r, v in model_ms(model, config.size, ratios, args.dtype).items()}
     loaded = model_files.load_model(model) if flow_scores else None
     corrects = flow_scores and loaded.model.fgma_flow_correction
     for ratio in ratios:
@@ -203,6 +210,9 @@ def main(argv=None) -> int:
                            "default matches stage-2 training) or 'sigmoid' (random per clip)")
   parser.add_argument("--dtype", choices=infer.DTYPES,
                       help="the models' compute dtype (default: as stored, float32)")
+  parser.add_argument("--self-ensemble", type=int, choices=(1, 2, 4), default=1,
+                      help="the model rows average this many mirrored copies per frame "
+                      "(`dealthdr infer --self-ensemble`; ms/frame is N model passes)")
   parser.add_argument("--ratios", type=lambda t: tuple(float(v) for v in t.split(",")),
                       help=f"attention ratios of the model rows (default: {RATIOS})")
   parser.add_argument("--tone-calibration", default="auto", metavar="auto|off|CONTRAST",
@@ -225,12 +235,15 @@ def main(argv=None) -> int:
   if not pathlib.Path(args.sources).is_dir():
     parser.error(f"--sources {args.sources}: no such folder")
   rows = run(args)
-  columns = (COLUMNS[:3] + ([("dtype", "dtype", "s")] if args.dtype else []) + COLUMNS[3:]
+  columns = (COLUMNS[:3] + ([("dtype", "dtype", "s")] if args.dtype else [])
+             + ([("self-ensemble", "self_ensemble", "d")] if args.self_ensemble > 1 else [])
+             + COLUMNS[3:]
              + ([("JOD", "jod", ".2f")] if any("jod" in r for r in rows) else [])
              + (FLOW_COLUMNS if any("epe_visible" in r for r in rows) else []))
   table = scoring.markdown(rows, columns)
-  # A dtype comparison does not replace the float32 table.
-  stem = "results" + (f"_{args.dtype}" if args.dtype else "")
+  # A dtype or self-ensemble comparison does not replace the plain float32 table.
+  stem = ("results" + (f"_{args.dtype}" if args.dtype else "")
+          + (f"_se{args.self_ensemble}" if args.self_ensemble > 1 else ""))
   pathlib.Path(args.out, f"{stem}.md").write_text(table)
   pathlib.Path(args.out, f"{stem}.json").write_text(json.dumps(rows, indent=1))
   print(table)

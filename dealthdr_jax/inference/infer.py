@@ -42,14 +42,16 @@ def make_predictor(method: str, clip: clips.Clip, *,
                    loaded: model_files.LoadedModel | None = None,
                    checkpoint: str | None = None, config: str | None = None,
                    attn_ratio: float | None = None, tile: int | None = None, overlap: int = 64,
-                   dtype: str | None = None, verbose: bool = False):
+                   dtype: str | None = None, self_ensemble: int = 1, verbose: bool = False):
   """(predictor, window radius, description) of a method for `clip`.
 
   For "dealthdr", the model is `loaded`, else read from `checkpoint` or built from
   `config`, else the shipped model that fits the clip's exposures; it reads the clip
   through the clip's camera response. `dtype` ("float32" or "bfloat16") overrides the
   model's compute dtype (parameters stay as stored; softmax, top-k and the response curve
-  stay float32). `verbose` says when the model compiles.
+  stay float32). `self_ensemble` (1, 2 or 4) averages the model over that many mirrored
+  copies of each window (`predictor.Predictor`; N× the compute). `verbose` says when the
+  model compiles.
   """
   if method == "dealthdr":
     if loaded is None:
@@ -66,9 +68,14 @@ def make_predictor(method: str, clip: clips.Clip, *,
         model = model.clone(dtype=dtype)
         description += f", compute {dtype}"
     ratio = cfg.attn_ratio if attn_ratio is None else attn_ratio
-    return (predictor_lib.Predictor(model, params, ratio, tile, overlap,
-                                    log=log if verbose else None), model.radius,
-            f"{description}, attention ratio {ratio:g}")
+    predictor = predictor_lib.Predictor(model, params, ratio, tile, overlap,
+                                        log=log if verbose else None,
+                                        self_ensemble=self_ensemble)
+    if self_ensemble > 1:
+      description += f", self-ensemble of {self_ensemble} mirrored copies"
+    return predictor, model.radius, f"{description}, attention ratio {ratio:g}"
+  if self_ensemble != 1:
+    raise ValueError(f"self-ensemble applies to the model only, not to the {method} baseline")
   from dealthdr_jax.inference import baselines  # pylint: disable=g-import-not-at-top
   radius = 2 if len(set(np.round(clip.stops, 3))) > 2 else 1
   return (predictor_lib.BaselinePredictor(baselines.BASELINES[method], clip.response), radius,
@@ -98,7 +105,7 @@ def run_inference(input: str, output: str, *, method: str = "dealthdr",
                   overwrite: bool = False, preview: bool = True, progress: bool = True,
                   hdr_video: str | None = None, hdr_format: str = "pq",
                   peak_nits: float = 1000.0, dtype: str | None = None,
-                  tone_calibration: str | float = "auto",
+                  tone_calibration: str | float = "auto", self_ensemble: int = 1,
                   predictor_for: Callable[[clips.Clip], tuple] | None = None) -> dict:
   """Runs inference on one clip folder or video; returns the run summary (also run.json).
 
@@ -108,10 +115,16 @@ def run_inference(input: str, output: str, *, method: str = "dealthdr",
   .mkv path, inside or outside the output folder) adds an HDR video of the result in
   `hdr_format` ("pq" or "hlg") for a display of `peak_nits` (`hdr_video.write_hdr_video`).
   `tone_calibration` ("auto", "off" or a contrast; `clips`) says how the camera's
-  undeclared S-curve is undone; run.json records what was measured.
+  undeclared S-curve is undone; run.json records what was measured. `self_ensemble`
+  (1, 2 or 4) as in `make_predictor`.
   """
   if method not in METHODS:
     raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
+  if self_ensemble not in predictor_lib.SELF_ENSEMBLES:
+    raise ValueError(f"--self-ensemble must be one of {predictor_lib.SELF_ENSEMBLES}, got "
+                     f"{self_ensemble!r}")
+  if self_ensemble != 1 and method != "dealthdr":
+    raise ValueError(f"--self-ensemble applies to the model only, not to the {method} baseline")
   out = pathlib.Path(output)
   if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
     raise FileExistsError(f"output folder {out} exists and is not empty (use --overwrite)")
@@ -134,7 +147,8 @@ def run_inference(input: str, output: str, *, method: str = "dealthdr",
     else:
       pred, radius, description = make_predictor(
           method, clip, checkpoint=checkpoint, config=config,
-          attn_ratio=attn_ratio, tile=tile, overlap=overlap, dtype=dtype, verbose=progress)
+          attn_ratio=attn_ratio, tile=tile, overlap=overlap, dtype=dtype,
+          self_ensemble=self_ensemble, verbose=progress)
     video = None if hdr_video is None else {"path": hdr_video, "hdr_format": hdr_format,
                                             "peak_nits": peak_nits}
     return _write_outputs(pred, radius, description, clip, input, out, method=method,
@@ -196,6 +210,7 @@ def _write_outputs(pred, radius: int, description: str, clip: clips.Clip, input:
     summary = {
         "input": str(input), "output": str(out), "method": method, "model": description,
         "frames": n, "size": list(clip.size), "radius": radius, "tile": tile,
+        "self_ensemble": getattr(pred, "self_ensemble", 1),
         "response": clip.response, "stops": [float(s) for s in clip.stops],
         "tone_calibration": clip.tone_fit.to_json(),
         "compile_s": pred.compile_seconds - compiled_before,
@@ -229,6 +244,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="compute dtype (default: the model's; bfloat16 for accelerators)")
   parser.add_argument("--tile", type=int, help="tile side in pixels for frames too large for memory")
   parser.add_argument("--overlap", type=int, default=64, help="tile overlap in pixels")
+  parser.add_argument("--self-ensemble", type=int, default=1, choices=(1, 2, 4),
+                      help="average the model over this many mirrored copies of each window "
+                      "(2: + left-right, 4: + upside down and both); N× the compute, "
+                      "better PSNR-T (README, 'Self-ensemble')")
   parser.add_argument("--exposures", help="for videos: exposure file or repeating pattern like 0,3")
   parser.add_argument("--response", choices=("gamma2.2", "srgb", "linear"),
                       help="camera response (default: the clip's meta.json, else gamma2.2)")
@@ -253,7 +272,8 @@ def main(args: argparse.Namespace) -> int:
                           overwrite=args.overwrite, preview=not args.no_preview,
                           hdr_video=args.hdr_video, hdr_format=args.hdr_format,
                           peak_nits=args.peak_nits, dtype=args.dtype,
-                          tone_calibration=args.tone_calibration)
+                          tone_calibration=args.tone_calibration,
+                          self_ensemble=args.self_ensemble)
   fit = summary["tone_calibration"]
   if fit["contrast"] != 1.0:
     print(f"tone calibration: undid a contrast S-curve of {fit['contrast']:g} ("

@@ -7,7 +7,12 @@ inference, the demo and evaluation share:
   * `tile=N` splits large frames into N×N tiles (all the same size, so one program) that
     overlap by `overlap` pixels and are blended with linear ramps, so memory is bounded by
     the tile size and there are no seams. Under tiling, FGMA attends to the top `ratio`
-    share of each tile's tokens rather than of the whole frame's.
+    share of each tile's tokens rather than of the whole frame's;
+  * `self_ensemble=N` (2 or 4) averages the model over N mirrored copies of the window
+    (left-right, then upside down and both), each mirrored back: N× the compute, the same
+    compiled program (a mirrored window has the same shape). Training saw both mirrorings
+    (`data_pipeline.pipeline.Augment`), so each copy is an equally valid estimate and their
+    mean has less of the model's orientation-dependent error.
 """
 from __future__ import annotations
 
@@ -19,6 +24,21 @@ import jax.numpy as jnp
 import numpy as np
 
 from dealthdr_jax.models.dealthdr import DeAltHDR
+
+
+# The self-ensemble sizes, and the (left-right, upside-down) mirroring of each copy in the
+# order they are added.
+SELF_ENSEMBLES = (1, 2, 4)
+MIRRORINGS = ((False, False), (True, False), (False, True), (True, True))
+
+
+def mirror(x: np.ndarray, left_right: bool, upside_down: bool) -> np.ndarray:
+  """`x` [..., H, W, C] mirrored along W and/or H (its own inverse)."""
+  if left_right:
+    x = x[..., :, ::-1, :]
+  if upside_down:
+    x = x[..., ::-1, :, :]
+  return x
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
@@ -58,11 +78,17 @@ class Predictor:
     ratio: FGMA attention ratio (static; one program per ratio).
     tile: tile side in pixels (rounded up to the model's pad multiple), or None.
     overlap: tile overlap in pixels.
+    self_ensemble: copies averaged per prediction (1: off; 2 or 4: mirrored, see above).
     log: called with a line before and after each compilation (None: silent).
   """
 
   def __init__(self, model: DeAltHDR, params, ratio: float, tile: int | None = None,
-               overlap: int = 64, log: Callable[[str], None] | None = None):
+               overlap: int = 64, log: Callable[[str], None] | None = None,
+               self_ensemble: int = 1):
+    if self_ensemble not in SELF_ENSEMBLES:
+      raise ValueError(f"self-ensemble must be one of {SELF_ENSEMBLES} (copies averaged), "
+                       f"got {self_ensemble!r}")
+    self.self_ensemble = int(self_ensemble)
     self.model = model
     self.log = log
     self.params = jax.device_put(params)
@@ -100,11 +126,20 @@ class Predictor:
     Args:
       frames: [T, H, W, 3] float32 in [0, 1]; stops: [T].
     Returns:
-      [H, W, 3] float32 ≥ 0 in §3 units.
+      [H, W, 3] float32 ≥ 0 in §3 units: the mean of the self-ensemble's copies.
     """
     frames = np.asarray(frames, np.float32)[None]
     stops = np.asarray(stops, np.float32)[None]
     self.model.check_inputs(frames, stops)
+    total = None
+    for left_right, upside_down in MIRRORINGS[:self.self_ensemble]:
+      hdr = mirror(self._predict_once(mirror(frames, left_right, upside_down), stops),
+                   left_right, upside_down)
+      total = hdr if total is None else total + hdr
+    return total / self.self_ensemble if self.self_ensemble > 1 else total
+
+  def _predict_once(self, frames: np.ndarray, stops: np.ndarray) -> np.ndarray:
+    """[1, T, H, W, 3] window, [1, T] stops → [H, W, 3] HDR of one model pass."""
     _, _, h, w, _ = frames.shape
     if self.tile is None or (h <= self.tile and w <= self.tile):
       return np.asarray(self._program(frames.shape)(self.params, frames, stops))[0]
