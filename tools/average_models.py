@@ -6,7 +6,7 @@
 Writes `weight · A + (1 − weight) · B`, leaf by leaf, with A's config and a card naming
 both parents. Useful when B was fine-tuned into A on other data and each is better on its
 own test set: both share B's basin, so their average is a working model between the two
-(measured in README "v3": about half of each gain and loss). Refuses models whose `model` sections or parameter trees differ,
+(measured in docs/results_history.md, "v3 2exp": about half of each gain and loss). Refuses models whose `model` sections or parameter trees differ,
 and a non-empty `--out`.
 """
 from __future__ import annotations

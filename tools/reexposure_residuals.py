@@ -15,7 +15,7 @@ Without clips it renders clips of the training sources (`source_split="train"`, 
 held-out images) through the stage-1 cameras (declared gamma 2.2 or sRGB; half of them
 through a sampled training camera pipeline) into `--work`: the residual the model leaves on
 cameras it reads right. On those the shipped 2exp model renders 1–4 ×10⁻³ darker than the
-frames below LDR 0.85 and up to 4 ×10⁻³ brighter above (README, "Adapting to your camera"),
+frames below LDR 0.85 and up to 4 ×10⁻³ brighter above (docs/stage2_history.md),
 which is what a curve drifts to absorb on every camera. `--against TABLE` prints a clip
 set's residual minus such a table: where a camera's response is not the one it declares,
 that difference is large at the mid levels (a sigmoid camera read as gamma 2.2: −0.016 at

@@ -126,8 +126,8 @@ class DeAltHDR(nn.Module):
   flow_features: Sequence[int] = ()
   flow_corr_radius: int = 3
   # "pwc" only: hidden channels of a dilated-conv refinement of the finest flow on a fresh
-  # cost volume (`flow.FlowRefiner`); () = none (the shipped models; README "A refinement
-  # pass on the flow").
+  # cost volume (`flow.FlowRefiner`); () = none (the shipped models; docs/results_history.md,
+  # "A refinement pass on the flow").
   flow_refine: Sequence[int] = ()
   fgma_levels: Sequence[int] = (1, 2)
   fgma_window: int = 3
