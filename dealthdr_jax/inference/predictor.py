@@ -136,7 +136,7 @@ class Predictor:
       hdr = mirror(self._predict_once(mirror(frames, left_right, upside_down), stops),
                    left_right, upside_down)
       total = hdr if total is None else total + hdr
-    return total / self.self_ensemble if self.self_ensemble > 1 else total
+    return total / self.self_ensemble
 
   def _predict_once(self, frames: np.ndarray, stops: np.ndarray) -> np.ndarray:
     """[1, T, H, W, 3] window, [1, T] stops → [H, W, 3] HDR of one model pass."""
