@@ -227,6 +227,12 @@ def train_config(config: ml_collections.ConfigDict, stage: int = 1) -> None:
   # FGMA's attention looking at the ground-truth match where it is inside the window
   # (losses.attention_match_loss, every FGMA level, constant weight; 0 = off).
   config.loss.attention_match_weight = 0.0
+  # Mirror consistency (0 = off): each step also runs the window mirrored (left-right,
+  # upside down or both, in turn by step), mirrors the output back, supervises it by the
+  # same ground truth (the HDR loss becomes the two copies' mean) and adds this weight
+  # times the μ-law L1 between the two outputs (losses.mirror_consistency_loss). What
+  # `infer --self-ensemble` averages at test time, taught into one pass; 2× a step's cost.
+  config.loss.mirror_weight = 0.0
   # Stage 2 terms.
   config.loss.subset_weight = 1.0
   config.loss.teacher_weight = 1.0

@@ -55,6 +55,9 @@ class Stage1Metrics(clu_metrics.Collection):
   attention_match: clu_metrics.Average.from_output("attention_match")
   attention_reach: clu_metrics.Average.from_output("attention_reach")
   attention_hit: clu_metrics.Average.from_output("attention_hit")
+  # μ-law L1 between the window's output and its mirrored copy's (`loss.mirror_weight`;
+  # 0 when off).
+  mirror_consistency: clu_metrics.Average.from_output("mirror_consistency")
   grad_norm: clu_metrics.Average.from_output("grad_norm")
   learning_rate: clu_metrics.LastValue.from_output("learning_rate")
 

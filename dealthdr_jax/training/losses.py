@@ -79,6 +79,22 @@ def hdr_loss(pred: jnp.ndarray, target: jnp.ndarray, mu: float = MU,
   return jnp.sum(err * weights) / jnp.maximum(3.0 * jnp.sum(weights), 1e-12)
 
 
+def mirror_consistency_loss(pred: jnp.ndarray, pred_mirrored: jnp.ndarray,
+                            target: jnp.ndarray, mu: float = MU) -> jnp.ndarray:
+  """μ-law L1 between two predictions of one window, both scaled by the target's peak.
+
+  Args:
+    pred: [B, H, W, 3] linear HDR of the window.
+    pred_mirrored: [B, H, W, 3] linear HDR of the mirrored window, mirrored back.
+    target: [B, H, W, 3] the ground truth, for the scale only (as in `hdr_loss`).
+  Returns:
+    scalar: 0 when the model's output does not depend on the window's orientation.
+  """
+  p, t = normalise_by_target(pred.astype(jnp.float32), target.astype(jnp.float32))
+  q, _ = normalise_by_target(pred_mirrored.astype(jnp.float32), target.astype(jnp.float32))
+  return jnp.mean(jnp.abs(resp.mu_law(p, mu) - resp.mu_law(q, mu)))
+
+
 def downsample_flow(flow: jnp.ndarray, height: int, width: int) -> jnp.ndarray:
   """Area-averages a flow field to (height, width) and rescales its vectors.
 

@@ -65,6 +65,19 @@ def _neighbour_flow(batch: dict[str, jnp.ndarray]) -> tuple[jnp.ndarray, jnp.nda
   return batch["flow"][:, nbr], (batch["valid"][:, nbr] if "valid" in batch else None)
 
 
+def mirroring(step: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+  """(left_right, upside_down) of a step's mirrored copy: the three mirrorings in turn."""
+  turn = step % 3
+  return turn != 1, turn != 0
+
+
+def mirrored(x: jnp.ndarray, left_right: jnp.ndarray, upside_down: jnp.ndarray
+             ) -> jnp.ndarray:
+  """x [..., H, W, C] mirrored along W and/or H by traced flags (its own inverse)."""
+  x = jnp.where(left_right, jnp.flip(x, axis=-2), x)
+  return jnp.where(upside_down, jnp.flip(x, axis=-3), x)
+
+
 def stage1_step(state: train_state.TrainState, batch: dict[str, jnp.ndarray], *,
                 model: DeAltHDR, tx: optax.GradientTransformation,
                 config: ml_collections.ConfigDict, ratio: float
@@ -72,7 +85,10 @@ def stage1_step(state: train_state.TrainState, batch: dict[str, jnp.ndarray], *,
   """One supervised step: μ-law L1 on HDR + decaying flow-pyramid EPE + the EPE of the
   flow that aligns (`aux["flow_aligned"]`, weight `loss.aligned_flow_weight`, 0 = off)
   + FGMA's attention looking at the ground-truth match (`losses.attention_match_loss`
-  at every FGMA level, weight `loss.attention_match_weight`, 0 = off).
+  at every FGMA level, weight `loss.attention_match_weight`, 0 = off). With
+  `loss.mirror_weight` > 0 the window also runs mirrored (`mirroring(step)`), its output
+  mirrored back: the HDR loss is the two copies' mean, plus the weight times their
+  difference (`losses.mirror_consistency_loss`).
 
   Args:
     state: the train state.
@@ -85,22 +101,31 @@ def stage1_step(state: train_state.TrainState, batch: dict[str, jnp.ndarray], *,
                               int(config.loss.flow_decay_frac * config.total_steps))
 
   match_w = config.loss.get("attention_match_weight", 0.0)
+  mirror_w = config.loss.get("mirror_weight", 0.0)
 
   def loss_fn(params):
     hdr, aux = model.apply({"params": params}, batch["frames"], batch["stops"], ratio=ratio,
                            attention_tokens=match_w > 0)
     hdr_l = losses.hdr_loss(hdr, batch["hdr"], config.loss.mu)
+    consistency = jnp.zeros(())
+    if mirror_w > 0:
+      flips = mirroring(state.step)
+      hdr_m, _ = model.apply({"params": params}, mirrored(batch["frames"], *flips),
+                             batch["stops"], ratio=ratio)
+      hdr_m = mirrored(hdr_m, *flips)
+      hdr_l = 0.5 * (hdr_l + losses.hdr_loss(hdr_m, batch["hdr"], config.loss.mu))
+      consistency = losses.mirror_consistency_loss(hdr, hdr_m, batch["hdr"], config.loss.mu)
     epe = losses.flow_pyramid_loss(aux["flow_pyramid"], gt_flow, valid)
-    loss = hdr_l + flow_w * epe
+    loss = hdr_l + flow_w * epe + mirror_w * consistency
     if config.loss.get("aligned_flow_weight", 0.0) > 0:
       loss += config.loss.aligned_flow_weight * losses.flow_pyramid_loss(
           [aux["flow_aligned"]], gt_flow, valid)
     match = _attention_match(aux.get("attention", {}), aux["masks"], gt_flow, valid,
                              model.fgma_window)
     loss += match_w * match[0]
-    return loss, (hdr, hdr_l, epe, match)
+    return loss, (hdr, hdr_l, epe, match, consistency)
 
-  (loss, (hdr, hdr_l, epe, match)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+  (loss, (hdr, hdr_l, epe, match, consistency)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
       state.params)
   new_state = train_state.apply_gradients(state, grads, tx, config.optim.ema_decay)
   lr = train_state.learning_rate_schedule(config.optim, config.total_steps)(state.step)
@@ -108,7 +133,7 @@ def stage1_step(state: train_state.TrainState, batch: dict[str, jnp.ndarray], *,
       loss=loss, hdr_loss=hdr_l, flow_epe=epe, flow_weight=flow_w,
       psnr_t=jnp.mean(metrics_lib.psnr_t_jnp(hdr, batch["hdr"])),
       attention_match=match[0], attention_reach=match[1], attention_hit=match[2],
-      grad_norm=optax.tree.norm(grads), learning_rate=lr)
+      mirror_consistency=consistency, grad_norm=optax.tree.norm(grads), learning_rate=lr)
   return new_state, m
 
 

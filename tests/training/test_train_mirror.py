@@ -1,0 +1,82 @@
+"""The stage-1 mirror-consistency term (`loss.mirror_weight`) against a reference built from
+separate model calls: the mirrored copy, its HDR loss and the consistency between copies."""
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dealthdr_jax import config_loading
+from dealthdr_jax.models import response as resp
+from dealthdr_jax.models.dealthdr import DeAltHDR
+from dealthdr_jax.training import losses
+from dealthdr_jax.training import toy_data
+from dealthdr_jax.training import train
+from dealthdr_jax.training import train_state
+
+
+def test_mirroring_takes_the_three_mirrorings_in_turn_and_each_undoes_itself():
+  x = np.arange(2 * 3 * 4 * 5 * 3, dtype=np.float32).reshape(2, 3, 4, 5, 3)
+  turns = [tuple(bool(f) for f in train.mirroring(jnp.asarray(s))) for s in range(6)]
+  assert turns[:3] == [(True, False), (False, True), (True, True)]
+  assert turns[3:] == turns[:3]
+  expected = {(True, False): x[..., :, ::-1, :], (False, True): x[..., ::-1, :, :],
+              (True, True): x[..., ::-1, ::-1, :]}
+  for flips, want in expected.items():
+    once = np.asarray(train.mirrored(jnp.asarray(x), *map(jnp.asarray, flips)))
+    np.testing.assert_array_equal(once, want)
+    twice = train.mirrored(jnp.asarray(once), *map(jnp.asarray, flips))
+    np.testing.assert_array_equal(np.asarray(twice), x)
+
+
+def test_mirror_consistency_loss_is_the_mu_law_l1_between_the_copies():
+  rng = np.random.default_rng(0)
+  target = rng.uniform(0.0, 4.0, (2, 6, 7, 3)).astype(np.float32)
+  pred = target * rng.uniform(0.5, 1.5, target.shape).astype(np.float32)
+  assert float(losses.mirror_consistency_loss(pred, pred, target)) == 0.0
+  other = pred * 1.2
+  peak = target.max(axis=(1, 2, 3), keepdims=True)
+  want = np.mean(np.abs(np.asarray(resp.mu_law(jnp.asarray(pred / peak), losses.MU))
+                        - np.asarray(resp.mu_law(jnp.asarray(other / peak), losses.MU))))
+  np.testing.assert_allclose(float(losses.mirror_consistency_loss(pred, other, target)),
+                             want, rtol=1e-5)
+  # Symmetric, and scale-free as the HDR loss is.
+  np.testing.assert_allclose(float(losses.mirror_consistency_loss(other, pred, target)),
+                             want, rtol=1e-5)
+  np.testing.assert_allclose(
+      float(losses.mirror_consistency_loss(8 * pred, 8 * other, 8 * target)), want, rtol=1e-5)
+
+
+def test_stage1_step_with_mirror_weight_matches_the_two_separate_passes():
+  weight = 0.7
+  config = config_loading.load_config("dealthdr_2exp:size=tiny")
+  config_loading.apply_overrides(config, [f"loss.mirror_weight={weight}",
+                                          "optim.warmup_steps=1"])
+  model = DeAltHDR.from_config(config.model)
+  samples = [toy_data.sample(3, i, frames=model.window, crop=32) for i in range(2)]
+  batch = {k: np.stack([s[k] for s in samples]) for k in samples[0]}
+  # Perturbed weights, so the model's output depends on the window's orientation.
+  params = jax.tree_util.tree_map(
+      lambda x: x + 0.05 * jax.random.normal(jax.random.PRNGKey(1), x.shape, x.dtype),
+      train._random_init(model, config.seed))
+  tx = train_state.make_optimizer(config)
+  state = train_state.create(params, tx)
+  flips = tuple(bool(f) for f in train.mirroring(state.step))
+
+  apply = jax.jit(lambda p, frames: model.apply({"params": p}, frames, batch["stops"],
+                                                ratio=0.0)[0])
+  hdr = apply(params, batch["frames"])
+  hdr_m = train.mirrored(apply(params, train.mirrored(batch["frames"], *flips)), *flips)
+  hdr_loss = 0.5 * (losses.hdr_loss(hdr, batch["hdr"]) + losses.hdr_loss(hdr_m, batch["hdr"]))
+  consistency = float(losses.mirror_consistency_loss(hdr, hdr_m, batch["hdr"]))
+  assert consistency > 1e-4, "the copies must differ for the test to mean anything"
+
+  step = jax.jit(functools.partial(train.stage1_step, model=model, tx=tx, config=config,
+                                   ratio=0.0))
+  _, metrics = step(state, batch)
+  got = metrics.compute()
+  np.testing.assert_allclose(got["mirror_consistency"], consistency, rtol=1e-4)
+  np.testing.assert_allclose(got["hdr_loss"], float(hdr_loss), rtol=1e-4)
+  np.testing.assert_allclose(
+      got["loss"], got["hdr_loss"] + got["flow_weight"] * got["flow_epe"]
+      + weight * got["mirror_consistency"], rtol=1e-4)
