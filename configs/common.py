@@ -233,6 +233,9 @@ def train_config(config: ml_collections.ConfigDict, stage: int = 1) -> None:
   # times the μ-law L1 between the two outputs (losses.mirror_consistency_loss). What
   # `infer --self-ensemble` averages at test time, taught into one pass; 2× a step's cost.
   config.loss.mirror_weight = 0.0
+  # Where the consistency is measured: "all" pixels, or "unrecorded" ones only (every
+  # shortest exposure clipped, losses.unrecorded_mask), where the output is a guess.
+  config.loss.mirror_region = "all"
   # Stage 2 terms.
   config.loss.subset_weight = 1.0
   config.loss.teacher_weight = 1.0

@@ -72,7 +72,12 @@ def hdr_loss(pred: jnp.ndarray, target: jnp.ndarray, mu: float = MU,
   weights: optional [B, H, W, 1] pixel weights (a weighted mean; 0 where they sum to 0).
   """
   p, t = normalise_by_target(pred.astype(jnp.float32), target.astype(jnp.float32))
-  err = jnp.abs(resp.mu_law(p, mu) - resp.mu_law(t, mu))
+  return _pixel_mean(jnp.abs(resp.mu_law(p, mu) - resp.mu_law(t, mu)), weights)
+
+
+def _pixel_mean(err: jnp.ndarray, weights: jnp.ndarray | None) -> jnp.ndarray:
+  """Mean of err [B, H, W, 3], weighted by optional [B, H, W, 1] pixel weights (0 where
+  they sum to 0)."""
   if weights is None:
     return jnp.mean(err)
   weights = jnp.broadcast_to(weights.astype(jnp.float32), err.shape[:-1] + (1,))
@@ -80,19 +85,21 @@ def hdr_loss(pred: jnp.ndarray, target: jnp.ndarray, mu: float = MU,
 
 
 def mirror_consistency_loss(pred: jnp.ndarray, pred_mirrored: jnp.ndarray,
-                            target: jnp.ndarray, mu: float = MU) -> jnp.ndarray:
+                            target: jnp.ndarray, mu: float = MU,
+                            weights: jnp.ndarray | None = None) -> jnp.ndarray:
   """μ-law L1 between two predictions of one window, both scaled by the target's peak.
 
   Args:
     pred: [B, H, W, 3] linear HDR of the window.
     pred_mirrored: [B, H, W, 3] linear HDR of the mirrored window, mirrored back.
     target: [B, H, W, 3] the ground truth, for the scale only (as in `hdr_loss`).
+    weights: optional [B, H, W, 1] pixel weights (a weighted mean, as in `hdr_loss`).
   Returns:
     scalar: 0 when the model's output does not depend on the window's orientation.
   """
   p, t = normalise_by_target(pred.astype(jnp.float32), target.astype(jnp.float32))
   q, _ = normalise_by_target(pred_mirrored.astype(jnp.float32), target.astype(jnp.float32))
-  return jnp.mean(jnp.abs(resp.mu_law(p, mu) - resp.mu_law(q, mu)))
+  return _pixel_mean(jnp.abs(resp.mu_law(p, mu) - resp.mu_law(q, mu)), weights)
 
 
 def downsample_flow(flow: jnp.ndarray, height: int, width: int) -> jnp.ndarray:

@@ -65,6 +65,9 @@ def _neighbour_flow(batch: dict[str, jnp.ndarray]) -> tuple[jnp.ndarray, jnp.nda
   return batch["flow"][:, nbr], (batch["valid"][:, nbr] if "valid" in batch else None)
 
 
+MIRROR_REGIONS = ("all", "unrecorded")
+
+
 def mirroring(step: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
   """(left_right, upside_down) of a step's mirrored copy: the three mirrorings in turn."""
   turn = step % 3
@@ -88,7 +91,8 @@ def stage1_step(state: train_state.TrainState, batch: dict[str, jnp.ndarray], *,
   at every FGMA level, weight `loss.attention_match_weight`, 0 = off). With
   `loss.mirror_weight` > 0 the window also runs mirrored (`mirroring(step)`), its output
   mirrored back: the HDR loss is the two copies' mean, plus the weight times their
-  difference (`losses.mirror_consistency_loss`).
+  difference (`losses.mirror_consistency_loss`) over every pixel or, with
+  `loss.mirror_region="unrecorded"`, over those no exposure recorded.
 
   Args:
     state: the train state.
@@ -114,7 +118,10 @@ def stage1_step(state: train_state.TrainState, batch: dict[str, jnp.ndarray], *,
                              batch["stops"], ratio=ratio)
       hdr_m = mirrored(hdr_m, *flips)
       hdr_l = 0.5 * (hdr_l + losses.hdr_loss(hdr_m, batch["hdr"], config.loss.mu))
-      consistency = losses.mirror_consistency_loss(hdr, hdr_m, batch["hdr"], config.loss.mu)
+      region = (losses.unrecorded_mask(batch["frames"], batch["stops"])
+                if config.loss.mirror_region == "unrecorded" else None)
+      consistency = losses.mirror_consistency_loss(hdr, hdr_m, batch["hdr"], config.loss.mu,
+                                                   region)
     epe = losses.flow_pyramid_loss(aux["flow_pyramid"], gt_flow, valid)
     loss = hdr_l + flow_w * epe + mirror_w * consistency
     if config.loss.get("aligned_flow_weight", 0.0) > 0:
@@ -458,6 +465,14 @@ def check_config(config: ml_collections.ConfigDict) -> DeAltHDR:
       raise ValueError(f"{key} must be positive, got {config[key]}")
   if config.export_params not in ("ema", "params"):
     raise ValueError(f"export_params must be 'ema' or 'params', got {config.export_params!r}")
+  if config.loss.get("mirror_weight", 0.0) < 0:
+    raise ValueError(f"loss.mirror_weight must be ≥ 0, got {config.loss.mirror_weight}")
+  if config.loss.get("mirror_weight", 0.0) > 0 and config.stage != 1:
+    raise ValueError(f"loss.mirror_weight={config.loss.mirror_weight} has no effect in stage "
+                     f"{config.stage}: the mirrored copy is a stage-1 term")
+  if config.loss.get("mirror_region", "all") not in MIRROR_REGIONS:
+    raise ValueError(f"loss.mirror_region must be one of {MIRROR_REGIONS}, got "
+                     f"{config.loss.mirror_region!r}")
   if config.stage == 2:
     if not 0.0 < config.optim.ema_decay < 1.0:
       raise ValueError("stage 2 needs optim.ema_decay in (0, 1): the EMA is the teacher")

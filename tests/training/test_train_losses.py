@@ -437,6 +437,18 @@ def test_bad_inputs_fail_before_compute(tmp_path):
   config.data.heldout_min_gain = 1.5
   with pytest.raises(input_pipeline.DataError, match=r"heldout_min_gain=1.5 must be in \[0, 1\)"):
     train.prepare(config, tmp_path / "w")
+  config.data.heldout_min_gain = 0.0
+  config.loss.mirror_weight = 1.0
+  with pytest.raises(ValueError, match="mirror_weight=1.0 has no effect in stage 2"):
+    train.prepare(config, tmp_path / "w")
+  config = config_loading.load_config("dealthdr_2exp:size=tiny")
+  config.loss.mirror_weight = -0.5
+  with pytest.raises(ValueError, match="mirror_weight must be ≥ 0"):
+    train.prepare(config, tmp_path / "w")
+  config.loss.mirror_weight = 1.0
+  config.loss.mirror_region = "clipped"
+  with pytest.raises(ValueError, match="mirror_region must be one of"):
+    train.prepare(config, tmp_path / "w")
   assert not (tmp_path / "w").exists()
 
 

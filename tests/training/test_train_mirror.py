@@ -45,6 +45,18 @@ def test_mirror_consistency_loss_is_the_mu_law_l1_between_the_copies():
                              want, rtol=1e-5)
   np.testing.assert_allclose(
       float(losses.mirror_consistency_loss(8 * pred, 8 * other, 8 * target)), want, rtol=1e-5)
+  # Weighted: the mean over the weighted pixels only (the copies differ elsewhere too).
+  region = np.zeros((2, 6, 7, 1), np.float32)
+  region[0, 2:4, 1:5] = 1.0
+  region[1, 5, 6] = 1.0
+  differ = np.abs(np.asarray(resp.mu_law(jnp.asarray(pred / peak), losses.MU))
+                  - np.asarray(resp.mu_law(jnp.asarray(other / peak), losses.MU)))
+  want = differ[np.broadcast_to(region, differ.shape) > 0].mean()
+  np.testing.assert_allclose(
+      float(losses.mirror_consistency_loss(pred, other, target, weights=region)), want,
+      rtol=1e-5)
+  assert float(losses.mirror_consistency_loss(pred, other, target,
+                                              weights=np.zeros_like(region))) == 0.0
 
 
 def test_stage1_step_with_mirror_weight_matches_the_two_separate_passes():
