@@ -230,12 +230,18 @@ def train_config(config: ml_collections.ConfigDict, stage: int = 1) -> None:
   # Mirror consistency (0 = off): each step also runs the window mirrored (left-right,
   # upside down or both, in turn by step), mirrors the output back, supervises it by the
   # same ground truth (the HDR loss becomes the two copies' mean) and adds this weight
-  # times the μ-law L1 between the two outputs (losses.mirror_consistency_loss). What
+  # times the μ-law L1 between the two outputs (losses.prediction_difference). What
   # `infer --self-ensemble` averages at test time, taught into one pass; 2× a step's cost.
   config.loss.mirror_weight = 0.0
   # Where the consistency is measured: "all" pixels, or "unrecorded" ones only (every
   # shortest exposure clipped, losses.unrecorded_mask), where the output is a guess.
   config.loss.mirror_region = "all"
+  # Distillation of a self-ensemble (0 = off): plus this weight times the μ-law L1 from
+  # the mean of the teacher's (`state.ema_params`) outputs on `distill_copies` mirrored
+  # copies of the window (train.teacher_ensemble). With `optim.ema_decay=1` the teacher
+  # is the starting model, frozen (then `export_params="params"`).
+  config.loss.distill_weight = 0.0
+  config.loss.distill_copies = 4
   # Stage 2 terms.
   config.loss.subset_weight = 1.0
   config.loss.teacher_weight = 1.0

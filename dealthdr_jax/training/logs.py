@@ -58,6 +58,8 @@ class Stage1Metrics(clu_metrics.Collection):
   # μ-law L1 between the window's output and its mirrored copy's (`loss.mirror_weight`;
   # 0 when off).
   mirror_consistency: clu_metrics.Average.from_output("mirror_consistency")
+  # μ-law L1 from the teacher's self-ensemble (`loss.distill_weight`; 0 when off).
+  distill: clu_metrics.Average.from_output("distill")
   grad_norm: clu_metrics.Average.from_output("grad_norm")
   learning_rate: clu_metrics.LastValue.from_output("learning_rate")
 

@@ -84,21 +84,22 @@ def _pixel_mean(err: jnp.ndarray, weights: jnp.ndarray | None) -> jnp.ndarray:
   return jnp.sum(err * weights) / jnp.maximum(3.0 * jnp.sum(weights), 1e-12)
 
 
-def mirror_consistency_loss(pred: jnp.ndarray, pred_mirrored: jnp.ndarray,
-                            target: jnp.ndarray, mu: float = MU,
-                            weights: jnp.ndarray | None = None) -> jnp.ndarray:
-  """μ-law L1 between two predictions of one window, both scaled by the target's peak.
+def prediction_difference(pred: jnp.ndarray, other: jnp.ndarray, target: jnp.ndarray,
+                          mu: float = MU, weights: jnp.ndarray | None = None) -> jnp.ndarray:
+  """μ-law L1 between two predictions of one window, both scaled by the target's peak
+  (as `hdr_loss` scales a prediction): the mirror-consistency and distillation terms.
 
   Args:
-    pred: [B, H, W, 3] linear HDR of the window.
-    pred_mirrored: [B, H, W, 3] linear HDR of the mirrored window, mirrored back.
-    target: [B, H, W, 3] the ground truth, for the scale only (as in `hdr_loss`).
+    pred: [B, H, W, 3] linear HDR.
+    other: [B, H, W, 3] linear HDR of the same window, e.g. the output on the mirrored
+      window mirrored back, or a teacher's.
+    target: [B, H, W, 3] the ground truth, for the scale only.
     weights: optional [B, H, W, 1] pixel weights (a weighted mean, as in `hdr_loss`).
   Returns:
-    scalar: 0 when the model's output does not depend on the window's orientation.
+    scalar: 0 where the two predictions agree.
   """
-  p, t = normalise_by_target(pred.astype(jnp.float32), target.astype(jnp.float32))
-  q, _ = normalise_by_target(pred_mirrored.astype(jnp.float32), target.astype(jnp.float32))
+  p, _ = normalise_by_target(pred.astype(jnp.float32), target.astype(jnp.float32))
+  q, _ = normalise_by_target(other.astype(jnp.float32), target.astype(jnp.float32))
   return _pixel_mean(jnp.abs(resp.mu_law(p, mu) - resp.mu_law(q, mu)), weights)
 
 

@@ -66,6 +66,10 @@ def _neighbour_flow(batch: dict[str, jnp.ndarray]) -> tuple[jnp.ndarray, jnp.nda
 
 
 MIRROR_REGIONS = ("all", "unrecorded")
+# (left_right, upside_down) of the teacher's copies, in the order `infer --self-ensemble`
+# takes them.
+SELF_ENSEMBLE_MIRRORINGS = ((False, False), (True, False), (False, True), (True, True))
+DISTILL_COPIES = (1, 2, 4)
 
 
 def mirroring(step: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
@@ -81,6 +85,19 @@ def mirrored(x: jnp.ndarray, left_right: jnp.ndarray, upside_down: jnp.ndarray
   return jnp.where(upside_down, jnp.flip(x, axis=-3), x)
 
 
+def teacher_ensemble(model: DeAltHDR, params, frames: jnp.ndarray, stops: jnp.ndarray,
+                     ratio: float, copies: int) -> jnp.ndarray:
+  """Stop-gradient mean of the outputs on `copies` (1, 2 or 4) mirrored copies of the
+  window, each mirrored back (as `infer --self-ensemble`). frames [B, T, H, W, 3], stops
+  [B, T] → [B, H, W, 3] linear HDR."""
+  total = 0.0
+  for left_right, upside_down in SELF_ENSEMBLE_MIRRORINGS[:copies]:
+    flips = (jnp.asarray(left_right), jnp.asarray(upside_down))
+    hdr, _ = model.apply({"params": params}, mirrored(frames, *flips), stops, ratio=ratio)
+    total = total + mirrored(hdr, *flips)
+  return jax.lax.stop_gradient(total / copies)
+
+
 def stage1_step(state: train_state.TrainState, batch: dict[str, jnp.ndarray], *,
                 model: DeAltHDR, tx: optax.GradientTransformation,
                 config: ml_collections.ConfigDict, ratio: float
@@ -91,8 +108,11 @@ def stage1_step(state: train_state.TrainState, batch: dict[str, jnp.ndarray], *,
   at every FGMA level, weight `loss.attention_match_weight`, 0 = off). With
   `loss.mirror_weight` > 0 the window also runs mirrored (`mirroring(step)`), its output
   mirrored back: the HDR loss is the two copies' mean, plus the weight times their
-  difference (`losses.mirror_consistency_loss`) over every pixel or, with
-  `loss.mirror_region="unrecorded"`, over those no exposure recorded.
+  difference (`losses.prediction_difference`) over every pixel or, with
+  `loss.mirror_region="unrecorded"`, over those no exposure recorded. With
+  `loss.distill_weight` > 0, plus the weight times the difference from a teacher: the
+  mean of `state.ema_params`' outputs on `loss.distill_copies` mirrored copies of the
+  window (`teacher_ensemble`; with `optim.ema_decay=1` the starting model, frozen).
 
   Args:
     state: the train state.
@@ -106,6 +126,9 @@ def stage1_step(state: train_state.TrainState, batch: dict[str, jnp.ndarray], *,
 
   match_w = config.loss.get("attention_match_weight", 0.0)
   mirror_w = config.loss.get("mirror_weight", 0.0)
+  distill_w = config.loss.get("distill_weight", 0.0)
+  teacher = (teacher_ensemble(model, state.ema_params, batch["frames"], batch["stops"], ratio,
+                              config.loss.distill_copies) if distill_w > 0 else None)
 
   def loss_fn(params):
     hdr, aux = model.apply({"params": params}, batch["frames"], batch["stops"], ratio=ratio,
@@ -120,19 +143,23 @@ def stage1_step(state: train_state.TrainState, batch: dict[str, jnp.ndarray], *,
       hdr_l = 0.5 * (hdr_l + losses.hdr_loss(hdr_m, batch["hdr"], config.loss.mu))
       region = (losses.unrecorded_mask(batch["frames"], batch["stops"])
                 if config.loss.mirror_region == "unrecorded" else None)
-      consistency = losses.mirror_consistency_loss(hdr, hdr_m, batch["hdr"], config.loss.mu,
+      consistency = losses.prediction_difference(hdr, hdr_m, batch["hdr"], config.loss.mu,
                                                    region)
     epe = losses.flow_pyramid_loss(aux["flow_pyramid"], gt_flow, valid)
     loss = hdr_l + flow_w * epe + mirror_w * consistency
+    distill = jnp.zeros(())
+    if teacher is not None:
+      distill = losses.prediction_difference(hdr, teacher, batch["hdr"], config.loss.mu)
+      loss += distill_w * distill
     if config.loss.get("aligned_flow_weight", 0.0) > 0:
       loss += config.loss.aligned_flow_weight * losses.flow_pyramid_loss(
           [aux["flow_aligned"]], gt_flow, valid)
     match = _attention_match(aux.get("attention", {}), aux["masks"], gt_flow, valid,
                              model.fgma_window)
     loss += match_w * match[0]
-    return loss, (hdr, hdr_l, epe, match, consistency)
+    return loss, (hdr, hdr_l, epe, match, consistency, distill)
 
-  (loss, (hdr, hdr_l, epe, match, consistency)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+  (loss, (hdr, hdr_l, epe, match, consistency, distill)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
       state.params)
   new_state = train_state.apply_gradients(state, grads, tx, config.optim.ema_decay)
   lr = train_state.learning_rate_schedule(config.optim, config.total_steps)(state.step)
@@ -140,7 +167,7 @@ def stage1_step(state: train_state.TrainState, batch: dict[str, jnp.ndarray], *,
       loss=loss, hdr_loss=hdr_l, flow_epe=epe, flow_weight=flow_w,
       psnr_t=jnp.mean(metrics_lib.psnr_t_jnp(hdr, batch["hdr"])),
       attention_match=match[0], attention_reach=match[1], attention_hit=match[2],
-      mirror_consistency=consistency, grad_norm=optax.tree.norm(grads), learning_rate=lr)
+      mirror_consistency=consistency, distill=distill, grad_norm=optax.tree.norm(grads), learning_rate=lr)
   return new_state, m
 
 
@@ -470,6 +497,20 @@ def check_config(config: ml_collections.ConfigDict) -> DeAltHDR:
   if config.loss.get("mirror_weight", 0.0) > 0 and config.stage != 1:
     raise ValueError(f"loss.mirror_weight={config.loss.mirror_weight} has no effect in stage "
                      f"{config.stage}: the mirrored copy is a stage-1 term")
+  if config.loss.get("distill_weight", 0.0) < 0 or (
+      config.loss.get("distill_weight", 0.0) > 0 and config.stage != 1):
+    raise ValueError(f"loss.distill_weight={config.loss.distill_weight} must be ≥ 0, and "
+                     "> 0 only in stage 1")
+  if config.loss.get("distill_copies", 1) not in DISTILL_COPIES:
+    raise ValueError(f"loss.distill_copies must be one of {DISTILL_COPIES}, got "
+                     f"{config.loss.distill_copies}")
+  if config.loss.get("distill_weight", 0.0) > 0 and config.optim.ema_decay <= 0:
+    raise ValueError("loss.distill_weight > 0 needs a teacher: optim.ema_decay > 0 (1 = the "
+                     "starting model, frozen)")
+  if config.optim.ema_decay >= 1 and config.export_params == "ema":
+    raise ValueError("optim.ema_decay=1 keeps the EMA at the starting model: with "
+                     "export_params='ema' the run would export and validate it unchanged; "
+                     "set export_params='params'")
   if config.loss.get("mirror_region", "all") not in MIRROR_REGIONS:
     raise ValueError(f"loss.mirror_region must be one of {MIRROR_REGIONS}, got "
                      f"{config.loss.mirror_region!r}")

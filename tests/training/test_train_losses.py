@@ -449,6 +449,21 @@ def test_bad_inputs_fail_before_compute(tmp_path):
   config.loss.mirror_region = "clipped"
   with pytest.raises(ValueError, match="mirror_region must be one of"):
     train.prepare(config, tmp_path / "w")
+  config = config_loading.load_config("dealthdr_2exp:size=tiny")
+  config.loss.distill_weight = 1.0
+  with pytest.raises(ValueError, match="needs a teacher: optim.ema_decay > 0"):
+    train.prepare(config, tmp_path / "w")
+  config.optim.ema_decay = 1.0
+  with pytest.raises(ValueError, match="ema_decay=1 keeps the EMA at the starting model"):
+    train.prepare(config, tmp_path / "w")
+  config.export_params = "params"
+  config.loss.distill_copies = 3
+  with pytest.raises(ValueError, match="distill_copies must be one of"):
+    train.prepare(config, tmp_path / "w")
+  config = config_loading.load_config("dealthdr_2exp_stage2:size=tiny")
+  config.loss.distill_weight = 1.0
+  with pytest.raises(ValueError, match="distill_weight=1.0 must be ≥ 0, and > 0 only in stage 1"):
+    train.prepare(config, tmp_path / "w")
   assert not (tmp_path / "w").exists()
 
 

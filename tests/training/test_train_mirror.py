@@ -1,5 +1,7 @@
-"""The stage-1 mirror-consistency term (`loss.mirror_weight`) against a reference built from
-separate model calls: the mirrored copy, its HDR loss and the consistency between copies."""
+"""The stage-1 mirror-consistency and self-ensemble distillation terms (`loss.mirror_weight`,
+`loss.distill_weight`) against a reference built from separate model calls: the mirrored
+copy, its HDR loss, the consistency between copies, the frozen teacher's mean of four
+mirrored copies and the distance from it."""
 import functools
 
 import jax
@@ -29,22 +31,22 @@ def test_mirroring_takes_the_three_mirrorings_in_turn_and_each_undoes_itself():
     np.testing.assert_array_equal(np.asarray(twice), x)
 
 
-def test_mirror_consistency_loss_is_the_mu_law_l1_between_the_copies():
+def test_prediction_difference_is_the_mu_law_l1_between_the_copies():
   rng = np.random.default_rng(0)
   target = rng.uniform(0.0, 4.0, (2, 6, 7, 3)).astype(np.float32)
   pred = target * rng.uniform(0.5, 1.5, target.shape).astype(np.float32)
-  assert float(losses.mirror_consistency_loss(pred, pred, target)) == 0.0
+  assert float(losses.prediction_difference(pred, pred, target)) == 0.0
   other = pred * 1.2
   peak = target.max(axis=(1, 2, 3), keepdims=True)
   want = np.mean(np.abs(np.asarray(resp.mu_law(jnp.asarray(pred / peak), losses.MU))
                         - np.asarray(resp.mu_law(jnp.asarray(other / peak), losses.MU))))
-  np.testing.assert_allclose(float(losses.mirror_consistency_loss(pred, other, target)),
+  np.testing.assert_allclose(float(losses.prediction_difference(pred, other, target)),
                              want, rtol=1e-5)
   # Symmetric, and scale-free as the HDR loss is.
-  np.testing.assert_allclose(float(losses.mirror_consistency_loss(other, pred, target)),
+  np.testing.assert_allclose(float(losses.prediction_difference(other, pred, target)),
                              want, rtol=1e-5)
   np.testing.assert_allclose(
-      float(losses.mirror_consistency_loss(8 * pred, 8 * other, 8 * target)), want, rtol=1e-5)
+      float(losses.prediction_difference(8 * pred, 8 * other, 8 * target)), want, rtol=1e-5)
   # Weighted: the mean over the weighted pixels only (the copies differ elsewhere too).
   region = np.zeros((2, 6, 7, 1), np.float32)
   region[0, 2:4, 1:5] = 1.0
@@ -53,17 +55,21 @@ def test_mirror_consistency_loss_is_the_mu_law_l1_between_the_copies():
                   - np.asarray(resp.mu_law(jnp.asarray(other / peak), losses.MU)))
   want = differ[np.broadcast_to(region, differ.shape) > 0].mean()
   np.testing.assert_allclose(
-      float(losses.mirror_consistency_loss(pred, other, target, weights=region)), want,
+      float(losses.prediction_difference(pred, other, target, weights=region)), want,
       rtol=1e-5)
-  assert float(losses.mirror_consistency_loss(pred, other, target,
+  assert float(losses.prediction_difference(pred, other, target,
                                               weights=np.zeros_like(region))) == 0.0
 
 
-def test_stage1_step_with_mirror_weight_matches_the_two_separate_passes():
-  weight = 0.7
+def test_stage1_step_with_mirror_and_distill_terms_matches_separate_passes():
+  weight, distill_weight = 0.7, 0.4
   config = config_loading.load_config("dealthdr_2exp:size=tiny")
   config_loading.apply_overrides(config, [f"loss.mirror_weight={weight}",
+                                          f"loss.distill_weight={distill_weight}",
+                                          "loss.distill_copies=4", "optim.ema_decay=1.0",
+                                          "export_params='params'",
                                           "optim.warmup_steps=1"])
+  train.check_config(config)
   model = DeAltHDR.from_config(config.model)
   samples = [toy_data.sample(3, i, frames=model.window, crop=32) for i in range(2)]
   batch = {k: np.stack([s[k] for s in samples]) for k in samples[0]}
@@ -80,15 +86,28 @@ def test_stage1_step_with_mirror_weight_matches_the_two_separate_passes():
   hdr = apply(params, batch["frames"])
   hdr_m = train.mirrored(apply(params, train.mirrored(batch["frames"], *flips)), *flips)
   hdr_loss = 0.5 * (losses.hdr_loss(hdr, batch["hdr"]) + losses.hdr_loss(hdr_m, batch["hdr"]))
-  consistency = float(losses.mirror_consistency_loss(hdr, hdr_m, batch["hdr"]))
+  consistency = float(losses.prediction_difference(hdr, hdr_m, batch["hdr"]))
   assert consistency > 1e-4, "the copies must differ for the test to mean anything"
+  # The teacher (the EMA, here the starting weights): the mean of the four mirrorings.
+  copies = [train.mirrored(apply(params, train.mirrored(batch["frames"], lr, ud)), lr, ud)
+            for lr, ud in ((False, False), (True, False), (False, True), (True, True))]
+  teacher = sum(copies) / 4
+  distill = float(losses.prediction_difference(hdr, teacher, batch["hdr"]))
+  assert distill > 1e-4
 
   step = jax.jit(functools.partial(train.stage1_step, model=model, tx=tx, config=config,
                                    ratio=0.0))
-  _, metrics = step(state, batch)
+  new_state, metrics = step(state, batch)
   got = metrics.compute()
   np.testing.assert_allclose(got["mirror_consistency"], consistency, rtol=1e-4)
+  np.testing.assert_allclose(got["distill"], distill, rtol=1e-4)
   np.testing.assert_allclose(got["hdr_loss"], float(hdr_loss), rtol=1e-4)
   np.testing.assert_allclose(
       got["loss"], got["hdr_loss"] + got["flow_weight"] * got["flow_epe"]
-      + weight * got["mirror_consistency"], rtol=1e-4)
+      + weight * got["mirror_consistency"] + distill_weight * got["distill"], rtol=1e-4)
+  # The teacher stays the starting model while the student moves (the first step's
+  # learning rate is 0: warm-up).
+  new_state, _ = step(new_state, batch)
+  jax.tree.map(np.testing.assert_array_equal, new_state.ema_params, params)
+  assert any(np.abs(np.asarray(a) - np.asarray(b)).max() > 0
+             for a, b in zip(jax.tree.leaves(new_state.params), jax.tree.leaves(params)))
