@@ -144,7 +144,7 @@ def stage1_step(state: train_state.TrainState, batch: dict[str, jnp.ndarray], *,
       region = (losses.unrecorded_mask(batch["frames"], batch["stops"])
                 if config.loss.mirror_region == "unrecorded" else None)
       consistency = losses.prediction_difference(hdr, hdr_m, batch["hdr"], config.loss.mu,
-                                                   region)
+                                                 region)
     epe = losses.flow_pyramid_loss(aux["flow_pyramid"], gt_flow, valid)
     loss = hdr_l + flow_w * epe + mirror_w * consistency
     distill = jnp.zeros(())
@@ -159,15 +159,16 @@ def stage1_step(state: train_state.TrainState, batch: dict[str, jnp.ndarray], *,
     loss += match_w * match[0]
     return loss, (hdr, hdr_l, epe, match, consistency, distill)
 
-  (loss, (hdr, hdr_l, epe, match, consistency, distill)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-      state.params)
+  (loss, (hdr, hdr_l, epe, match, consistency, distill)), grads = jax.value_and_grad(
+      loss_fn, has_aux=True)(state.params)
   new_state = train_state.apply_gradients(state, grads, tx, config.optim.ema_decay)
   lr = train_state.learning_rate_schedule(config.optim, config.total_steps)(state.step)
   m = logs.Stage1Metrics.single_from_model_output(
       loss=loss, hdr_loss=hdr_l, flow_epe=epe, flow_weight=flow_w,
       psnr_t=jnp.mean(metrics_lib.psnr_t_jnp(hdr, batch["hdr"])),
       attention_match=match[0], attention_reach=match[1], attention_hit=match[2],
-      mirror_consistency=consistency, distill=distill, grad_norm=optax.tree.norm(grads), learning_rate=lr)
+      mirror_consistency=consistency, distill=distill, grad_norm=optax.tree.norm(grads),
+      learning_rate=lr)
   return new_state, m
 
 
