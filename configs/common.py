@@ -242,6 +242,10 @@ def train_config(config: ml_collections.ConfigDict, stage: int = 1) -> None:
   # is the starting model, frozen (then `export_params="params"`).
   config.loss.distill_weight = 0.0
   config.loss.distill_copies = 4
+  # The attention ratio the teacher runs at: < 0 = the step's own ratio; a ratio in
+  # [0, 1] = that one at every step, so that the student at every ratio is taught the
+  # teacher at its best ratio (attention that may not make the output worse).
+  config.loss.distill_ratio = -1.0
   # Stage 2 terms.
   config.loss.subset_weight = 1.0
   config.loss.teacher_weight = 1.0

@@ -24,6 +24,7 @@ from data_pipeline import clips
 from dealthdr_jax import model_files
 from dealthdr_jax.inference import infer
 from dealthdr_jax.inference import predictor as predictor_lib
+from dealthdr_jax.models import self_ensemble as self_ensemble_lib
 
 # Short names of the shipped models.
 SHIPPED = {"2exp": "dealthdr_2exp", "3exp": "dealthdr_3exp"}
@@ -44,8 +45,8 @@ class Reconstructor:
   def __init__(self, loaded: model_files.LoadedModel, *, ratio: float | None = None,
                tile: int | None = None, overlap: int = 64, self_ensemble: int = 1,
                verbose: bool = False):
-    if self_ensemble not in predictor_lib.SELF_ENSEMBLES:
-      raise ValueError(f"self_ensemble must be one of {predictor_lib.SELF_ENSEMBLES}, got "
+    if self_ensemble not in self_ensemble_lib.SIZES:
+      raise ValueError(f"self_ensemble must be one of {self_ensemble_lib.SIZES}, got "
                        f"{self_ensemble!r}")
     self._loaded = loaded
     self.model, self.params, self.config, self.description = loaded

@@ -28,6 +28,7 @@ from dealthdr_jax import model_files
 from dealthdr_jax.inference import hdr_video as hdr_video_lib
 from dealthdr_jax.inference import predictor as predictor_lib
 from dealthdr_jax.inference import preview as preview_lib
+from dealthdr_jax.models import self_ensemble as self_ensemble_lib
 
 METHODS = ("dealthdr", "reference_only", "dis_flow")
 DTYPES = ("float32", "bfloat16")
@@ -120,8 +121,8 @@ def run_inference(input: str, output: str, *, method: str = "dealthdr",
   """
   if method not in METHODS:
     raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
-  if self_ensemble not in predictor_lib.SELF_ENSEMBLES:
-    raise ValueError(f"--self-ensemble must be one of {predictor_lib.SELF_ENSEMBLES}, got "
+  if self_ensemble not in self_ensemble_lib.SIZES:
+    raise ValueError(f"--self-ensemble must be one of {self_ensemble_lib.SIZES}, got "
                      f"{self_ensemble!r}")
   if self_ensemble != 1 and method != "dealthdr":
     raise ValueError(f"--self-ensemble applies to the model only, not to the {method} baseline")

@@ -23,22 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dealthdr_jax.models import self_ensemble as self_ensemble_lib
 from dealthdr_jax.models.dealthdr import DeAltHDR
-
-
-# The self-ensemble sizes, and the (left-right, upside-down) mirroring of each copy in the
-# order they are added.
-SELF_ENSEMBLES = (1, 2, 4)
-MIRRORINGS = ((False, False), (True, False), (False, True), (True, True))
-
-
-def mirror(x: np.ndarray, left_right: bool, upside_down: bool) -> np.ndarray:
-  """`x` [..., H, W, C] mirrored along W and/or H (its own inverse)."""
-  if left_right:
-    x = x[..., :, ::-1, :]
-  if upside_down:
-    x = x[..., ::-1, :, :]
-  return x
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
@@ -85,8 +71,8 @@ class Predictor:
   def __init__(self, model: DeAltHDR, params, ratio: float, tile: int | None = None,
                overlap: int = 64, log: Callable[[str], None] | None = None,
                self_ensemble: int = 1):
-    if self_ensemble not in SELF_ENSEMBLES:
-      raise ValueError(f"self-ensemble must be one of {SELF_ENSEMBLES} (copies averaged), "
+    if self_ensemble not in self_ensemble_lib.SIZES:
+      raise ValueError(f"self-ensemble must be one of {self_ensemble_lib.SIZES} (copies averaged), "
                        f"got {self_ensemble!r}")
     self.self_ensemble = int(self_ensemble)
     self.model = model
@@ -132,9 +118,10 @@ class Predictor:
     stops = np.asarray(stops, np.float32)[None]
     self.model.check_inputs(frames, stops)
     total = None
-    for left_right, upside_down in MIRRORINGS[:self.self_ensemble]:
-      hdr = mirror(self._predict_once(mirror(frames, left_right, upside_down), stops),
-                   left_right, upside_down)
+    for left_right, upside_down in self_ensemble_lib.MIRRORINGS[:self.self_ensemble]:
+      hdr = self_ensemble_lib.mirror(
+          self._predict_once(self_ensemble_lib.mirror(frames, left_right, upside_down), stops),
+          left_right, upside_down)
       total = hdr if total is None else total + hdr
     return total / self.self_ensemble
 

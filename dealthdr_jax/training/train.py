@@ -36,6 +36,7 @@ from dealthdr_jax import model_files
 from dealthdr_jax.evaluation import metrics as metrics_lib
 from dealthdr_jax.models import dealthdr as dealthdr_lib
 from dealthdr_jax.models import response as response_lib
+from dealthdr_jax.models import self_ensemble as self_ensemble_lib
 from dealthdr_jax.models import warp as warp_lib
 from dealthdr_jax.models.dealthdr import DeAltHDR
 from dealthdr_jax.training import checkpoints
@@ -66,10 +67,6 @@ def _neighbour_flow(batch: dict[str, jnp.ndarray]) -> tuple[jnp.ndarray, jnp.nda
 
 
 MIRROR_REGIONS = ("all", "unrecorded")
-# (left_right, upside_down) of the teacher's copies, in the order `infer --self-ensemble`
-# takes them.
-SELF_ENSEMBLE_MIRRORINGS = ((False, False), (True, False), (False, True), (True, True))
-DISTILL_COPIES = (1, 2, 4)
 
 
 def mirroring(step: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
@@ -91,11 +88,17 @@ def teacher_ensemble(model: DeAltHDR, params, frames: jnp.ndarray, stops: jnp.nd
   window, each mirrored back (as `infer --self-ensemble`). frames [B, T, H, W, 3], stops
   [B, T] → [B, H, W, 3] linear HDR."""
   total = 0.0
-  for left_right, upside_down in SELF_ENSEMBLE_MIRRORINGS[:copies]:
-    flips = (jnp.asarray(left_right), jnp.asarray(upside_down))
-    hdr, _ = model.apply({"params": params}, mirrored(frames, *flips), stops, ratio=ratio)
-    total = total + mirrored(hdr, *flips)
+  for flips in self_ensemble_lib.MIRRORINGS[:copies]:
+    hdr, _ = model.apply({"params": params}, self_ensemble_lib.mirror(frames, *flips), stops,
+                         ratio=ratio)
+    total = total + self_ensemble_lib.mirror(hdr, *flips)
   return jax.lax.stop_gradient(total / copies)
+
+
+def teacher_ratio(config: ml_collections.ConfigDict, ratio: float) -> float:
+  """The attention ratio of the distillation teacher in a step at `ratio`."""
+  fixed = float(config.loss.get("distill_ratio", -1.0))
+  return ratio if fixed < 0 else fixed
 
 
 def stage1_step(state: train_state.TrainState, batch: dict[str, jnp.ndarray], *,
@@ -112,7 +115,8 @@ def stage1_step(state: train_state.TrainState, batch: dict[str, jnp.ndarray], *,
   `loss.mirror_region="unrecorded"`, over those no exposure recorded. With
   `loss.distill_weight` > 0, plus the weight times the difference from a teacher: the
   mean of `state.ema_params`' outputs on `loss.distill_copies` mirrored copies of the
-  window (`teacher_ensemble`; with `optim.ema_decay=1` the starting model, frozen).
+  window (`teacher_ensemble`; with `optim.ema_decay=1` the starting model, frozen), run at
+  `loss.distill_ratio` (< 0: this step's `ratio`).
 
   Args:
     state: the train state.
@@ -127,8 +131,9 @@ def stage1_step(state: train_state.TrainState, batch: dict[str, jnp.ndarray], *,
   match_w = config.loss.get("attention_match_weight", 0.0)
   mirror_w = config.loss.get("mirror_weight", 0.0)
   distill_w = config.loss.get("distill_weight", 0.0)
-  teacher = (teacher_ensemble(model, state.ema_params, batch["frames"], batch["stops"], ratio,
-                              config.loss.distill_copies) if distill_w > 0 else None)
+  teacher = (teacher_ensemble(model, state.ema_params, batch["frames"], batch["stops"],
+                              teacher_ratio(config, ratio), config.loss.distill_copies)
+             if distill_w > 0 else None)
 
   def loss_fn(params):
     hdr, aux = model.apply({"params": params}, batch["frames"], batch["stops"], ratio=ratio,
@@ -502,9 +507,12 @@ def check_config(config: ml_collections.ConfigDict) -> DeAltHDR:
       config.loss.get("distill_weight", 0.0) > 0 and config.stage != 1):
     raise ValueError(f"loss.distill_weight={config.loss.distill_weight} must be ≥ 0, and "
                      "> 0 only in stage 1")
-  if config.loss.get("distill_copies", 1) not in DISTILL_COPIES:
-    raise ValueError(f"loss.distill_copies must be one of {DISTILL_COPIES}, got "
+  if config.loss.get("distill_copies", 1) not in self_ensemble_lib.SIZES:
+    raise ValueError(f"loss.distill_copies must be one of {self_ensemble_lib.SIZES}, got "
                      f"{config.loss.distill_copies}")
+  if config.loss.get("distill_ratio", -1.0) > 1:
+    raise ValueError(f"loss.distill_ratio must be < 0 (the step's own ratio) or in [0, 1], "
+                     f"got {config.loss.distill_ratio}")
   if config.loss.get("distill_weight", 0.0) > 0 and config.optim.ema_decay <= 0:
     raise ValueError("loss.distill_weight > 0 needs a teacher: optim.ema_decay > 0 (1 = the "
                      "starting model, frozen)")

@@ -111,3 +111,34 @@ def test_stage1_step_with_mirror_and_distill_terms_matches_separate_passes():
   jax.tree.map(np.testing.assert_array_equal, new_state.ema_params, params)
   assert any(np.abs(np.asarray(a) - np.asarray(b)).max() > 0
              for a, b in zip(jax.tree.leaves(new_state.params), jax.tree.leaves(params)))
+
+
+def test_distill_ratio_runs_the_teacher_at_its_own_ratio_whatever_the_step_s():
+  config = config_loading.load_config("dealthdr_2exp:size=tiny")
+  config_loading.apply_overrides(config, ["loss.distill_weight=1.0", "loss.distill_copies=1",
+                                          "loss.distill_ratio=1.0", "optim.ema_decay=1.0",
+                                          "export_params='params'", "optim.warmup_steps=1"])
+  train.check_config(config)
+  assert train.teacher_ratio(config, 0.0) == 1.0
+  model = DeAltHDR.from_config(config.model)
+  samples = [toy_data.sample(5, i, frames=model.window, crop=32) for i in range(2)]
+  batch = {k: np.stack([s[k] for s in samples]) for k in samples[0]}
+  params = jax.tree_util.tree_map(
+      lambda x: x + 0.05 * jax.random.normal(jax.random.PRNGKey(2), x.shape, x.dtype),
+      train._random_init(model, config.seed))
+  tx = train_state.make_optimizer(config)
+  state = train_state.create(params, tx)
+
+  def apply(ratio):
+    return model.apply({"params": params}, batch["frames"], batch["stops"], ratio=ratio)[0]
+  # The student starts as the teacher: at the step's ratio the distance would be 0.
+  student, teacher_full = apply(0.0), apply(1.0)
+  want = float(losses.prediction_difference(student, teacher_full, batch["hdr"]))
+  assert want > 1e-4, "attention must change the output for the test to mean anything"
+  step = jax.jit(functools.partial(train.stage1_step, model=model, tx=tx, config=config,
+                                   ratio=0.0))
+  _, metrics = step(state, batch)
+  np.testing.assert_allclose(metrics.compute()["distill"], want, rtol=1e-4)
+  # The default (< 0) is the step's own ratio.
+  config.loss.distill_ratio = -1.0
+  assert train.teacher_ratio(config, 0.25) == 0.25
