@@ -61,24 +61,30 @@ def test_prediction_difference_is_the_mu_law_l1_between_the_copies():
                                               weights=np.zeros_like(region))) == 0.0
 
 
-def test_stage1_step_with_mirror_and_distill_terms_matches_separate_passes():
-  weight, distill_weight = 0.7, 0.4
+def _distill_setup(overrides: list[str], seed: int):
+  """A tiny 2exp config with a frozen teacher, two toy windows and perturbed weights (so
+  that the output depends on the window's orientation and on the attention ratio):
+  (config, model, batch, params, tx, state)."""
   config = config_loading.load_config("dealthdr_2exp:size=tiny")
-  config_loading.apply_overrides(config, [f"loss.mirror_weight={weight}",
-                                          f"loss.distill_weight={distill_weight}",
-                                          "loss.distill_copies=4", "optim.ema_decay=1.0",
-                                          "export_params='params'",
-                                          "optim.warmup_steps=1"])
+  config_loading.apply_overrides(config, overrides + ["optim.ema_decay=1.0",
+                                                      "export_params='params'",
+                                                      "optim.warmup_steps=1"])
   train.check_config(config)
   model = DeAltHDR.from_config(config.model)
-  samples = [toy_data.sample(3, i, frames=model.window, crop=32) for i in range(2)]
+  samples = [toy_data.sample(2 * seed + 1, i, frames=model.window, crop=32) for i in range(2)]
   batch = {k: np.stack([s[k] for s in samples]) for k in samples[0]}
-  # Perturbed weights, so the model's output depends on the window's orientation.
   params = jax.tree_util.tree_map(
-      lambda x: x + 0.05 * jax.random.normal(jax.random.PRNGKey(1), x.shape, x.dtype),
+      lambda x: x + 0.05 * jax.random.normal(jax.random.PRNGKey(seed), x.shape, x.dtype),
       train._random_init(model, config.seed))
   tx = train_state.make_optimizer(config)
-  state = train_state.create(params, tx)
+  return config, model, batch, params, tx, train_state.create(params, tx)
+
+
+def test_stage1_step_with_mirror_and_distill_terms_matches_separate_passes():
+  weight, distill_weight = 0.7, 0.4
+  config, model, batch, params, tx, state = _distill_setup(
+      [f"loss.mirror_weight={weight}", f"loss.distill_weight={distill_weight}",
+       "loss.distill_copies=4"], seed=1)
   flips = tuple(bool(f) for f in train.mirroring(state.step))
 
   apply = jax.jit(lambda p, frames: model.apply({"params": p}, frames, batch["stops"],
@@ -114,20 +120,9 @@ def test_stage1_step_with_mirror_and_distill_terms_matches_separate_passes():
 
 
 def test_distill_ratio_runs_the_teacher_at_its_own_ratio_whatever_the_step_s():
-  config = config_loading.load_config("dealthdr_2exp:size=tiny")
-  config_loading.apply_overrides(config, ["loss.distill_weight=1.0", "loss.distill_copies=1",
-                                          "loss.distill_ratio=1.0", "optim.ema_decay=1.0",
-                                          "export_params='params'", "optim.warmup_steps=1"])
-  train.check_config(config)
+  config, model, batch, params, tx, state = _distill_setup(
+      ["loss.distill_weight=1.0", "loss.distill_copies=1", "loss.distill_ratio=1.0"], seed=2)
   assert train.teacher_ratio(config, 0.0) == 1.0
-  model = DeAltHDR.from_config(config.model)
-  samples = [toy_data.sample(5, i, frames=model.window, crop=32) for i in range(2)]
-  batch = {k: np.stack([s[k] for s in samples]) for k in samples[0]}
-  params = jax.tree_util.tree_map(
-      lambda x: x + 0.05 * jax.random.normal(jax.random.PRNGKey(2), x.shape, x.dtype),
-      train._random_init(model, config.seed))
-  tx = train_state.make_optimizer(config)
-  state = train_state.create(params, tx)
 
   def apply(ratio):
     return model.apply({"params": params}, batch["frames"], batch["stops"], ratio=ratio)[0]
