@@ -58,10 +58,10 @@ def make_manager(workdir: pathlib.Path, keep: int, read_only: bool = False
   return manager
 
 
-def validated_scores(workdir: pathlib.Path) -> dict[int, float]:
-  """{step: validation PSNR-T} of every validated step in the workdir's metrics.jsonl
-  (a line cut short by a kill is skipped)."""
-  scores = {}
+def logged_metrics(workdir: pathlib.Path) -> dict[int, dict[str, float]]:
+  """{step: {"train/…" | "val/…": value}}: every row of the workdir's metrics.jsonl merged
+  by step (a line cut short by a kill is skipped; a resumed run's rows overwrite)."""
+  merged = {}
   path = pathlib.Path(workdir) / "metrics.jsonl"
   if path.is_file():
     for line in path.read_text(encoding="utf-8").splitlines():
@@ -69,9 +69,16 @@ def validated_scores(workdir: pathlib.Path) -> dict[int, float]:
         row = json.loads(line)
       except json.JSONDecodeError:
         continue
-      if "step" in row and "val/" + BEST_METRIC in row:
-        scores[int(row["step"])] = float(row["val/" + BEST_METRIC])
-  return scores
+      if "step" in row:
+        merged.setdefault(int(row["step"]), {}).update(
+            {k: v for k, v in row.items() if k != "step"})
+  return merged
+
+
+def validated_scores(workdir: pathlib.Path) -> dict[int, float]:
+  """{step: validation PSNR-T} of every validated step in the workdir's metrics.jsonl."""
+  return {step: float(row["val/" + BEST_METRIC])
+          for step, row in logged_metrics(workdir).items() if "val/" + BEST_METRIC in row}
 
 
 def best_step(manager: ocp.CheckpointManager, workdir: pathlib.Path) -> int | None:
@@ -264,23 +271,55 @@ def restore_state(manager: ocp.CheckpointManager, step: int, abstract_state):
 
 
 def _params_from_workdir(workdir: pathlib.Path) -> tuple[Any, dict]:
-  """Params (EMA if the run had it) of a workdir's export, else its latest checkpoint."""
+  """Params of a workdir's export, else those its latest checkpoint would export."""
   export = workdir / model_files.EXPORT_DIR
   if model_files.is_params_checkpoint(export):
     params, config = model_files.load_params(export)
     return params, config_dict(config)
-  step = latest_step(workdir)
-  if step is None:
+  if latest_step(workdir) is None:
     raise FileNotFoundError(f"{workdir} holds neither a params-only checkpoint nor "
                             f"training checkpoints ({CHECKPOINT_DIR}/<step>)")
-  config = saved_config(workdir, step)
+  params, config, _ = exported_params_at(workdir)
+  return params, config
+
+
+def exports_ema(config: dict) -> bool:
+  """Whether a run with this (JSON) config validates and exports its EMA rather than its
+  raw parameters (`optim.ema_decay` > 0 and `export_params="ema"`, as `train.train`)."""
+  return (config.get("optim", {}).get("ema_decay", 0) > 0
+          and config.get("export_params", "ema") == "ema")
+
+
+def exported_params_at(workdir: pathlib.Path, step: int | None = None
+                       ) -> tuple[Any, dict, int]:
+  """(params, JSON config, step): what the run would export at checkpoint `step` (default:
+  the latest), the EMA or the raw parameters as its config says (`exports_ema`).
+
+  Raises:
+    FileNotFoundError: the workdir holds no checkpoint `step` (the message lists those
+      it holds).
+  """
+  workdir = pathlib.Path(workdir)
+  if not (workdir / CHECKPOINT_DIR).is_dir():
+    raise FileNotFoundError(f"{workdir} holds no training checkpoints ({CHECKPOINT_DIR}/<step>)")
   with ocp.CheckpointManager(workdir.absolute() / CHECKPOINT_DIR,
                              options=ocp.CheckpointManagerOptions(read_only=True),
-                             item_names=("state",)) as manager:
-    state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-  state = state["state"]
-  use_ema = config.get("optim", {}).get("ema_decay", 0) > 0
-  return state["ema_params" if use_ema else "params"], config
+                             item_names=("state",),
+                             item_handlers={"state": ocp.StandardCheckpointHandler()}
+                             ) as manager:
+    steps = sorted(manager.all_steps())
+    step = steps[-1] if step is None and steps else step
+    if step not in steps:
+      raise FileNotFoundError(f"{workdir / CHECKPOINT_DIR} holds no checkpoint of step "
+                              f"{step}; it holds steps {steps or 'none'}")
+    # Onto one local device, whatever mesh saved it (an accelerator run read on a laptop).
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+                          manager.item_metadata(step)["state"])
+    state = manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(target)))
+  config = saved_config(workdir, step)
+  return state["state"]["ema_params" if exports_ema(config) else "params"], config, step
 
 
 def load_init_params(path: str, config: ml_collections.ConfigDict,

@@ -804,7 +804,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
                       in_shardings=(state_shardings.params,
                                     sharding_lib.batch_sharding(mesh)))
     # The parameters that are validated and exported: the EMA if there is one (and wanted).
-    use_ema = config.optim.ema_decay > 0 and config.export_params == "ema"
+    use_ema = checkpoints.exports_ema(config)
     pick = lambda st: st.ema_params if use_ema else st.params
     heldout = None
     if heldout_batches:

@@ -1,5 +1,8 @@
 """Kill-and-resume: a training run SIGKILLed mid-way and restarted from its workdir ends
-with exactly the parameters of an uninterrupted run (same data order, ratios, keys)."""
+with exactly the parameters of an uninterrupted run (same data order, ratios, keys). And
+`tools/export_checkpoint.py` on that run: a chosen checkpoint step exported as the run
+itself exports."""
+import json
 import os
 import pathlib
 import signal
@@ -9,8 +12,13 @@ import time
 
 import jax
 import numpy as np
+import pytest
 
 from dealthdr_jax import model_files
+from dealthdr_jax.training import checkpoints
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "tools"))
+import export_checkpoint  # noqa: E402  pylint: disable=wrong-import-position
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 STEPS = 24  # Killed right after its first checkpoint (step 4), well before the end.
@@ -41,9 +49,16 @@ def _steps(workdir):
   return sorted(int(p.name) for p in ckpt.iterdir() if p.name.isdigit()) if ckpt.is_dir() else []
 
 
-def test_killed_run_resumes_to_identical_params(tmp_path_factory):
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory):
+  """An uninterrupted run's workdir (checkpoints 20 and 24 kept, exported at 24)."""
+  workdir = tmp_path_factory.mktemp("straight") / "run"
+  _run(workdir, tmp_path_factory)
+  return workdir
+
+
+def test_killed_run_resumes_to_identical_params(tmp_path_factory, straight_run):
   tmp = tmp_path_factory.mktemp("resume")
-  _run(tmp / "straight", tmp_path_factory)
 
   killed = tmp / "killed"
   cmd, env = _command(killed, tmp_path_factory)
@@ -62,7 +77,44 @@ def test_killed_run_resumes_to_identical_params(tmp_path_factory):
   assert "resumed from" in result.stderr
   print(f"killed after checkpoint(s) {saved}; resumed to step {STEPS}")
 
-  a, _ = model_files.load_params(tmp / "straight" / "export")
+  a, _ = model_files.load_params(straight_run / "export")
   b, _ = model_files.load_params(killed / "export")
   for (path, x), y in zip(jax.tree_util.tree_leaves_with_path(a), jax.tree.leaves(b)):
     np.testing.assert_array_equal(x, y, err_msg=jax.tree_util.keystr(path))
+
+
+def _same(a, b) -> bool:
+  return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def test_export_checkpoint_writes_a_step_as_the_run_exports_it(straight_run, tmp_path, capsys):
+  kept = _steps(straight_run)
+  assert kept[-1] == STEPS and len(kept) == 2, kept
+  # The last step: exactly the run's own export (the same EMA-or-raw choice), and a card
+  # with the step's logged metrics.
+  assert export_checkpoint.main(["--workdir", str(straight_run), "--step", str(STEPS),
+                                 "--out", str(tmp_path / "last")]) == 0
+  last, config = model_files.load_params(tmp_path / "last")
+  run_export, run_config = model_files.load_params(straight_run / "export")
+  assert _same(last, run_export) and config.to_dict() == run_config.to_dict()
+  card = json.loads((tmp_path / "last" / model_files.CARD_FILE).read_text())
+  run_card = json.loads((straight_run / "export" / model_files.CARD_FILE).read_text())
+  assert card["step"] == STEPS and card["params"] == run_card["params"]
+  logged = checkpoints.logged_metrics(straight_run)[STEPS]
+  assert card["train"]["loss"] == logged["train/loss"]
+  assert card["val"]["psnr_t"] == logged["val/psnr_t"] == run_card["val"]["psnr_t"]
+  # An earlier kept step is another set of parameters.
+  assert export_checkpoint.main(["--workdir", str(straight_run), "--step", str(kept[0]),
+                                 "--out", str(tmp_path / "early")]) == 0
+  early, _ = model_files.load_params(tmp_path / "early")
+  assert not _same(early, last)
+  # Refused, nothing written: a step not kept (the message names those kept), a taken --out.
+  assert export_checkpoint.main(["--workdir", str(straight_run), "--step", "3",
+                                 "--out", str(tmp_path / "none")]) == 2
+  assert f"holds no checkpoint of step 3; it holds steps {kept}" in capsys.readouterr().err
+  assert not (tmp_path / "none").exists()
+  before = (tmp_path / "early" / model_files.PARAMS_FILE).read_bytes()
+  assert export_checkpoint.main(["--workdir", str(straight_run), "--step", str(STEPS),
+                                 "--out", str(tmp_path / "early")]) == 2
+  assert "exists and is not empty" in capsys.readouterr().err
+  assert (tmp_path / "early" / model_files.PARAMS_FILE).read_bytes() == before
