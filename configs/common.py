@@ -246,6 +246,10 @@ def train_config(config: ml_collections.ConfigDict, stage: int = 1) -> None:
   # [0, 1] = that one at every step, so that the student at every ratio is taught the
   # teacher at its best ratio (attention that may not make the output worse).
   config.loss.distill_ratio = -1.0
+  # Where the teacher is followed: "all" pixels, or "unrecorded" ones only (every shortest
+  # exposure clipped, losses.unrecorded_mask: where the output is a guess and the ground
+  # truth's one sample of it is least to be trusted); recorded pixels keep the HDR loss alone.
+  config.loss.distill_region = "all"
   # Stage 2 terms.
   config.loss.subset_weight = 1.0
   config.loss.teacher_weight = 1.0

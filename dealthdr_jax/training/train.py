@@ -66,7 +66,9 @@ def _neighbour_flow(batch: dict[str, jnp.ndarray]) -> tuple[jnp.ndarray, jnp.nda
   return batch["flow"][:, nbr], (batch["valid"][:, nbr] if "valid" in batch else None)
 
 
-MIRROR_REGIONS = ("all", "unrecorded")
+# Where the mirror-consistency and distillation terms count (`loss.mirror_region`,
+# `loss.distill_region`): every pixel, or only those no exposure of the window recorded.
+LOSS_REGIONS = ("all", "unrecorded")
 
 
 def mirroring(step: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
@@ -116,7 +118,9 @@ def stage1_step(state: train_state.TrainState, batch: dict[str, jnp.ndarray], *,
   `loss.distill_weight` > 0, plus the weight times the difference from a teacher: the
   mean of `state.ema_params`' outputs on `loss.distill_copies` mirrored copies of the
   window (`teacher_ensemble`; with `optim.ema_decay=1` the starting model, frozen), run at
-  `loss.distill_ratio` (< 0: this step's `ratio`).
+  `loss.distill_ratio` (< 0: this step's `ratio`), over every pixel or, with
+  `loss.distill_region="unrecorded"`, only where no exposure recorded the scene (each such
+  pixel weighed as with "all"; the others left to the ground truth alone).
 
   Args:
     state: the train state.
@@ -154,7 +158,12 @@ def stage1_step(state: train_state.TrainState, batch: dict[str, jnp.ndarray], *,
     loss = hdr_l + flow_w * epe + mirror_w * consistency
     distill = jnp.zeros(())
     if teacher is not None:
-      distill = losses.prediction_difference(hdr, teacher, batch["hdr"], config.loss.mu)
+      if config.loss.get("distill_region", "all") == "unrecorded":
+        region = losses.unrecorded_mask(batch["frames"], batch["stops"])
+        distill = losses.prediction_difference(hdr, teacher, batch["hdr"], config.loss.mu,
+                                               region) * jnp.mean(region)
+      else:
+        distill = losses.prediction_difference(hdr, teacher, batch["hdr"], config.loss.mu)
       loss += distill_w * distill
     if config.loss.get("aligned_flow_weight", 0.0) > 0:
       loss += config.loss.aligned_flow_weight * losses.flow_pyramid_loss(
@@ -520,9 +529,10 @@ def check_config(config: ml_collections.ConfigDict) -> DeAltHDR:
     raise ValueError("optim.ema_decay=1 keeps the EMA at the starting model: with "
                      "export_params='ema' the run would export and validate it unchanged; "
                      "set export_params='params'")
-  if config.loss.get("mirror_region", "all") not in MIRROR_REGIONS:
-    raise ValueError(f"loss.mirror_region must be one of {MIRROR_REGIONS}, got "
-                     f"{config.loss.mirror_region!r}")
+  for name in ("mirror_region", "distill_region"):
+    if config.loss.get(name, "all") not in LOSS_REGIONS:
+      raise ValueError(f"loss.{name} must be one of {LOSS_REGIONS}, got "
+                       f"{config.loss[name]!r}")
   if config.stage == 2:
     if not 0.0 < config.optim.ema_decay < 1.0:
       raise ValueError("stage 2 needs optim.ema_decay in (0, 1): the EMA is the teacher")

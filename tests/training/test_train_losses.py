@@ -453,6 +453,9 @@ def test_bad_inputs_fail_before_compute(tmp_path):
       ("dealthdr_2exp", {"loss.distill_weight": 1.0, "optim.ema_decay": 1.0,
                          "export_params": "params", "loss.distill_ratio": 1.5},
        r"distill_ratio must be < 0 \(the step.s own ratio\) or in \[0, 1\], got 1.5"),
+      ("dealthdr_2exp", {"loss.distill_weight": 1.0, "optim.ema_decay": 1.0,
+                         "export_params": "params", "loss.distill_region": "clipped"},
+       "distill_region must be one of"),
       ("dealthdr_2exp_stage2", {"loss.distill_weight": 1.0},
        "distill_weight=1.0 must be ≥ 0, and > 0 only in stage 1"),
   ]

@@ -137,3 +137,30 @@ def test_distill_ratio_runs_the_teacher_at_its_own_ratio_whatever_the_step_s():
   # The default (< 0) is the step's own ratio.
   config.loss.distill_ratio = -1.0
   assert train.teacher_ratio(config, 0.25) == 0.25
+
+
+def test_distill_region_unrecorded_follows_the_teacher_only_where_no_exposure_recorded():
+  config, model, batch, params, tx, state = _distill_setup(
+      ["loss.distill_weight=1.0", "loss.distill_copies=1", "loss.distill_ratio=1.0",
+       "loss.distill_region='unrecorded'"], seed=3)
+  # Clip every frame in the top-left corner of the first window: there no exposure records
+  # the scene; everywhere else some exposure does.
+  batch["frames"] = batch["frames"].copy()
+  batch["frames"][0, :, :8, :12] = 1.0
+  region = np.asarray(losses.unrecorded_mask(batch["frames"], batch["stops"]))
+  assert 0 < region.sum() < region.size, "the window needs both kinds of pixel"
+
+  def apply(ratio):
+    return model.apply({"params": params}, batch["frames"], batch["stops"], ratio=ratio)[0]
+  student, teacher = np.asarray(apply(0.0)), np.asarray(apply(1.0))
+  peak = np.asarray(batch["hdr"]).max(axis=(1, 2, 3), keepdims=True)
+  differ = np.abs(np.asarray(resp.mu_law(jnp.asarray(student / peak), losses.MU))
+                  - np.asarray(resp.mu_law(jnp.asarray(teacher / peak), losses.MU)))
+  inside = float((differ * region).sum() / differ.size)
+  outside = float((differ * (1 - region)).sum() / differ.size)
+  assert inside > 1e-6 and outside > 1e-6, "teacher and student must differ in both places"
+  step = jax.jit(functools.partial(train.stage1_step, model=model, tx=tx, config=config,
+                                   ratio=0.0))
+  _, metrics = step(state, batch)
+  # Each unrecorded pixel weighs as it would over all pixels; the recorded ones not at all.
+  np.testing.assert_allclose(metrics.compute()["distill"], inside, rtol=1e-4)
