@@ -247,8 +247,9 @@ def train_config(config: ml_collections.ConfigDict, stage: int = 1) -> None:
   # teacher at its best ratio (attention that may not make the output worse).
   config.loss.distill_ratio = -1.0
   # Where the teacher is followed: "all" pixels, or "unrecorded" ones only (every shortest
-  # exposure clipped, losses.unrecorded_mask: where the output is a guess and the ground
-  # truth's one sample of it is least to be trusted); recorded pixels keep the HDR loss alone.
+  # exposure clipped, losses.unrecorded_mask: where the output is a guess, and the mean of
+  # the mirrored copies' guesses beats any one of them); recorded pixels keep the HDR loss
+  # alone.
   config.loss.distill_region = "all"
   # Stage 2 terms.
   config.loss.subset_weight = 1.0

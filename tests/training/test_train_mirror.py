@@ -144,7 +144,7 @@ def test_distill_region_unrecorded_follows_the_teacher_only_where_no_exposure_re
       ["loss.distill_weight=1.0", "loss.distill_copies=1", "loss.distill_ratio=1.0",
        "loss.distill_region='unrecorded'"], seed=3)
   # Clip every frame in the top-left corner of the first window: there no exposure records
-  # the scene; everywhere else some exposure does.
+  # the scene (the toy windows record most of the rest; checked below).
   batch["frames"] = batch["frames"].copy()
   batch["frames"][0, :, :8, :12] = 1.0
   region = np.asarray(losses.unrecorded_mask(batch["frames"], batch["stops"]))
