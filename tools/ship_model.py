@@ -10,7 +10,12 @@ The card holds the training card the run wrote (steps, validation and last train
 metrics), the command, machine and wall time given here, the data (procedural scenes and
 the named HDR images, with the validation images held out), and the parameter count.
 `--results results.json` (tools/results_table.py; repeatable) adds the rows of this model's
-pattern.
+pattern, and when a model is already shipped under `--name` they are first set against its
+card's rows of the same set, ratio and self-ensemble size by the ship rule
+(`dealthdr_jax.evaluation.comparison`; `tools/compare_results.py` runs it alone). A
+candidate that fails it is refused and nothing is written, unless `--accept-failing
+"why"` is given; the verdict, the failing counts and that reason go into the card
+("ship_decision").
 """
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ import sys
 
 from data_pipeline import sources
 from dealthdr_jax import model_files
+from dealthdr_jax.evaluation import comparison
 
 
 def build_card(params, config, run_card: dict, args) -> dict:
@@ -62,6 +68,35 @@ def build_card(params, config, run_card: dict, args) -> dict:
   return card
 
 
+def ship_decision(card: dict, target: pathlib.Path, accept_failing: str | None
+                  ) -> dict | None:
+  """The ship rule's verdict on `card`'s results against the model shipped at `target`
+  (None when there is nothing to compare: no results, or no shipped card with results).
+  Raises comparison.ComparisonError when the candidate fails and `accept_failing` is empty.
+  """
+  previous = target / model_files.CARD_FILE
+  if not card.get("results") or not previous.is_file():
+    return None
+  shipped = json.loads(previous.read_text())
+  comparisons = comparison.compare(card["results"], shipped.get("results") or [],
+                                   skip_unmatched=True)
+  if not comparisons:
+    return None
+  print(comparison.markdown(comparisons))
+  passes, reasons = comparison.verdict(comparisons)
+  if not passes and not accept_failing:
+    raise comparison.ComparisonError(
+        f"the candidate fails the ship rule against {target}:\n  - " + "\n  - ".join(reasons)
+        + "\nnothing written; pass --accept-failing \"why\" to ship it anyway")
+  decision = {"baseline": f"{target.name}, step "
+                          f"{shipped.get('training', {}).get('steps')}",
+              "compared": [c.key for c in comparisons],
+              "verdict": "passes" if passes else "fails", "failing": reasons}
+  if not passes:
+    decision["shipped_anyway_because"] = accept_failing
+  return decision
+
+
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--workdir", required=True, help="training workdir or params-only export")
@@ -76,6 +111,9 @@ def main(argv=None) -> int:
                       help="the model's default attention ratio (infer, demo, API) if not "
                            "the run's attn_ratio; say why with --ratio-note")
   parser.add_argument("--ratio-note", default="", help="how the default ratio was chosen")
+  parser.add_argument("--accept-failing", metavar="WHY",
+                      help="ship even if --results fail the ship rule against the model "
+                           "shipped under --name (the reason goes into the card)")
   args = parser.parse_args(argv)
   source = model_files.resolve_checkpoint(args.workdir)
   params, config = model_files.load_params(source)
@@ -88,6 +126,14 @@ def main(argv=None) -> int:
     run_card = json.loads((source / model_files.CARD_FILE).read_text())
   card = build_card(params, config, run_card, args)
   target = pathlib.Path(args.out) / args.name
+  try:
+    decision = ship_decision(card, target, args.accept_failing)
+  except comparison.ComparisonError as err:
+    print(f"error: {err}", file=sys.stderr)
+    return 1
+  if decision:
+    card["ship_decision"] = decision
+    print(f"ship rule: {decision['verdict']}")
   model_files.save_params(target, params, config, card)
   print(f"shipped {source} → {target} ({card['parameters']} parameters, "
         f"step {card['training']['steps']})")

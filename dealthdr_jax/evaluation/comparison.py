@@ -90,12 +90,13 @@ def select(rows: Iterable[dict[str, Any]], method: str) -> dict[tuple, dict[str,
 
 
 def compare(candidate_rows: Sequence[dict[str, Any]], baseline_rows: Sequence[dict[str, Any]],
-            candidate_method: str = "dealthdr", baseline_method: str = "dealthdr"
-            ) -> list[SetComparison]:
+            candidate_method: str = "dealthdr", baseline_method: str = "dealthdr",
+            skip_unmatched: bool = False) -> list[SetComparison]:
   """Pairs every candidate row with the baseline row of its set, ratio and self-ensemble.
 
   Raises ComparisonError when the candidate has no row of `candidate_method`, or when one of
-  its rows has no baseline counterpart (named, with the baseline's sets listed).
+  its rows has no baseline counterpart (named, with the baseline's sets listed), unless
+  `skip_unmatched`: then such rows are left out (a new ratio the baseline never measured).
   """
   cand = select(candidate_rows, candidate_method)
   base = select(baseline_rows, baseline_method)
@@ -105,6 +106,8 @@ def compare(candidate_rows: Sequence[dict[str, Any]], baseline_rows: Sequence[di
                           f"has {methods}")
   out = []
   for key, row in cand.items():
+    if key not in base and skip_unmatched:
+      continue
     if key not in base:
       have = sorted(f"{s} at {r:g}" + (f" (self-ensemble {n})" if n > 1 else "")
                     for s, r, n in base)
