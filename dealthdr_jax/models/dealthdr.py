@@ -88,6 +88,7 @@ def flow_inputs(model: "DeAltHDR", frames: jnp.ndarray, stops: jnp.ndarray
 
 
 FLOW_ARCHS = ("spynet", "pwc")
+FLOW_PAIR_MODES = ("off", "select", "all")
 
 
 def flow_network(model: "DeAltHDR", name: str | None = None) -> nn.Module:
@@ -147,6 +148,17 @@ class DeAltHDR(nn.Module):
   # is filled from the consistent flow around it. 0 = off (models up to v7 2exp / v6
   # 3exp were trained without it). No parameters.
   flow_fill_consistency: float = 0.0
+  # Windows whose reference is longer than its two nearest neighbours, and they share one
+  # exposure (a two-exposure pattern's long frames): the flow to t-1 and t+1 may come from
+  # the flow between them, -/+ half of it (`warp.midpoint_flow`), since two short frames are
+  # sharp and unclipped where a long reference is blurred or saturated. The same flow
+  # network computes it, on both neighbours downsampled by `flow_pair_scale` (a power of
+  # two) so that their doubled motion stays within its reach. "select": per region, the
+  # candidate (the reference's own flow, after the fill, or the pair's) under which the two
+  # neighbours, warped onto the reference, agree best; "all": the pair's wherever it
+  # applies; "off": never (models up to v9 2exp). No parameters.
+  flow_pair: str = "off"
+  flow_pair_scale: int = 2
   # FGMA moves the flow too: at the selected tokens of the FGMA level at the flow's
   # resolution, a correction read from where the attention looked (`fgma.FlowCorrection`,
   # zero-initialised) is added to the flow that warps the full-resolution candidates and
@@ -211,6 +223,12 @@ class DeAltHDR(nn.Module):
     if model.flow_fill_consistency and not model.flow_fill:
       raise ValueError("model.flow_fill_consistency acts on the fill: it needs "
                        "model.flow_fill=True")
+    if model.flow_pair not in FLOW_PAIR_MODES:
+      raise ValueError(f"model.flow_pair must be one of {FLOW_PAIR_MODES}, got "
+                       f"{model.flow_pair!r}")
+    scale = model.flow_pair_scale
+    if not (isinstance(scale, int) and scale >= 1 and scale & (scale - 1) == 0):
+      raise ValueError(f"model.flow_pair_scale must be a power of two >= 1, got {scale!r}")
     if not model.max_log_gain > 0:
       raise ValueError(f"model.max_log_gain must be > 0, got {model.max_log_gain}")
     if model.recon_kernel and (model.recon_kernel < 3 or model.recon_kernel % 2 == 0):
@@ -340,7 +358,8 @@ class DeAltHDR(nn.Module):
 
     # Flow on exposure-matched images: the reference re-exposed to each neighbour.
     ref_matched, nbr_matched = exposure_matched(lin, expo, r)                # [B·M, H, W, 3]
-    flows = flow_network(self, name="flow")(
+    flow_net = flow_network(self, name="flow")
+    flows = flow_net(
         jnp.concatenate([ref_matched, nbr_matched]),
         jnp.concatenate([nbr_matched, ref_matched]))
     flows_fwd = [f[:b * m] for f in flows]
@@ -362,6 +381,9 @@ class DeAltHDR(nn.Module):
         reliability = reliability * warp_lib.round_trip_weight(
             round_trip * 2 ** self.flow_finest_log2, self.flow_fill_consistency)
       flow_fine = warp_lib.fill_flow(flow_fine, reliability)
+    pair_share = None
+    if self.flow_pair != "off":
+      flow_fine, pair_share = self._pair_flow(flow_net, flow_fine, lin, expo)
 
     aligned, masks, attention = [], {}, {}
     for level, (rf, nf) in enumerate(zip(ref_feats, nbr_feats)):
@@ -419,11 +441,65 @@ class DeAltHDR(nn.Module):
         "blend_weights": unpad(weights),
         "pad": (pad_h, pad_w),
     }
+    if pair_share is not None:
+      aux["flow_pair_share"] = pair_share                                    # [B]
     if curve is not None:
       aux["response_curve"] = curve                                          # [K+1]
     if attention_tokens:
       aux["attention"] = attention
     return unpad(hdr), aux
+
+  def _pair_flow(self, flow_net: nn.Module, flow: jnp.ndarray, lin: jnp.ndarray,
+                 expo: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """`flow` with the flow to the reference's nearest neighbours taken from the flow
+    between them where `flow_pair` says so (see the attribute).
+
+    Args:
+      flow_net: the model's flow network; flow: [B·M, h, w, 2] reference → each neighbour
+      on the flow grid (h = H / 2**flow_finest_log2); lin: [B, T, H, W, 3] linearised
+      (padded) frames; expo: [B, T] relative exposures.
+    Returns:
+      (flow [B·M, h, w, 2], share [B]: the fraction of the reference's flow grid that took
+      the pair's flow, 0 in windows where it does not apply).
+    """
+    b, t, big_h, big_w, _ = lin.shape
+    m, r = t - 1, self.radius
+    fh, fw = flow.shape[1:3]
+    before, after = r - 1, r                      # Frames r-1 and r+1 among the neighbours.
+    applies = ((jnp.abs(expo[:, r - 1] - expo[:, r + 1]) <= 1e-3 * expo[:, r + 1])
+               & (expo[:, r] > 1.001 * expo[:, r + 1]))                      # [B]
+    a = resp.apply_response(lin[:, r - 1], "gamma2.2")                       # [B, H, W, 3]
+    c = resp.apply_response(lin[:, r + 1], "gamma2.2")
+    # Downsampled, then padded so the flow network's coarsest level is whole.
+    scale = self.flow_pair_scale
+    multiple = scale * self.min_size
+    pads = ((0, 0), (0, -big_h % multiple), (0, -big_w % multiple), (0, 0))
+    small_a = block_mean(jnp.pad(a, pads, mode="edge"), scale)
+    small_c = block_mean(jnp.pad(c, pads, mode="edge"), scale)
+    mutual = flow_net(jnp.concatenate([small_a, small_c]),
+                      jnp.concatenate([small_c, small_a]))[-1]
+    grid = 2 ** self.flow_finest_log2
+    mutual = warp_lib.resize_flow(mutual, mutual.shape[1] * scale,
+                                  mutual.shape[2] * scale)[:, :fh, :fw]      # [2B, h, w, 2]
+    half = warp_lib.midpoint_flow(mutual[:b], mutual[b:])                    # to frame r+1
+    pair = jnp.stack([-half, half], axis=1)                                  # [B, 2, h, w, 2]
+    flow = flow.reshape(b, m, fh, fw, 2)
+    own = flow[:, before:after + 1]
+    if self.flow_pair == "select":
+      def disagreement(f):                        # [B, 2, h, w, 2] → [B, h, w]
+        full = warp_lib.resize_flow(f.reshape(b * 2, fh, fw, 2), big_h, big_w)
+        warped = warp_lib.warp(jnp.concatenate([a, c]),
+                               jnp.concatenate([full[0::2], full[1::2]]), border="edge")
+        diff = jnp.mean(jnp.abs(warped[:b] - warped[b:]), axis=-1, keepdims=True)
+        pooled = block_mean(diff, 2 * grid)
+        return jax.image.resize(pooled, (b, fh, fw, 1), method="linear")[..., 0]
+      take = disagreement(pair) < disagreement(own)                          # [B, h, w]
+    else:
+      take = jnp.ones((b, fh, fw), bool)
+    take = take & applies[:, None, None]
+    chosen = jnp.where(take[:, None, :, :, None], pair, own)
+    flow = flow.at[:, before:after + 1].set(chosen).reshape(b * m, fh, fw, 2)
+    return flow, jnp.mean(take.astype(jnp.float32), axis=(1, 2))
 
   def _corrected_flow(self, flow: jnp.ndarray, tokens: dict) -> jnp.ndarray:
     """`flow` [B·M, h, w, 2] plus FlowCorrection's output at FGMA's selected tokens."""

@@ -85,6 +85,32 @@ def forward_backward_error(flow_fwd: jnp.ndarray, flow_bwd: jnp.ndarray) -> jnp.
   return jnp.sqrt(jnp.sum(round_trip ** 2, axis=-1) + 1e-12)
 
 
+def midpoint_flow(flow_ab: jnp.ndarray, flow_ba: jnp.ndarray, iterations: int = 3
+                  ) -> jnp.ndarray:
+  """The flow from the frame half-way between frames a and b to b, from their mutual flows.
+
+  Solves v(p) = f_ab(p - v(p)) / 2 (a's content at p - v reaches b at p + v) and
+  v(p) = -f_ba(p + v(p)) / 2 (b's content, back to a) by fixed-point iteration from
+  v = f / 2, and averages the two answers. With constant velocity and a frame exposed
+  symmetrically between a and b, the flow from it to b is +v and to a is -v.
+
+  Args:
+    flow_ab: [N, H, W, 2] a → b on a's grid; flow_ba: [N, H, W, 2] b → a on b's grid.
+  Returns:
+    [N, H, W, 2] float32, in the same pixels.
+  """
+  if flow_ab.shape != flow_ba.shape or flow_ab.ndim != 4 or flow_ab.shape[-1] != 2:
+    raise ValueError(f"midpoint_flow expects two flows [N,H,W,2] of one shape, got "
+                     f"{flow_ab.shape} and {flow_ba.shape}")
+  flow_ab = flow_ab.astype(jnp.float32)
+  flow_ba = flow_ba.astype(jnp.float32)
+  from_a, from_b = flow_ab / 2, -flow_ba / 2
+  for _ in range(iterations):
+    from_a = warp(flow_ab, -from_a, border="edge") / 2
+    from_b = -warp(flow_ba, from_b, border="edge") / 2
+  return (from_a + from_b) / 2
+
+
 def round_trip_weight(miss: jnp.ndarray, scale: float) -> jnp.ndarray:
   """exp(-miss / scale): 1 where the forward and backward flows agree, e^-1 where their
   round trip (`forward_backward_error`, in the same pixels as `scale`) misses by `scale`.

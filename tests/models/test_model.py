@@ -234,6 +234,66 @@ def test_flow_fill_consistency_fills_flow_whose_round_trip_misses(tiny):
     DeAltHDR.from_config({**dict(config.model), "flow_fill_consistency": 1.0})
 
 
+def test_flow_pair_takes_half_the_neighbours_mutual_flow_where_the_reference_is_long(tiny):
+  """`model.flow_pair`: in a window whose reference is longer than its two neighbours, which
+  share one exposure, the flow to them becomes -/+ the midpoint of the flow between them,
+  computed by the model's flow network on both downsampled by `flow_pair_scale` ("all"), or
+  that flow where the neighbours agree better under it than under the reference's own
+  ("select"); elsewhere nothing changes."""
+  model, params = tiny
+  rng = np.random.default_rng(11)
+  params = {**params, "flow": jax.tree_util.tree_map(
+      lambda x: x + 0.05 * rng.standard_normal(x.shape).astype(np.float32), params["flow"])}
+  frames = rng.uniform(0.05, 0.95, (1, model.window, 64, 96, 3)).astype(np.float32)
+  r = model.radius
+  long_ref = np.zeros((1, model.window), np.float32)
+  long_ref[:, r] = 2.0                        # The reference 2 stops over both neighbours.
+  outputs = {mode: model.clone(flow_pair=mode, flow_fill=True).apply(
+      {"params": params}, frames, long_ref, ratio=0.0) for mode in ("off", "select", "all")}
+  own = np.asarray(outputs["off"][1]["flow_aligned"][0, r - 1:r + 1])        # [2, h, w, 2]
+  pair = np.asarray(outputs["all"][1]["flow_aligned"][0, r - 1:r + 1])
+  # "all": the same network on the two neighbours at half size, then their midpoint.
+  lin = resp.linearise(jnp.asarray(frames[0, [r - 1, r + 1]]), model.response)
+  small = np.asarray(resp.apply_response(lin, "gamma2.2")).reshape(2, 32, 2, 48, 2, 3)
+  small = jnp.asarray(small.mean((2, 4)))
+  from dealthdr_jax.models import dealthdr as dealthdr_lib
+  mutual = dealthdr_lib.flow_network(model).apply({"params": params["flow"]}, small,
+                                                   small[::-1])[-1]
+  mutual = warp_lib.resize_flow(mutual, 2 * mutual.shape[1], 2 * mutual.shape[2])
+  half = np.asarray(warp_lib.midpoint_flow(mutual[:1], mutual[1:]))[0]
+  np.testing.assert_allclose(pair[1], half, atol=1e-4)
+  np.testing.assert_allclose(pair[0], -half, atol=1e-4)
+  assert np.abs(pair - own).max() > 1e-2
+  assert float(outputs["all"][1]["flow_pair_share"][0]) == 1.0
+  # "select": each flow-grid position keeps one candidate for both neighbours.
+  chosen = np.asarray(outputs["select"][1]["flow_aligned"][0, r - 1:r + 1])
+  is_pair = np.all(np.abs(chosen - pair) < 1e-5, axis=(0, -1))
+  is_own = np.all(np.abs(chosen - own) < 1e-5, axis=(0, -1))
+  assert np.all(is_pair | is_own)
+  share = float(outputs["select"][1]["flow_pair_share"][0])
+  assert 0.0 < share < 1.0 and abs(share - is_pair.mean()) < 1e-6
+  if model.window > 3:                        # Farther neighbours keep their own flow.
+    for mode in ("select", "all"):
+      np.testing.assert_allclose(outputs[mode][1]["flow_aligned"][0, r + 1:],
+                                 outputs["off"][1]["flow_aligned"][0, r + 1:], atol=1e-6)
+  # A short reference, or neighbours of two exposures: the model is unchanged.
+  short_ref = 2.0 - long_ref
+  uneven = long_ref.copy()
+  uneven[:, r + 1] = 1.0
+  for stops in (short_ref, uneven):
+    off = model.clone(flow_fill=True).apply({"params": params}, frames, stops, ratio=0.0)[0]
+    hdr, aux = model.clone(flow_pair="select", flow_fill=True).apply(
+        {"params": params}, frames, stops, ratio=0.0)
+    np.testing.assert_array_equal(np.asarray(hdr), np.asarray(off))
+    assert float(aux["flow_pair_share"][0]) == 0.0
+  config = config_loading.load_config("dealthdr_2exp:size=tiny")
+  assert DeAltHDR.from_config(config.model).flow_pair == "off"
+  with pytest.raises(ValueError, match="flow_pair must be one of"):
+    DeAltHDR.from_config({**dict(config.model), "flow_pair": "always"})
+  with pytest.raises(ValueError, match="flow_pair_scale must be a power of two"):
+    DeAltHDR.from_config({**dict(config.model), "flow_pair_scale": 3})
+
+
 def test_response_calibration_starts_as_identity_and_bends_the_input(tiny):
   model, params = tiny
   frames, stops = _clip(model, 32, 32)

@@ -74,6 +74,25 @@ def test_round_trip_weight_falls_by_e_per_scale_of_miss():
     warp_lib.round_trip_weight(miss, 0.0)
 
 
+def test_midpoint_flow_meets_the_content_half_way():
+  # A translation: half of it, from either direction.
+  shift = jnp.broadcast_to(jnp.array([6.0, -4.0], jnp.float32), (1, 20, 30, 2))
+  np.testing.assert_allclose(warp_lib.midpoint_flow(shift, -shift), shift / 2, atol=1e-5)
+  # An expansion about x = 0: a's content at x is at 1.1·x in b. The frame half-way sees it
+  # at 1.05·x, so its flow to b is v = 0.05·x' at its own x' = 1.05·x, i.e. x'·0.1 / 2.1;
+  # the naive f_ab / 2 (0.05·x') is off by 0.095 px at x' = 40.
+  xs = np.broadcast_to(np.arange(48, dtype=np.float32), (1, 8, 48))
+  zeros = np.zeros_like(xs)
+  ab = jnp.asarray(np.stack([0.1 * xs, zeros], -1))
+  ba = jnp.asarray(np.stack([-xs * 0.1 / 1.1, zeros], -1))
+  half = np.asarray(warp_lib.midpoint_flow(ab, ba))
+  inside = slice(4, 44)           # Away from the edges, where the edge border bends the flow.
+  np.testing.assert_allclose(half[0, :, inside, 0], xs[0, :, inside] * 0.1 / 2.1, atol=2e-3)
+  np.testing.assert_allclose(half[0, :, inside, 1], 0.0, atol=1e-6)
+  with pytest.raises(ValueError, match="one shape"):
+    warp_lib.midpoint_flow(ab, ba[:, :, :40])
+
+
 def test_fill_flow_keeps_reliable_flow_and_fills_holes_from_around():
   rng = np.random.default_rng(3)
   ys, xs = np.mgrid[0:24, 0:36].astype(np.float32)
