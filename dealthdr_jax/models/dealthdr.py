@@ -155,10 +155,13 @@ class DeAltHDR(nn.Module):
   # network computes it, on both neighbours downsampled by `flow_pair_scale` (a power of
   # two) so that their doubled motion stays within its reach. "select": per region, the
   # candidate (the reference's own flow, after the fill, or the pair's) under which the two
-  # neighbours, warped onto the reference, agree best; "all": the pair's wherever it
-  # applies; "off": never (models up to v9 2exp). No parameters.
+  # neighbours, warped onto the reference, agree best (the pair's where its disagreement is
+  # below `flow_pair_margin` times the own flow's: < 1 keeps the own flow unless the pair's
+  # is clearly better); "all": the pair's wherever it applies; "off": never (models up to
+  # v9 2exp). No parameters.
   flow_pair: str = "off"
   flow_pair_scale: int = 2
+  flow_pair_margin: float = 1.0
   # FGMA moves the flow too: at the selected tokens of the FGMA level at the flow's
   # resolution, a correction read from where the attention looked (`fgma.FlowCorrection`,
   # zero-initialised) is added to the flow that warps the full-resolution candidates and
@@ -229,6 +232,8 @@ class DeAltHDR(nn.Module):
     scale = model.flow_pair_scale
     if not (isinstance(scale, int) and scale >= 1 and scale & (scale - 1) == 0):
       raise ValueError(f"model.flow_pair_scale must be a power of two >= 1, got {scale!r}")
+    if not model.flow_pair_margin > 0:
+      raise ValueError(f"model.flow_pair_margin must be > 0, got {model.flow_pair_margin}")
     if not model.max_log_gain > 0:
       raise ValueError(f"model.max_log_gain must be > 0, got {model.max_log_gain}")
     if model.recon_kernel and (model.recon_kernel < 3 or model.recon_kernel % 2 == 0):
@@ -493,7 +498,7 @@ class DeAltHDR(nn.Module):
         diff = jnp.mean(jnp.abs(warped[:b] - warped[b:]), axis=-1, keepdims=True)
         pooled = block_mean(diff, 2 * grid)
         return jax.image.resize(pooled, (b, fh, fw, 1), method="linear")[..., 0]
-      take = disagreement(pair) < disagreement(own)                          # [B, h, w]
+      take = disagreement(pair) < self.flow_pair_margin * disagreement(own)  # [B, h, w]
     else:
       take = jnp.ones((b, fh, fw), bool)
     take = take & applies[:, None, None]

@@ -272,6 +272,10 @@ def test_flow_pair_takes_half_the_neighbours_mutual_flow_where_the_reference_is_
   assert np.all(is_pair | is_own)
   share = float(outputs["select"][1]["flow_pair_share"][0])
   assert 0.0 < share < 1.0 and abs(share - is_pair.mean()) < 1e-6
+  # A margin below 1 asks the pair's flow to be clearly better: it takes fewer positions.
+  _, strict = model.clone(flow_pair="select", flow_pair_margin=0.8, flow_fill=True).apply(
+      {"params": params}, frames, long_ref, ratio=0.0)
+  assert float(strict["flow_pair_share"][0]) < share
   if model.window > 3:                        # Farther neighbours keep their own flow.
     for mode in ("select", "all"):
       np.testing.assert_allclose(outputs[mode][1]["flow_aligned"][0, r + 1:],
@@ -292,6 +296,8 @@ def test_flow_pair_takes_half_the_neighbours_mutual_flow_where_the_reference_is_
     DeAltHDR.from_config({**dict(config.model), "flow_pair": "always"})
   with pytest.raises(ValueError, match="flow_pair_scale must be a power of two"):
     DeAltHDR.from_config({**dict(config.model), "flow_pair_scale": 3})
+  with pytest.raises(ValueError, match="flow_pair_margin must be > 0"):
+    DeAltHDR.from_config({**dict(config.model), "flow_pair_margin": 0.0})
 
 
 def test_response_calibration_starts_as_identity_and_bends_the_input(tiny):
