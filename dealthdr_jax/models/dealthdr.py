@@ -388,7 +388,8 @@ class DeAltHDR(nn.Module):
       flow_fine = warp_lib.fill_flow(flow_fine, reliability)
     pair_share = None
     if self.flow_pair != "off":
-      flow_fine, pair_share = self._pair_flow(flow_net, flow_fine, lin, expo)
+      flow_fine, pair_share = self._pair_flow(flow_net, flow_fine, frames, lin, expo,
+                                              (h0, w0))
 
     aligned, masks, attention = [], {}, {}
     for level, (rf, nf) in enumerate(zip(ref_feats, nbr_feats)):
@@ -454,15 +455,17 @@ class DeAltHDR(nn.Module):
       aux["attention"] = attention
     return unpad(hdr), aux
 
-  def _pair_flow(self, flow_net: nn.Module, flow: jnp.ndarray, lin: jnp.ndarray,
-                 expo: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+  def _pair_flow(self, flow_net: nn.Module, flow: jnp.ndarray, frames: jnp.ndarray,
+                 lin: jnp.ndarray, expo: jnp.ndarray, size: tuple[int, int]
+                 ) -> tuple[jnp.ndarray, jnp.ndarray]:
     """`flow` with the flow to the reference's nearest neighbours taken from the flow
     between them where `flow_pair` says so (see the attribute).
 
     Args:
       flow_net: the model's flow network; flow: [B·M, h, w, 2] reference → each neighbour
-      on the flow grid (h = H / 2**flow_finest_log2); lin: [B, T, H, W, 3] linearised
-      (padded) frames; expo: [B, T] relative exposures.
+      on the flow grid (h = H / 2**flow_finest_log2); frames: [B, T, H, W, 3] the (padded)
+      LDR window as read, lin: the same linearised; expo: [B, T] relative exposures;
+      size: (H, W) before padding.
     Returns:
       (flow [B·M, h, w, 2], share [B]: the fraction of the reference's flow grid that took
       the pair's flow, 0 in windows where it does not apply).
@@ -501,7 +504,19 @@ class DeAltHDR(nn.Module):
       take = disagreement(pair) < self.flow_pair_margin * disagreement(own)  # [B, h, w]
     else:
       take = jnp.ones((b, fh, fw), bool)
-    take = take & applies[:, None, None]
+    # Only where both neighbours' samples lie in the frame: beyond it both repeat its edge
+    # (or its padding), agree whatever the flow, and the test above cannot tell.
+    centre_y, centre_x = jnp.meshgrid((jnp.arange(fh) + 0.5) * grid - 0.5,
+                                      (jnp.arange(fw) + 0.5) * grid - 0.5, indexing="ij")
+    reach_x, reach_y = jnp.abs(half[..., 0]) * grid, jnp.abs(half[..., 1]) * grid
+    inside = ((centre_x - reach_x >= 0) & (centre_x + reach_x <= size[1] - 1)
+              & (centre_y - reach_y >= 0) & (centre_y + reach_y <= size[0] - 1))
+    # And only where both neighbours recorded the scene (`response.well_exposedness` of
+    # each ≥ 0.5 over the flow cell): clipped or black, they match under any flow too.
+    recorded = jnp.minimum(resp.well_exposedness(jnp.max(frames[:, r - 1], axis=-1)),
+                           resp.well_exposedness(jnp.max(frames[:, r + 1], axis=-1)))
+    recorded = block_mean(recorded[..., None], grid)[..., 0] >= 0.5           # [B, h, w]
+    take = take & inside & recorded & applies[:, None, None]
     chosen = jnp.where(take[:, None, :, :, None], pair, own)
     flow = flow.at[:, before:after + 1].set(chosen).reshape(b * m, fh, fw, 2)
     return flow, jnp.mean(take.astype(jnp.float32), axis=(1, 2))

@@ -239,13 +239,15 @@ def test_flow_pair_takes_half_the_neighbours_mutual_flow_where_the_reference_is_
   share one exposure, the flow to them becomes -/+ the midpoint of the flow between them,
   computed by the model's flow network on both downsampled by `flow_pair_scale` ("all"), or
   that flow where the neighbours agree better under it than under the reference's own
-  ("select"); elsewhere nothing changes."""
+  ("select"); never where a neighbour is clipped or its sample leaves the frame; elsewhere
+  nothing changes."""
   model, params = tiny
   rng = np.random.default_rng(11)
   params = {**params, "flow": jax.tree_util.tree_map(
       lambda x: x + 0.05 * rng.standard_normal(x.shape).astype(np.float32), params["flow"])}
-  frames = rng.uniform(0.05, 0.95, (1, model.window, 64, 96, 3)).astype(np.float32)
+  frames = rng.uniform(0.2, 0.6, (1, model.window, 64, 96, 3)).astype(np.float32)
   r = model.radius
+  frames[:, [r - 1, r + 1], 16:32, 40:56] = 1.0   # Clipped in both short neighbours.
   long_ref = np.zeros((1, model.window), np.float32)
   long_ref[:, r] = 2.0                        # The reference 2 stops over both neighbours.
   outputs = {mode: model.clone(flow_pair=mode, flow_fill=True).apply(
@@ -261,10 +263,24 @@ def test_flow_pair_takes_half_the_neighbours_mutual_flow_where_the_reference_is_
                                                    small[::-1])[-1]
   mutual = warp_lib.resize_flow(mutual, 2 * mutual.shape[1], 2 * mutual.shape[2])
   half = np.asarray(warp_lib.midpoint_flow(mutual[:1], mutual[1:]))[0]
-  np.testing.assert_allclose(pair[1], half, atol=1e-4)
-  np.testing.assert_allclose(pair[0], -half, atol=1e-4)
+  # Taken away from the frame's edges (by more than the flow reaches) and from the block
+  # the neighbours clipped; kept inside that block.
+  grid = 2 ** model.flow_finest_log2
+  edge = int(np.ceil(np.abs(half).max())) + 1                  # Flow-grid cells.
+  away = np.zeros(half.shape[:2], bool)
+  away[edge:-edge, edge:-edge] = True
+  away[16 // grid - 1:32 // grid + 1, 40 // grid - 1:56 // grid + 1] = False
+  assert away.sum() > 0.3 * away.size
+  np.testing.assert_allclose(pair[1][away], half[away], atol=1e-4)
+  np.testing.assert_allclose(pair[0][away], -half[away], atol=1e-4)
+  clipped = (slice(16 // grid, 32 // grid), slice(40 // grid, 56 // grid))
+  np.testing.assert_allclose(pair[:, clipped[0], clipped[1]], own[:, clipped[0], clipped[1]],
+                             atol=1e-6)
   assert np.abs(pair - own).max() > 1e-2
-  assert float(outputs["all"][1]["flow_pair_share"][0]) == 1.0
+  taken = np.all(np.abs(pair - np.stack([-half, half])) < 1e-4, axis=(0, -1))
+  all_share = float(outputs["all"][1]["flow_pair_share"][0])
+  assert all_share < 1.0 and abs(all_share - taken.mean()) < 1e-6
+  pair = np.stack([-half, half])
   # "select": each flow-grid position keeps one candidate for both neighbours.
   chosen = np.asarray(outputs["select"][1]["flow_aligned"][0, r - 1:r + 1])
   is_pair = np.all(np.abs(chosen - pair) < 1e-5, axis=(0, -1))
