@@ -158,7 +158,9 @@ class DeAltHDR(nn.Module):
   # neighbours, warped onto the reference, agree best (the pair's where its disagreement is
   # below `flow_pair_margin` times the own flow's: < 1 keeps the own flow unless the pair's
   # is clearly better); "all": the pair's wherever it applies; "off": never (models up to
-  # v9 2exp). No parameters.
+  # v9 2exp). Either takes it only where both neighbours recorded the scene and both its
+  # samples lie in the frame (clipped or off-frame, the neighbours agree under any flow).
+  # No parameters.
   flow_pair: str = "off"
   flow_pair_scale: int = 2
   flow_pair_margin: float = 1.0
