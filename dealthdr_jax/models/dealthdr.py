@@ -390,7 +390,7 @@ class DeAltHDR(nn.Module):
       flow_fine = warp_lib.fill_flow(flow_fine, reliability)
     pair_share = None
     if self.flow_pair != "off":
-      flow_fine, pair_share = self._pair_flow(flow_net, flow_fine, frames, lin, expo,
+      flow_fine, pair_share = self._pair_flow(flow_net, flow_fine, frames, nbr_matched, expo,
                                               (h0, w0))
 
     aligned, masks, attention = [], {}, {}
@@ -458,7 +458,7 @@ class DeAltHDR(nn.Module):
     return unpad(hdr), aux
 
   def _pair_flow(self, flow_net: nn.Module, flow: jnp.ndarray, frames: jnp.ndarray,
-                 lin: jnp.ndarray, expo: jnp.ndarray, size: tuple[int, int]
+                 nbr_matched: jnp.ndarray, expo: jnp.ndarray, size: tuple[int, int]
                  ) -> tuple[jnp.ndarray, jnp.ndarray]:
     """`flow` with the flow to the reference's nearest neighbours taken from the flow
     between them where `flow_pair` says so (see the attribute).
@@ -466,20 +466,21 @@ class DeAltHDR(nn.Module):
     Args:
       flow_net: the model's flow network; flow: [B·M, h, w, 2] reference → each neighbour
       on the flow grid (h = H / 2**flow_finest_log2); frames: [B, T, H, W, 3] the (padded)
-      LDR window as read, lin: the same linearised; expo: [B, T] relative exposures;
-      size: (H, W) before padding.
+      LDR window as read; nbr_matched: [B·M, H, W, 3] the neighbours as the flow network
+      sees them (`exposure_matched`); expo: [B, T] relative exposures; size: (H, W) before
+      padding.
     Returns:
       (flow [B·M, h, w, 2], share [B]: the fraction of the reference's flow grid that took
       the pair's flow, 0 in windows where it does not apply).
     """
-    b, t, big_h, big_w, _ = lin.shape
+    b, t, big_h, big_w, _ = frames.shape
     m, r = t - 1, self.radius
     fh, fw = flow.shape[1:3]
     before, after = r - 1, r                      # Frames r-1 and r+1 among the neighbours.
     applies = ((jnp.abs(expo[:, r - 1] - expo[:, r + 1]) <= 1e-3 * expo[:, r + 1])
                & (expo[:, r] > 1.001 * expo[:, r + 1]))                      # [B]
-    a = resp.apply_response(lin[:, r - 1], "gamma2.2")                       # [B, H, W, 3]
-    c = resp.apply_response(lin[:, r + 1], "gamma2.2")
+    neighbours = nbr_matched.reshape(b, m, big_h, big_w, 3)
+    a, c = neighbours[:, before], neighbours[:, after]                       # [B, H, W, 3]
     # Downsampled, then padded so the flow network's coarsest level is whole.
     scale = self.flow_pair_scale
     multiple = scale * self.min_size

@@ -9,6 +9,7 @@ from dealthdr_jax import model_files
 from dealthdr_jax.models import flow as flow_lib
 from dealthdr_jax.models import fgma as fgma_lib
 from dealthdr_jax.models import response as resp
+from dealthdr_jax.models import dealthdr as dealthdr_lib
 from dealthdr_jax.models import warp as warp_lib
 from dealthdr_jax.models.dealthdr import DeAltHDR
 
@@ -258,7 +259,6 @@ def test_flow_pair_takes_half_the_neighbours_mutual_flow_where_the_reference_is_
   lin = resp.linearise(jnp.asarray(frames[0, [r - 1, r + 1]]), model.response)
   small = np.asarray(resp.apply_response(lin, "gamma2.2")).reshape(2, 32, 2, 48, 2, 3)
   small = jnp.asarray(small.mean((2, 4)))
-  from dealthdr_jax.models import dealthdr as dealthdr_lib
   mutual = dealthdr_lib.flow_network(model).apply({"params": params["flow"]}, small,
                                                    small[::-1])[-1]
   mutual = warp_lib.resize_flow(mutual, 2 * mutual.shape[1], 2 * mutual.shape[2])
