@@ -157,13 +157,13 @@ class DeAltHDR(nn.Module):
   # candidate (the reference's own flow, after the fill, or the pair's) under which the two
   # neighbours, warped onto the reference, agree best (the pair's where its disagreement is
   # below `flow_pair_margin` times the own flow's: < 1 keeps the own flow unless the pair's
-  # is clearly better); "all": the pair's wherever it applies; "off": never (models up to
-  # v9 2exp). Either takes it only where both neighbours recorded the scene and both its
-  # samples lie in the frame (clipped or off-frame, the neighbours agree under any flow).
-  # No parameters.
+  # is clearly better; 0.8 was best on the validation sets); "all": the pair's wherever it
+  # applies; "off": never (models up to v9 2exp). Either takes it only where both
+  # neighbours recorded the scene and both its samples lie in the frame (clipped or
+  # off-frame, the neighbours agree under any flow). No parameters.
   flow_pair: str = "off"
   flow_pair_scale: int = 2
-  flow_pair_margin: float = 1.0
+  flow_pair_margin: float = 0.8
   # FGMA moves the flow too: at the selected tokens of the FGMA level at the flow's
   # resolution, a correction read from where the attention looked (`fgma.FlowCorrection`,
   # zero-initialised) is added to the flow that warps the full-resolution candidates and

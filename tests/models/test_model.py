@@ -251,7 +251,7 @@ def test_flow_pair_takes_half_the_neighbours_mutual_flow_where_the_reference_is_
   frames[:, [r - 1, r + 1], 16:32, 40:56] = 1.0   # Clipped in both short neighbours.
   long_ref = np.zeros((1, model.window), np.float32)
   long_ref[:, r] = 2.0                        # The reference 2 stops over both neighbours.
-  outputs = {mode: model.clone(flow_pair=mode, flow_fill=True).apply(
+  outputs = {mode: model.clone(flow_pair=mode, flow_pair_margin=1.0, flow_fill=True).apply(
       {"params": params}, frames, long_ref, ratio=0.0) for mode in ("off", "select", "all")}
   own = np.asarray(outputs["off"][1]["flow_aligned"][0, r - 1:r + 1])        # [2, h, w, 2]
   pair = np.asarray(outputs["all"][1]["flow_aligned"][0, r - 1:r + 1])
