@@ -28,6 +28,7 @@ from dealthdr_jax import model_files
 from dealthdr_jax.inference import hdr_video as hdr_video_lib
 from dealthdr_jax.inference import predictor as predictor_lib
 from dealthdr_jax.inference import preview as preview_lib
+from dealthdr_jax.models import dealthdr as dealthdr_lib
 from dealthdr_jax.models import self_ensemble as self_ensemble_lib
 
 METHODS = ("dealthdr", "reference_only", "dis_flow")
@@ -43,7 +44,8 @@ def make_predictor(method: str, clip: clips.Clip, *,
                    loaded: model_files.LoadedModel | None = None,
                    checkpoint: str | None = None, config: str | None = None,
                    attn_ratio: float | None = None, tile: int | None = None, overlap: int = 64,
-                   dtype: str | None = None, self_ensemble: int = 1, verbose: bool = False):
+                   dtype: str | None = None, self_ensemble: int = 1,
+                   flow_pair: str | None = None, verbose: bool = False):
   """(predictor, window radius, description) of a method for `clip`.
 
   For "dealthdr", the model is `loaded`, else read from `checkpoint` or built from
@@ -51,8 +53,10 @@ def make_predictor(method: str, clip: clips.Clip, *,
   through the clip's camera response. `dtype` ("float32" or "bfloat16") overrides the
   model's compute dtype (parameters stay as stored; softmax, top-k and the response curve
   stay float32). `self_ensemble` (1, 2 or 4) averages the model over that many mirrored
-  copies of each window (`predictor.Predictor`; N× the compute). `verbose` says when the
-  model compiles.
+  copies of each window (`predictor.Predictor`; N× the compute). `flow_pair` ("off",
+  "select" or "all") overrides the model's `flow_pair` (no parameters: long references of
+  two-exposure clips take their flow from their two short neighbours; README, model
+  paragraph). `verbose` says when the model compiles.
   """
   if method == "dealthdr":
     if loaded is None:
@@ -68,6 +72,9 @@ def make_predictor(method: str, clip: clips.Clip, *,
       if dtype != model.dtype:
         model = model.clone(dtype=dtype)
         description += f", compute {dtype}"
+    if flow_pair is not None and flow_pair != model.flow_pair:
+      model = model.clone(flow_pair=flow_pair)
+      description += f", flow_pair {flow_pair}"
     ratio = cfg.attn_ratio if attn_ratio is None else attn_ratio
     predictor = predictor_lib.Predictor(model, params, ratio, tile, overlap,
                                         log=log if verbose else None,
@@ -107,6 +114,7 @@ def run_inference(input: str, output: str, *, method: str = "dealthdr",
                   hdr_video: str | None = None, hdr_format: str = "pq",
                   peak_nits: float = 1000.0, dtype: str | None = None,
                   tone_calibration: str | float = "auto", self_ensemble: int = 1,
+                  flow_pair: str | None = None,
                   predictor_for: Callable[[clips.Clip], tuple] | None = None) -> dict:
   """Runs inference on one clip folder or video; returns the run summary (also run.json).
 
@@ -117,7 +125,7 @@ def run_inference(input: str, output: str, *, method: str = "dealthdr",
   `hdr_format` ("pq" or "hlg") for a display of `peak_nits` (`hdr_video.write_hdr_video`).
   `tone_calibration` ("auto", "off" or a contrast; `clips`) says how the camera's
   undeclared S-curve is undone; run.json records what was measured. `self_ensemble`
-  (1, 2 or 4) as in `make_predictor`.
+  (1, 2 or 4) and `flow_pair` as in `make_predictor`.
   """
   if method not in METHODS:
     raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
@@ -126,6 +134,11 @@ def run_inference(input: str, output: str, *, method: str = "dealthdr",
                      f"{self_ensemble!r}")
   if self_ensemble != 1 and method != "dealthdr":
     raise ValueError(f"--self-ensemble applies to the model only, not to the {method} baseline")
+  if flow_pair is not None:
+    if flow_pair not in dealthdr_lib.FLOW_PAIR_MODES:
+      raise ValueError(f"--flow-pair must be one of {dealthdr_lib.FLOW_PAIR_MODES}, got {flow_pair!r}")
+    if method != "dealthdr":
+      raise ValueError(f"--flow-pair applies to the model only, not to the {method} baseline")
   out = pathlib.Path(output)
   if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
     raise FileExistsError(f"output folder {out} exists and is not empty (use --overwrite)")
@@ -149,7 +162,7 @@ def run_inference(input: str, output: str, *, method: str = "dealthdr",
       pred, radius, description = make_predictor(
           method, clip, checkpoint=checkpoint, config=config,
           attn_ratio=attn_ratio, tile=tile, overlap=overlap, dtype=dtype,
-          self_ensemble=self_ensemble, verbose=progress)
+          self_ensemble=self_ensemble, flow_pair=flow_pair, verbose=progress)
     video = None if hdr_video is None else {"path": hdr_video, "hdr_format": hdr_format,
                                             "peak_nits": peak_nits}
     return _write_outputs(pred, radius, description, clip, input, out, method=method,
@@ -249,6 +262,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="average the model over this many mirrored copies of each window "
                       "(2: + left-right, 4: + upside down and both); N× the compute, "
                       "better PSNR-T (README, 'Self-ensemble')")
+  parser.add_argument("--flow-pair", choices=dealthdr_lib.FLOW_PAIR_MODES,
+                      help="long references of two-exposure clips take their flow from their "
+                      "two short neighbours: per region where better (select), everywhere "
+                      "(all) or never (off); default: the model's (off in the shipped ones)")
   parser.add_argument("--exposures", help="for videos: exposure file or repeating pattern like 0,3")
   parser.add_argument("--response", choices=("gamma2.2", "srgb", "linear"),
                       help="camera response (default: the clip's meta.json, else gamma2.2)")
@@ -274,7 +291,7 @@ def main(args: argparse.Namespace) -> int:
                           hdr_video=args.hdr_video, hdr_format=args.hdr_format,
                           peak_nits=args.peak_nits, dtype=args.dtype,
                           tone_calibration=args.tone_calibration,
-                          self_ensemble=args.self_ensemble)
+                          self_ensemble=args.self_ensemble, flow_pair=args.flow_pair)
   fit = summary["tone_calibration"]
   if fit["contrast"] != 1.0:
     print(f"tone calibration: undid a contrast S-curve of {fit['contrast']:g} ("

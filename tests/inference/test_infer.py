@@ -15,7 +15,7 @@ def test_infer_writes_every_frame(static_clip, tmp_path):
   out = tmp_path / "out"
   rc = cli.main(["infer", "--input", str(clip), "--output", str(out),
                  "--config", "dealthdr_2exp:size=tiny", "--attn-ratio", "0.5",
-                 "--self-ensemble", "2"])
+                 "--self-ensemble", "2", "--flow-pair", "select"])
   assert rc == 0
   names = sorted(p.name for p in (out / "hdr").iterdir())
   assert names == [f"frame_{i:03d}.exr" for i in range(5)]
@@ -26,6 +26,7 @@ def test_infer_writes_every_frame(static_clip, tmp_path):
   assert run["frames"] == 5 and run["programs_compiled"] == 1 and run["size"] == [36, 52]
   # The mirrored copy has the frame's shape: it reuses the one program.
   assert run["self_ensemble"] == 2 and "self-ensemble of 2" in run["model"]
+  assert "flow_pair select" in run["model"]
   with av.open(str(out / "preview.mp4")) as video:
     assert sum(1 for _ in video.decode(video=0)) == 5
   assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp leftovers
@@ -73,4 +74,10 @@ def test_existing_output_and_unknown_checkpoint(static_clip, tmp_path):
                         self_ensemble=3)
   with pytest.raises(ValueError, match="model only, not to the dis_flow baseline"):
     infer.run_inference(str(clip), str(tmp_path / "o5"), method="dis_flow", self_ensemble=2)
-  assert not (tmp_path / "o4").exists() and not (tmp_path / "o5").exists()
+  with pytest.raises(ValueError, match="--flow-pair must be one of"):
+    infer.run_inference(str(clip), str(tmp_path / "o6"), config="dealthdr_2exp:size=tiny",
+                        flow_pair="on")
+  with pytest.raises(ValueError, match="model only, not to the dis_flow baseline"):
+    infer.run_inference(str(clip), str(tmp_path / "o7"), method="dis_flow", flow_pair="all")
+  for name in ("o4", "o5", "o6", "o7"):
+    assert not (tmp_path / name).exists()
