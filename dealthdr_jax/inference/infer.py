@@ -136,7 +136,8 @@ def run_inference(input: str, output: str, *, method: str = "dealthdr",
     raise ValueError(f"--self-ensemble applies to the model only, not to the {method} baseline")
   if flow_pair is not None:
     if flow_pair not in dealthdr_lib.FLOW_PAIR_MODES:
-      raise ValueError(f"--flow-pair must be one of {dealthdr_lib.FLOW_PAIR_MODES}, got {flow_pair!r}")
+      raise ValueError(f"--flow-pair must be one of {dealthdr_lib.FLOW_PAIR_MODES}, got "
+                       f"{flow_pair!r}")
     if method != "dealthdr":
       raise ValueError(f"--flow-pair applies to the model only, not to the {method} baseline")
   out = pathlib.Path(output)
