@@ -58,6 +58,12 @@ def make_predictor(method: str, clip: clips.Clip, *,
   two-exposure clips take their flow from their two short neighbours; README, model
   paragraph). `verbose` says when the model compiles.
   """
+  if flow_pair is not None:
+    if flow_pair not in dealthdr_lib.FLOW_PAIR_MODES:
+      raise ValueError(f"--flow-pair must be one of {dealthdr_lib.FLOW_PAIR_MODES}, got "
+                       f"{flow_pair!r}")
+    if method != "dealthdr":
+      raise ValueError(f"--flow-pair applies to the model only, not to the {method} baseline")
   if method == "dealthdr":
     if loaded is None:
       loaded = model_files.load_model(
@@ -134,12 +140,6 @@ def run_inference(input: str, output: str, *, method: str = "dealthdr",
                      f"{self_ensemble!r}")
   if self_ensemble != 1 and method != "dealthdr":
     raise ValueError(f"--self-ensemble applies to the model only, not to the {method} baseline")
-  if flow_pair is not None:
-    if flow_pair not in dealthdr_lib.FLOW_PAIR_MODES:
-      raise ValueError(f"--flow-pair must be one of {dealthdr_lib.FLOW_PAIR_MODES}, got "
-                       f"{flow_pair!r}")
-    if method != "dealthdr":
-      raise ValueError(f"--flow-pair applies to the model only, not to the {method} baseline")
   out = pathlib.Path(output)
   if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
     raise FileExistsError(f"output folder {out} exists and is not empty (use --overwrite)")
