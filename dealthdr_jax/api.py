@@ -24,6 +24,7 @@ from data_pipeline import clips
 from dealthdr_jax import model_files
 from dealthdr_jax.inference import infer
 from dealthdr_jax.inference import predictor as predictor_lib
+from dealthdr_jax.models import dealthdr as dealthdr_lib
 from dealthdr_jax.models import self_ensemble as self_ensemble_lib
 
 # Short names of the shipped models.
@@ -34,8 +35,9 @@ class Reconstructor:
   """A loaded DeAltHDR model with the settings it runs with.
 
   Attributes:
-    model, params, config: the Flax module, its parameters and its experiment config.
-    description: where the weights came from.
+    model, params, config: the Flax module (as it runs: with `load`'s `flow_pair`), its
+      parameters and its experiment config.
+    description: where the weights came from (and a `flow_pair` override, if any).
     ratio: default FGMA attention ratio (0 = pure flow, 1 = attention everywhere).
     tile, overlap: default tiling (tile side in pixels, or None for whole frames).
     self_ensemble: mirrored copies averaged per frame (1, 2 or 4; N× the compute).
@@ -44,10 +46,16 @@ class Reconstructor:
 
   def __init__(self, loaded: model_files.LoadedModel, *, ratio: float | None = None,
                tile: int | None = None, overlap: int = 64, self_ensemble: int = 1,
-               verbose: bool = False):
+               flow_pair: str | None = None, verbose: bool = False):
     if self_ensemble not in self_ensemble_lib.SIZES:
       raise ValueError(f"self_ensemble must be one of {self_ensemble_lib.SIZES}, got "
                        f"{self_ensemble!r}")
+    if flow_pair is not None and flow_pair not in dealthdr_lib.FLOW_PAIR_MODES:
+      raise ValueError(f"flow_pair must be one of {dealthdr_lib.FLOW_PAIR_MODES}, got "
+                       f"{flow_pair!r}")
+    if flow_pair is not None and flow_pair != loaded.model.flow_pair:
+      loaded = loaded._replace(model=loaded.model.clone(flow_pair=flow_pair),
+                               description=f"{loaded.description}, flow_pair {flow_pair}")
     self._loaded = loaded
     self.model, self.params, self.config, self.description = loaded
     self.ratio = float(self.config.attn_ratio if ratio is None else ratio)
@@ -150,7 +158,7 @@ class Reconstructor:
 
 def load(model: str | os.PathLike = "2exp", *, ratio: float | None = None,
          tile: int | None = None, overlap: int = 64, self_ensemble: int = 1,
-         verbose: bool = False) -> Reconstructor:
+         flow_pair: str | None = None, verbose: bool = False) -> Reconstructor:
   """Loads a model for reconstruction.
 
   Args:
@@ -160,11 +168,17 @@ def load(model: str | os.PathLike = "2exp", *, ratio: float | None = None,
     tile, overlap: default tiling for frames too large for memory (tile side in pixels).
     self_ensemble: average each frame over 1 (off), 2 or 4 mirrored copies of its window
       (N× the compute; README, "Self-ensemble").
+    flow_pair: run the model with its `flow_pair` switch set to "off", "select" or "all"
+      (default: as the model was saved). No parameters are involved: for the long frames of
+      a two-exposure clip, the flow may come from their two short neighbours (README,
+      model paragraph; `dealthdr infer --flow-pair`).
     verbose: print what is being compiled (to stderr).
   Raises:
     FileNotFoundError: no such shipped model or folder.
+    ValueError: an unknown `self_ensemble` or `flow_pair`.
   """
   name = os.fspath(model)
   checkpoint = model_files.shipped_checkpoint(SHIPPED[name]) if name in SHIPPED else name
   return Reconstructor(model_files.load_model(checkpoint), ratio=ratio, tile=tile,
-                       overlap=overlap, self_ensemble=self_ensemble, verbose=verbose)
+                       overlap=overlap, self_ensemble=self_ensemble, flow_pair=flow_pair,
+                       verbose=verbose)

@@ -84,6 +84,8 @@ def test_bad_inputs_are_named(static_clip, tiny_model_dir):
     dealthdr_jax.load("nope")
   with pytest.raises(ValueError, match="self_ensemble must be one of"):
     dealthdr_jax.load(tiny_model_dir, self_ensemble=8)
+  with pytest.raises(ValueError, match="flow_pair must be one of"):
+    dealthdr_jax.load(tiny_model_dir, flow_pair="both")
 
 
 def test_shipped_models_load_by_short_name():
@@ -91,3 +93,7 @@ def test_shipped_models_load_by_short_name():
   assert "dealthdr_2exp" in two.description and two.radius == 1 and two.ratio == 0.125
   assert "dealthdr_3exp" in three.description and three.radius == 2 and three.ratio == 1.0
   assert three.tile == 256 and three.config.pattern == "3exp"
+  # The flow_pair switch (no parameters) is set on the module that runs, and named.
+  assert two.model.flow_pair == "off" and "flow_pair" not in two.description
+  paired = dealthdr_jax.load("2exp", flow_pair="select")
+  assert paired.model.flow_pair == "select" and paired.description.endswith("flow_pair select")
