@@ -148,19 +148,21 @@ class DeAltHDR(nn.Module):
   # is filled from the consistent flow around it. 0 = off (models up to v7 2exp / v6
   # 3exp were trained without it). No parameters.
   flow_fill_consistency: float = 0.0
-  # Windows whose reference is longer than its two nearest neighbours, and they share one
-  # exposure (a two-exposure pattern's long frames): the flow to t-1 and t+1 may come from
-  # the flow between them, -/+ half of it (`warp.midpoint_flow`), since two short frames are
-  # sharp and unclipped where a long reference is blurred or saturated. The same flow
-  # network computes it, on both neighbours downsampled by `flow_pair_scale` (a power of
-  # two) so that their doubled motion stays within its reach. "select": per region, the
-  # candidate (the reference's own flow, after the fill, or the pair's) under which the two
-  # neighbours, warped onto the reference, agree best (the pair's where its disagreement is
-  # below `flow_pair_margin` times the own flow's: < 1 keeps the own flow unless the pair's
-  # is clearly better; 0.8 was best on the validation sets); "all": the pair's wherever it
-  # applies; "off": never (models up to v9 2exp). Either takes it only where both
-  # neighbours recorded the scene and both its samples lie in the frame (clipped or
-  # off-frame, the neighbours agree under any flow). No parameters.
+  # Pairs of neighbours of one exposure on either side of a reference longer than they are
+  # (a two-exposure pattern's long frames: t-1 and t+1; with three exposures and radius 2,
+  # t-2 with t+1 and t-1 with t+2 where both are shorter than the reference): the flow to
+  # them may come from the flow between them, split where the reference lies between them
+  # under constant velocity (`warp.straddle_flow`; -/+ half of it for t∓1), since short
+  # frames are sharp and unclipped where a long reference is blurred or saturated. The same
+  # flow network computes it, on both neighbours downsampled by `flow_pair_scale` (a power
+  # of two) so that their two or three frames' motion stays within its reach. "select": per
+  # region, the candidate (the reference's own flow, after the fill, or the pair's) under
+  # which the two neighbours, warped onto the reference, agree best (the pair's where its
+  # disagreement is below `flow_pair_margin` times the own flow's: < 1 keeps the own flow
+  # unless the pair's is clearly better; 0.8 was best on the 2exp validation sets); "all":
+  # the pair's wherever it applies; "off": never (the shipped models). Either takes it only
+  # where both neighbours recorded the scene and both its samples lie in the frame (clipped
+  # or off-frame, the neighbours agree under any flow). No parameters.
   flow_pair: str = "off"
   flow_pair_scale: int = 2
   flow_pair_margin: float = 0.8
@@ -460,8 +462,14 @@ class DeAltHDR(nn.Module):
   def _pair_flow(self, flow_net: nn.Module, flow: jnp.ndarray, frames: jnp.ndarray,
                  nbr_matched: jnp.ndarray, expo: jnp.ndarray, size: tuple[int, int]
                  ) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """`flow` with the flow to the reference's nearest neighbours taken from the flow
-    between them where `flow_pair` says so (see the attribute).
+    """`flow` with the flow to pairs of neighbours taken from the flow between them where
+    `flow_pair` says so (see the attribute).
+
+    Each frame i before the reference is paired with the frame j after it that has its
+    exposure, the one nearest to i's mirror image (2r - i): in a two-exposure window t-1
+    with t+1; in a three-exposure window of radius 2, t-2 with t+1 and t-1 with t+2. The
+    pair applies when both are shorter than the reference. The reference lies a fraction
+    (r - i) / (j - i) of the way from i to j (`warp.straddle_flow`).
 
     Args:
       flow_net: the model's flow network; flow: [B·M, h, w, 2] reference → each neighbour
@@ -471,58 +479,82 @@ class DeAltHDR(nn.Module):
       padding.
     Returns:
       (flow [B·M, h, w, 2], share [B]: the fraction of the reference's flow grid that took
-      the pair's flow, 0 in windows where it does not apply).
+      a pair's flow, over the pairs, 0 in windows where none applies).
     """
     b, t, big_h, big_w, _ = frames.shape
     m, r = t - 1, self.radius
     fh, fw = flow.shape[1:3]
-    before, after = r - 1, r                      # Frames r-1 and r+1 among the neighbours.
-    applies = ((jnp.abs(expo[:, r - 1] - expo[:, r + 1]) <= 1e-3 * expo[:, r + 1])
-               & (expo[:, r] > 1.001 * expo[:, r + 1]))                      # [B]
+    grid = 2 ** self.flow_finest_log2
+    flow = flow.reshape(b, m, fh, fw, 2)
     neighbours = nbr_matched.reshape(b, m, big_h, big_w, 3)
-    a, c = neighbours[:, before], neighbours[:, after]                       # [B, H, W, 3]
+    # Partners: frame i (< r) with the after-frame j of its exposure nearest to 2r - i.
+    before, after = jnp.arange(r), jnp.arange(r + 1, t)
+    same = (jnp.abs(expo[:, :r, None] - expo[:, None, r + 1:])
+            <= 1e-3 * expo[:, None, r + 1:])                                 # [B, r, r]
+    distance = jnp.abs(after[None, :] - (2 * r - before[:, None]))          # [r, r]
+    pick = jnp.argmin(jnp.where(same, distance[None], 4 * t), axis=2)        # [B, r]
+    partner = r + 1 + pick                                                   # frame j [B, r]
+    applies = jnp.any(same, axis=2) & (expo[:, r:r + 1] > 1.001 * expo[:, :r])  # [B, r]
+    fraction = (r - before[None, :]) / (partner - before[None, :])           # [B, r]
+    take_after = lambda x: jnp.take_along_axis(            # x[:, j - 1] for each partner j
+        x, (partner - 1).reshape((b, r) + (1,) * (x.ndim - 2)), axis=1)
+    a = neighbours[:, :r]                                                    # [B, r, H, W, 3]
+    c = take_after(neighbours)
     # Downsampled, then padded so the flow network's coarsest level is whole.
     scale = self.flow_pair_scale
     multiple = scale * self.min_size
     pads = ((0, 0), (0, -big_h % multiple), (0, -big_w % multiple), (0, 0))
-    small_a = block_mean(jnp.pad(a, pads, mode="edge"), scale)
-    small_c = block_mean(jnp.pad(c, pads, mode="edge"), scale)
+    small = lambda x: block_mean(jnp.pad(x.reshape((b * r,) + x.shape[2:]), pads,
+                                         mode="edge"), scale)
+    small_a, small_c = small(a), small(c)
     mutual = flow_net(jnp.concatenate([small_a, small_c]),
                       jnp.concatenate([small_c, small_a]))[-1]
-    grid = 2 ** self.flow_finest_log2
     mutual = warp_lib.resize_flow(mutual, mutual.shape[1] * scale,
-                                  mutual.shape[2] * scale)[:, :fh, :fw]      # [2B, h, w, 2]
-    half = warp_lib.midpoint_flow(mutual[:b], mutual[b:])                    # to frame r+1
-    pair = jnp.stack([-half, half], axis=1)                                  # [B, 2, h, w, 2]
-    flow = flow.reshape(b, m, fh, fw, 2)
-    own = flow[:, before:after + 1]
+                                  mutual.shape[2] * scale)[:, :fh, :fw]      # [2·B·r, h, w, 2]
+    across = warp_lib.straddle_flow(mutual[:b * r], mutual[b * r:], fraction.reshape(-1))
+    across = across.reshape(b, r, fh, fw, 2)
+    frac = fraction[:, :, None, None, None]
+    pair = (-frac * across, (1.0 - frac) * across)       # Reference → i and → j.
+    own = (flow[:, :r], take_after(flow))
     if self.flow_pair == "select":
-      def disagreement(f):                        # [B, 2, h, w, 2] → [B, h, w]
-        full = warp_lib.resize_flow(f.reshape(b * 2, fh, fw, 2), big_h, big_w)
-        warped = warp_lib.warp(jnp.concatenate([a, c]),
-                               jnp.concatenate([full[0::2], full[1::2]]), border="edge")
-        diff = jnp.mean(jnp.abs(warped[:b] - warped[b:]), axis=-1, keepdims=True)
+      def disagreement(to_a, to_c):                # [B, r, h, w, 2] each → [B, r, h, w]
+        up = lambda f: warp_lib.resize_flow(f.reshape(b * r, fh, fw, 2), big_h, big_w)
+        warped = warp_lib.warp(jnp.concatenate([a, c]).reshape(2 * b * r, big_h, big_w, 3),
+                               jnp.concatenate([up(to_a), up(to_c)]), border="edge")
+        diff = jnp.mean(jnp.abs(warped[:b * r] - warped[b * r:]), axis=-1, keepdims=True)
         pooled = block_mean(diff, 2 * grid)
-        return jax.image.resize(pooled, (b, fh, fw, 1), method="linear")[..., 0]
-      take = disagreement(pair) < self.flow_pair_margin * disagreement(own)  # [B, h, w]
+        return jax.image.resize(pooled, (b * r, fh, fw, 1),
+                                method="linear")[..., 0].reshape(b, r, fh, fw)
+      take = disagreement(*pair) < self.flow_pair_margin * disagreement(*own)  # [B, r, h, w]
     else:
-      take = jnp.ones((b, fh, fw), bool)
+      take = jnp.ones((b, r, fh, fw), bool)
     # Only where both neighbours' samples lie in the frame: beyond it both repeat its edge
     # (or its padding), agree whatever the flow, and the test above cannot tell.
     centre_y, centre_x = jnp.meshgrid((jnp.arange(fh) + 0.5) * grid - 0.5,
                                       (jnp.arange(fw) + 0.5) * grid - 0.5, indexing="ij")
-    reach_x, reach_y = jnp.abs(half[..., 0]) * grid, jnp.abs(half[..., 1]) * grid
-    inside = ((centre_x - reach_x >= 0) & (centre_x + reach_x <= size[1] - 1)
-              & (centre_y - reach_y >= 0) & (centre_y + reach_y <= size[0] - 1))
+    inside = jnp.ones((b, r, fh, fw), bool)
+    for f in pair:
+      reach_x, reach_y = jnp.abs(f[..., 0]) * grid, jnp.abs(f[..., 1]) * grid
+      inside &= ((centre_x - reach_x >= 0) & (centre_x + reach_x <= size[1] - 1)
+                 & (centre_y - reach_y >= 0) & (centre_y + reach_y <= size[0] - 1))
     # And only where both neighbours recorded the scene (`response.well_exposedness` of
     # each ≥ 0.5 over the flow cell): clipped or black, they match under any flow too.
-    recorded = jnp.minimum(resp.well_exposedness(jnp.max(frames[:, r - 1], axis=-1)),
-                           resp.well_exposedness(jnp.max(frames[:, r + 1], axis=-1)))
-    recorded = block_mean(recorded[..., None], grid)[..., 0] >= 0.5           # [B, h, w]
-    take = take & inside & recorded & applies[:, None, None]
-    chosen = jnp.where(take[:, None, :, :, None], pair, own)
-    flow = flow.at[:, before:after + 1].set(chosen).reshape(b * m, fh, fw, 2)
-    return flow, jnp.mean(take.astype(jnp.float32), axis=(1, 2))
+    exposed = resp.well_exposedness(jnp.max(frames, axis=-1))               # [B, T, H, W]
+    recorded = jnp.minimum(exposed[:, :r], jnp.take_along_axis(
+        exposed, partner[:, :, None, None], axis=1))                         # [B, r, H, W]
+    recorded = block_mean(recorded.reshape(b * r, big_h, big_w, 1), grid)
+    recorded = recorded.reshape(b, r, fh, fw) >= 0.5
+    take = take & inside & recorded & applies[:, :, None, None]
+    chosen_a = jnp.where(take[..., None], pair[0], own[0])                   # [B, r, h, w, 2]
+    chosen_c = jnp.where(take[..., None], pair[1], own[1])
+    # Frame j is neighbour j - 1: scatter each pair's second flow to its partner's slot.
+    onehot = (partner[:, :, None] - 1 == jnp.arange(r, m)[None, None, :])    # [B, r, r]
+    onehot &= jnp.cumsum(onehot, axis=1) == 1      # Two frames with one partner: the first.
+    is_partner = jnp.any(onehot, axis=1)                                     # [B, r]
+    after_flow = jnp.einsum("bpk,bphwc->bkhwc", onehot.astype(jnp.float32), chosen_c)
+    after_flow = jnp.where(is_partner[:, :, None, None, None], after_flow, flow[:, r:])
+    flow = jnp.concatenate([chosen_a, after_flow], axis=1).reshape(b * m, fh, fw, 2)
+    return flow, jnp.mean(take.astype(jnp.float32), axis=(1, 2, 3))
 
   def _corrected_flow(self, flow: jnp.ndarray, tokens: dict) -> jnp.ndarray:
     """`flow` [B·M, h, w, 2] plus FlowCorrection's output at FGMA's selected tokens."""

@@ -85,30 +85,48 @@ def forward_backward_error(flow_fwd: jnp.ndarray, flow_bwd: jnp.ndarray) -> jnp.
   return jnp.sqrt(jnp.sum(round_trip ** 2, axis=-1) + 1e-12)
 
 
-def midpoint_flow(flow_ab: jnp.ndarray, flow_ba: jnp.ndarray, iterations: int = 3
+def straddle_flow(flow_ab: jnp.ndarray, flow_ba: jnp.ndarray, fraction
                   ) -> jnp.ndarray:
-  """The flow from the frame half-way between frames a and b to b, from their mutual flows.
+  """The displacement from frame a to frame b of what a frame between them shows, from
+  their mutual flows, under constant velocity.
 
-  Solves v(p) = f_ab(p - v(p)) / 2 (a's content at p - v reaches b at p + v) and
-  v(p) = -f_ba(p + v(p)) / 2 (b's content, back to a) by fixed-point iteration from
-  v = f / 2, and averages the two answers. With constant velocity and a frame exposed
-  symmetrically between a and b, the flow from it to b is +v and to a is -v.
+  The frame lies `fraction` of the way from a to b (1/2: half-way). Its content at p is at
+  p - fraction·d(p) in a and p + (1 - fraction)·d(p) in b. This solves d(p) = f_ab(p -
+  fraction·d) and d(p) = -f_ba(p + (1 - fraction)·d) by three fixed-point steps from d =
+  f_ab (resp. -f_ba) at p, and averages the two answers. The flow from that frame to b is
+  (1 - fraction)·d, to a it is -fraction·d.
+
+  Args:
+    flow_ab: [N, H, W, 2] a → b on a's grid; flow_ba: [N, H, W, 2] b → a on b's grid.
+    fraction: scalar or [N] in (0, 1).
+  Returns:
+    [N, H, W, 2] float32, in the same pixels, on the in-between frame's grid.
+  """
+  if flow_ab.shape != flow_ba.shape or flow_ab.ndim != 4 or flow_ab.shape[-1] != 2:
+    raise ValueError(f"straddle_flow expects two flows [N,H,W,2] of one shape, got "
+                     f"{flow_ab.shape} and {flow_ba.shape}")
+  flow_ab = flow_ab.astype(jnp.float32)
+  flow_ba = flow_ba.astype(jnp.float32)
+  to_a = jnp.broadcast_to(jnp.asarray(fraction, jnp.float32).reshape(-1, 1, 1, 1),
+                          (flow_ab.shape[0], 1, 1, 1))
+  to_b = 1.0 - to_a
+  from_a, from_b = flow_ab, -flow_ba
+  for _ in range(3):
+    from_a = warp(flow_ab, -to_a * from_a, border="edge")
+    from_b = -warp(flow_ba, to_b * from_b, border="edge")
+  return (from_a + from_b) / 2
+
+
+def midpoint_flow(flow_ab: jnp.ndarray, flow_ba: jnp.ndarray) -> jnp.ndarray:
+  """The flow from the frame half-way between frames a and b to b (to a it is the
+  negative): half of `straddle_flow` at fraction 1/2.
 
   Args:
     flow_ab: [N, H, W, 2] a → b on a's grid; flow_ba: [N, H, W, 2] b → a on b's grid.
   Returns:
     [N, H, W, 2] float32, in the same pixels.
   """
-  if flow_ab.shape != flow_ba.shape or flow_ab.ndim != 4 or flow_ab.shape[-1] != 2:
-    raise ValueError(f"midpoint_flow expects two flows [N,H,W,2] of one shape, got "
-                     f"{flow_ab.shape} and {flow_ba.shape}")
-  flow_ab = flow_ab.astype(jnp.float32)
-  flow_ba = flow_ba.astype(jnp.float32)
-  from_a, from_b = flow_ab / 2, -flow_ba / 2
-  for _ in range(iterations):
-    from_a = warp(flow_ab, -from_a, border="edge") / 2
-    from_b = -warp(flow_ba, from_b, border="edge") / 2
-  return (from_a + from_b) / 2
+  return straddle_flow(flow_ab, flow_ba, 0.5) / 2
 
 
 def round_trip_weight(miss: jnp.ndarray, scale: float) -> jnp.ndarray:

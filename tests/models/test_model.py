@@ -235,13 +235,31 @@ def test_flow_fill_consistency_fills_flow_whose_round_trip_misses(tiny):
     DeAltHDR.from_config({**dict(config.model), "flow_fill_consistency": 1.0})
 
 
-def test_flow_pair_takes_half_the_neighbours_mutual_flow_where_the_reference_is_long(tiny):
-  """`model.flow_pair`: in a window whose reference is longer than its two neighbours, which
-  share one exposure, the flow to them becomes -/+ the midpoint of the flow between them,
-  computed by the model's flow network on both downsampled by `flow_pair_scale` ("all"), or
-  that flow where the neighbours agree better under it than under the reference's own
-  ("select"); never where a neighbour is clipped or its sample leaves the frame; elsewhere
-  nothing changes."""
+def _pair_flow_expected(model, params, frames, i, j):
+  """What `flow_pair="all"` gives neighbours i and j (frame indices) of the reference:
+  the model's flow network on both at half size, then `warp.straddle_flow` at the
+  reference's fraction of the way, on the flow grid. → ([h, w, 2] to i, [h, w, 2] to j)."""
+  r, (_, _, height, width, _) = model.radius, frames.shape
+  lin = resp.linearise(jnp.asarray(frames[0, [i, j]]), model.response)
+  small = np.asarray(resp.apply_response(lin, "gamma2.2"))
+  small = jnp.asarray(small.reshape(2, height // 2, 2, width // 2, 2, 3).mean((2, 4)))
+  mutual = dealthdr_lib.flow_network(model).apply({"params": params["flow"]}, small,
+                                                   small[::-1])[-1]
+  mutual = warp_lib.resize_flow(mutual, 2 * mutual.shape[1], 2 * mutual.shape[2])
+  fraction = (r - i) / (j - i)
+  across = np.asarray(warp_lib.straddle_flow(mutual[:1], mutual[1:], fraction))[0]
+  return -fraction * across, (1 - fraction) * across
+
+
+def test_flow_pair_takes_the_neighbours_mutual_flow_where_the_reference_is_long(tiny):
+  """`model.flow_pair`: in a window whose reference is longer than a pair of neighbours on
+  either side of it, which share one exposure, the flow to them becomes their mutual flow's
+  share at the reference's place between them (under constant velocity), computed by the
+  model's flow network on both downsampled by `flow_pair_scale` ("all"), or that flow where
+  the neighbours agree better under it than under the reference's own ("select"); never
+  where a neighbour is clipped or its sample leaves the frame; elsewhere nothing changes.
+  Pairs: t-1 with t+1 (and t-2 with t+2) when all neighbours share one exposure; with
+  three exposures, t-2 with t+1 and t-1 with t+2 (the reference 2/3 and 1/3 of the way)."""
   model, params = tiny
   rng = np.random.default_rng(11)
   params = {**params, "flow": jax.tree_util.tree_map(
@@ -250,56 +268,73 @@ def test_flow_pair_takes_half_the_neighbours_mutual_flow_where_the_reference_is_
   r = model.radius
   frames[:, [r - 1, r + 1], 16:32, 40:56] = 1.0   # Clipped in both short neighbours.
   long_ref = np.zeros((1, model.window), np.float32)
-  long_ref[:, r] = 2.0                        # The reference 2 stops over both neighbours.
+  long_ref[:, r] = 2.0                        # The reference 2 stops over all neighbours.
   outputs = {mode: model.clone(flow_pair=mode, flow_pair_margin=1.0, flow_fill=True).apply(
       {"params": params}, frames, long_ref, ratio=0.0) for mode in ("off", "select", "all")}
-  own = np.asarray(outputs["off"][1]["flow_aligned"][0, r - 1:r + 1])        # [2, h, w, 2]
-  pair = np.asarray(outputs["all"][1]["flow_aligned"][0, r - 1:r + 1])
-  # "all": the same network on the two neighbours at half size, then their midpoint.
-  lin = resp.linearise(jnp.asarray(frames[0, [r - 1, r + 1]]), model.response)
-  small = np.asarray(resp.apply_response(lin, "gamma2.2")).reshape(2, 32, 2, 48, 2, 3)
-  small = jnp.asarray(small.mean((2, 4)))
-  mutual = dealthdr_lib.flow_network(model).apply({"params": params["flow"]}, small,
-                                                   small[::-1])[-1]
-  mutual = warp_lib.resize_flow(mutual, 2 * mutual.shape[1], 2 * mutual.shape[2])
-  half = np.asarray(warp_lib.midpoint_flow(mutual[:1], mutual[1:]))[0]
-  # Taken away from the frame's edges (by more than the flow reaches) and from the block
-  # the neighbours clipped; kept inside that block.
+  flow_of = lambda mode, k: np.asarray(outputs[mode][1]["flow_aligned"][0, k])  # [h, w, 2]
+  nbr = lambda frame: frame if frame < r else frame - 1       # Frame index → neighbour slot.
   grid = 2 ** model.flow_finest_log2
-  edge = int(np.ceil(np.abs(half).max())) + 1                  # Flow-grid cells.
-  away = np.zeros(half.shape[:2], bool)
-  away[edge:-edge, edge:-edge] = True
-  away[16 // grid - 1:32 // grid + 1, 40 // grid - 1:56 // grid + 1] = False
-  assert away.sum() > 0.3 * away.size
-  np.testing.assert_allclose(pair[1][away], half[away], atol=1e-4)
-  np.testing.assert_allclose(pair[0][away], -half[away], atol=1e-4)
-  clipped = (slice(16 // grid, 32 // grid), slice(40 // grid, 56 // grid))
-  np.testing.assert_allclose(pair[:, clipped[0], clipped[1]], own[:, clipped[0], clipped[1]],
-                             atol=1e-6)
-  assert np.abs(pair - own).max() > 1e-2
-  taken = np.all(np.abs(pair - np.stack([-half, half])) < 1e-4, axis=(0, -1))
+  pairs = [(r - 1 - k, r + 1 + k) for k in range(r)]          # Mirror images.
+  taken_all, chosen_pair = [], []
+  for i, j in pairs:
+    expected = _pair_flow_expected(model, params, frames, i, j)
+    own = [flow_of("off", nbr(i)), flow_of("off", nbr(j))]
+    pair = [flow_of("all", nbr(i)), flow_of("all", nbr(j))]
+    # Taken away from the frame's edges (by more than the flow reaches) and from the block
+    # the neighbours t∓1 clipped; kept inside that block for them.
+    edge = int(np.ceil(max(np.abs(e).max() for e in expected))) + 1   # Flow-grid cells.
+    away = np.zeros(expected[0].shape[:2], bool)
+    away[edge:-edge, edge:-edge] = True
+    away[16 // grid - 1:32 // grid + 1, 40 // grid - 1:56 // grid + 1] = False
+    assert away.sum() > 0.3 * away.size
+    for got, want in zip(pair, expected):
+      np.testing.assert_allclose(got[away], want[away], atol=1e-4)
+    if (i, j) == (r - 1, r + 1):
+      clipped = (slice(16 // grid, 32 // grid), slice(40 // grid, 56 // grid))
+      for got, keep in zip(pair, own):
+        np.testing.assert_allclose(got[clipped], keep[clipped], atol=1e-6)
+    assert max(np.abs(p - o).max() for p, o in zip(pair, own)) > 1e-2
+    taken_all.append(np.all(np.abs(np.stack(pair) - np.stack(expected)) < 1e-4, axis=(0, -1)))
+    # "select": each flow-grid position keeps one candidate for both neighbours.
+    chosen = np.stack([flow_of("select", nbr(i)), flow_of("select", nbr(j))])
+    is_pair = np.all(np.abs(chosen - np.stack(expected)) < 1e-5, axis=(0, -1))
+    is_own = np.all(np.abs(chosen - np.stack(own)) < 1e-5, axis=(0, -1))
+    assert np.all(is_pair | is_own)
+    chosen_pair.append(is_pair)
   all_share = float(outputs["all"][1]["flow_pair_share"][0])
-  assert all_share < 1.0 and abs(all_share - taken.mean()) < 1e-6
-  pair = np.stack([-half, half])
-  # "select": each flow-grid position keeps one candidate for both neighbours.
-  chosen = np.asarray(outputs["select"][1]["flow_aligned"][0, r - 1:r + 1])
-  is_pair = np.all(np.abs(chosen - pair) < 1e-5, axis=(0, -1))
-  is_own = np.all(np.abs(chosen - own) < 1e-5, axis=(0, -1))
-  assert np.all(is_pair | is_own)
+  assert all_share < 1.0 and abs(all_share - np.mean(taken_all)) < 1e-6
   share = float(outputs["select"][1]["flow_pair_share"][0])
-  assert 0.0 < share < 1.0 and abs(share - is_pair.mean()) < 1e-6
+  assert 0.0 < share < 1.0 and abs(share - np.mean(chosen_pair)) < 1e-6
   # A margin below 1 asks the pair's flow to be clearly better: it takes fewer positions.
   _, strict = model.clone(flow_pair="select", flow_pair_margin=0.8, flow_fill=True).apply(
       {"params": params}, frames, long_ref, ratio=0.0)
   assert float(strict["flow_pair_share"][0]) < share
-  if model.window > 3:                        # Farther neighbours keep their own flow.
-    for mode in ("select", "all"):
-      np.testing.assert_allclose(outputs[mode][1]["flow_aligned"][0, r + 1:],
-                                 outputs["off"][1]["flow_aligned"][0, r + 1:], atol=1e-6)
-  # A short reference, or neighbours of two exposures: the model is unchanged.
+  if model.window > 3:
+    # Three exposures, the reference the longest: t-2 pairs with t+1, t-1 with t+2.
+    three = np.array([[0.0, 2.0, 4.0, 0.0, 2.0]], np.float32)
+    _, aux = model.clone(flow_pair="all", flow_fill=True).apply(
+        {"params": params}, frames, three, ratio=0.0)
+    for i, j in ((0, 3), (1, 4)):
+      expected = _pair_flow_expected(model, params, frames, i, j)
+      edge = int(np.ceil(max(np.abs(e).max() for e in expected))) + 1
+      inner = (slice(edge, -edge), slice(edge, -edge))
+      for k, want in zip((nbr(i), nbr(j)), expected):
+        got = np.asarray(aux["flow_aligned"][0, k])
+        taken = np.all(np.abs(got - want) < 1e-4, axis=-1)
+        assert taken[inner].mean() > 0.7, (i, j, k, taken[inner].mean())
+    # A middle reference (M S [M] L S): only the shorter pair, t-1 with t+2, applies.
+    middle = np.roll(three, 1, axis=1)
+    on, off = (np.asarray(model.clone(flow_pair=mode, flow_fill=True).apply(
+        {"params": params}, frames, middle, ratio=0.0)[1]["flow_aligned"][0])
+               for mode in ("all", "off"))
+    np.testing.assert_array_equal(on[[0, 2]], off[[0, 2]])
+    for k in (1, 3):
+      assert np.abs(on[k] - off[k]).max() > 1e-2
+  # A short reference, or no neighbour after it of the exposure of one before it: the
+  # model is unchanged.
   short_ref = 2.0 - long_ref
   uneven = long_ref.copy()
-  uneven[:, r + 1] = 1.0
+  uneven[:, r + 1:] = 1.0
   for stops in (short_ref, uneven):
     off = model.clone(flow_fill=True).apply({"params": params}, frames, stops, ratio=0.0)[0]
     hdr, aux = model.clone(flow_pair="select", flow_fill=True).apply(

@@ -74,7 +74,7 @@ def test_round_trip_weight_falls_by_e_per_scale_of_miss():
     warp_lib.round_trip_weight(miss, 0.0)
 
 
-def test_midpoint_flow_meets_the_content_half_way():
+def test_midpoint_and_straddle_flow_meet_the_content_where_it_is():
   # A translation: half of it, from either direction.
   shift = jnp.broadcast_to(jnp.array([6.0, -4.0], jnp.float32), (1, 20, 30, 2))
   np.testing.assert_allclose(warp_lib.midpoint_flow(shift, -shift), shift / 2, atol=1e-5)
@@ -89,6 +89,14 @@ def test_midpoint_flow_meets_the_content_half_way():
   inside = slice(4, 44)           # Away from the edges, where the edge border bends the flow.
   np.testing.assert_allclose(half[0, :, inside, 0], xs[0, :, inside] * 0.1 / 2.1, atol=2e-3)
   np.testing.assert_allclose(half[0, :, inside, 1], 0.0, atol=1e-6)
+  # A frame a third of the way (fraction per flow in the batch): it sees a's x at
+  # (1 + 0.1/3)·x, so the displacement a → b at its own x' is 0.1·x' / (1 + 0.1/3).
+  move = jnp.broadcast_to(jnp.array([6.0, -4.0], jnp.float32), ab.shape)
+  both = warp_lib.straddle_flow(jnp.concatenate([ab, move]), jnp.concatenate([ba, -move]),
+                                jnp.array([1 / 3, 0.8]))
+  np.testing.assert_allclose(both[0, :, inside, 0], xs[0, :, inside] * 0.1 / (1 + 0.1 / 3),
+                             atol=2e-3)
+  np.testing.assert_allclose(both[1], move[0], atol=1e-5)    # Any fraction.
   with pytest.raises(ValueError, match="one shape"):
     warp_lib.midpoint_flow(ab, ba[:, :, :40])
 
