@@ -148,21 +148,23 @@ class DeAltHDR(nn.Module):
   # is filled from the consistent flow around it. 0 = off (models up to v7 2exp / v6
   # 3exp were trained without it). No parameters.
   flow_fill_consistency: float = 0.0
-  # Pairs of neighbours of one exposure on either side of a reference longer than they are
-  # (a two-exposure pattern's long frames: t-1 and t+1; with three exposures and radius 2,
-  # t-2 with t+1 and t-1 with t+2 where both are shorter than the reference): the flow to
-  # them may come from the flow between them, split where the reference lies between them
-  # under constant velocity (`warp.straddle_flow`; -/+ half of it for t∓1), since short
-  # frames are sharp and unclipped where a long reference is blurred or saturated. The same
-  # flow network computes it, on both neighbours downsampled by `flow_pair_scale` (a power
-  # of two) so that their two or three frames' motion stays within its reach. "select": per
-  # region, the candidate (the reference's own flow, after the fill, or the pair's) under
-  # which the two neighbours, warped onto the reference, agree best (the pair's where its
-  # disagreement is below `flow_pair_margin` times the own flow's: < 1 keeps the own flow
-  # unless the pair's is clearly better; 0.8 was best on the 2exp validation sets); "all":
-  # the pair's wherever it applies; "off": never (the shipped models). Either takes it only
-  # where both neighbours recorded the scene and both its samples lie in the frame (clipped
-  # or off-frame, the neighbours agree under any flow). No parameters.
+  # Pairs of neighbours of one exposure on either side of a reference longer than they
+  # are, where the reference has the window's longest exposure (a two-exposure pattern's
+  # long frames: t-1 and t+1; a three-exposure pattern's, radius 2: t-2 with t+1 and t-1
+  # with t+2): the flow to them may come from the flow between them, split where the
+  # reference lies between them under constant velocity (`warp.straddle_flow`; -/+ half of
+  # it for t∓1), since short frames are sharp and unclipped where a long reference is
+  # blurred or saturated. The same flow network computes it, on both neighbours
+  # downsampled by `flow_pair_scale` (a power of two) so that their two or three frames'
+  # motion stays within its reach. "select": per region, the candidate (the reference's
+  # own flow, after the fill, or the pair's) under which the two neighbours, warped onto
+  # the reference, agree best (the pair's where its disagreement is below
+  # `flow_pair_margin` times the own flow's: < 1 keeps the own flow unless the pair's is
+  # clearly better; 0.8 was best on the 2exp validation sets; with three exposures no
+  # margin gained on all of them: off); "all": the pair's wherever it applies; "off":
+  # never (the shipped models). Either takes it only where both neighbours recorded the
+  # scene and both its samples lie in the frame (clipped or off-frame, the neighbours
+  # agree under any flow). No parameters.
   flow_pair: str = "off"
   flow_pair_scale: int = 2
   flow_pair_margin: float = 0.8
@@ -468,8 +470,10 @@ class DeAltHDR(nn.Module):
     Each frame i before the reference is paired with the frame j after it that has its
     exposure, the one nearest to i's mirror image (2r - i): in a two-exposure window t-1
     with t+1; in a three-exposure window of radius 2, t-2 with t+1 and t-1 with t+2. The
-    pair applies when both are shorter than the reference. The reference lies a fraction
-    (r - i) / (j - i) of the way from i to j (`warp.straddle_flow`).
+    pair applies when both are shorter than the reference and the reference has the
+    window's longest exposure (with three exposures, a middle reference lost 0.3 dB on the
+    validation sets). The reference lies a fraction (r - i) / (j - i) of the way from i to
+    j (`warp.straddle_flow`).
 
     Args:
       flow_net: the model's flow network; flow: [B·M, h, w, 2] reference → each neighbour
@@ -494,7 +498,9 @@ class DeAltHDR(nn.Module):
     distance = jnp.abs(after[None, :] - (2 * r - before[:, None]))          # [r, r]
     pick = jnp.argmin(jnp.where(same, distance[None], 4 * t), axis=2)        # [B, r]
     partner = r + 1 + pick                                                   # frame j [B, r]
-    applies = jnp.any(same, axis=2) & (expo[:, r:r + 1] > 1.001 * expo[:, :r])  # [B, r]
+    longest = expo[:, r] >= 0.999 * jnp.max(expo, axis=1)                    # [B]
+    applies = (jnp.any(same, axis=2) & (expo[:, r:r + 1] > 1.001 * expo[:, :r])
+               & longest[:, None])                                           # [B, r]
     fraction = (r - before[None, :]) / (partner - before[None, :])           # [B, r]
     take_after = lambda x: jnp.take_along_axis(            # x[:, j - 1] for each partner j
         x, (partner - 1).reshape((b, r) + (1,) * (x.ndim - 2)), axis=1)

@@ -322,20 +322,15 @@ def test_flow_pair_takes_the_neighbours_mutual_flow_where_the_reference_is_long(
         got = np.asarray(aux["flow_aligned"][0, k])
         taken = np.all(np.abs(got - want) < 1e-4, axis=-1)
         assert taken[inner].mean() > 0.7, (i, j, k, taken[inner].mean())
-    # A middle reference (M S [M] L S): only the shorter pair, t-1 with t+2, applies.
-    middle = np.roll(three, 1, axis=1)
-    on, off = (np.asarray(model.clone(flow_pair=mode, flow_fill=True).apply(
-        {"params": params}, frames, middle, ratio=0.0)[1]["flow_aligned"][0])
-               for mode in ("all", "off"))
-    np.testing.assert_array_equal(on[[0, 2]], off[[0, 2]])
-    for k in (1, 3):
-      assert np.abs(on[k] - off[k]).max() > 1e-2
-  # A short reference, or no neighbour after it of the exposure of one before it: the
-  # model is unchanged.
+  # A short reference, no neighbour after it of the exposure of one before it, or (three
+  # exposures) a reference that is not the longest: the model is unchanged.
   short_ref = 2.0 - long_ref
   uneven = long_ref.copy()
   uneven[:, r + 1:] = 1.0
-  for stops in (short_ref, uneven):
+  unchanged = [short_ref, uneven]
+  if model.window > 3:
+    unchanged.append(np.roll(three, 1, axis=1))           # M S [M] L S: pair S-S, ref M.
+  for stops in unchanged:
     off = model.clone(flow_fill=True).apply({"params": params}, frames, stops, ratio=0.0)[0]
     hdr, aux = model.clone(flow_pair="select", flow_fill=True).apply(
         {"params": params}, frames, stops, ratio=0.0)
