@@ -168,6 +168,10 @@ class DeAltHDR(nn.Module):
   flow_pair: str = "off"
   flow_pair_scale: int = 2
   flow_pair_margin: float = 0.8
+  # "select" blends the two flows by its choice averaged over (2k+1)² flow-grid cells,
+  # k = `flow_pair_smooth` (a hard switch per cell, as measured up to 2026-12-07, at 0; 5,
+  # 44 pixels across at the shipped grid, was best on the 2exp validation sets).
+  flow_pair_smooth: int = 5
   # FGMA moves the flow too: at the selected tokens of the FGMA level at the flow's
   # resolution, a correction read from where the attention looked (`fgma.FlowCorrection`,
   # zero-initialised) is added to the flow that warps the full-resolution candidates and
@@ -238,6 +242,9 @@ class DeAltHDR(nn.Module):
     scale = model.flow_pair_scale
     if not (isinstance(scale, int) and scale >= 1 and scale & (scale - 1) == 0):
       raise ValueError(f"model.flow_pair_scale must be a power of two >= 1, got {scale!r}")
+    if not (isinstance(model.flow_pair_smooth, int) and model.flow_pair_smooth >= 0):
+      raise ValueError(f"model.flow_pair_smooth must be an integer >= 0, got "
+                       f"{model.flow_pair_smooth!r}")
     if not model.flow_pair_margin > 0:
       raise ValueError(f"model.flow_pair_margin must be > 0, got {model.flow_pair_margin}")
     if not model.max_log_gain > 0:
@@ -550,9 +557,18 @@ class DeAltHDR(nn.Module):
         exposed, partner[:, :, None, None], axis=1))                         # [B, r, H, W]
     recorded = block_mean(recorded.reshape(b * r, big_h, big_w, 1), grid)
     recorded = recorded.reshape(b, r, fh, fw) >= 0.5
-    take = take & inside & recorded & applies[:, :, None, None]
-    chosen_a = jnp.where(take[..., None], pair[0], own[0])                   # [B, r, h, w, 2]
-    chosen_c = jnp.where(take[..., None], pair[1], own[1])
+    allowed = inside & recorded & applies[:, :, None, None]                  # [B, r, h, w]
+    take = (take & allowed).astype(jnp.float32)
+    k = self.flow_pair_smooth
+    if self.flow_pair == "select" and k:
+      # The share of the pair's flow: the choice averaged over (2k+1)² cells, where allowed.
+      box = jnp.pad(take.reshape(b * r, fh, fw, 1), ((0, 0), (k, k), (k, k), (0, 0)),
+                    mode="edge")
+      box = jax.lax.reduce_window(box, 0.0, jax.lax.add, (1, 2 * k + 1, 2 * k + 1, 1),
+                                  (1, 1, 1, 1), "VALID") / (2 * k + 1) ** 2
+      take = box.reshape(b, r, fh, fw) * allowed
+    chosen_a = own[0] + take[..., None] * (pair[0] - own[0])                 # [B, r, h, w, 2]
+    chosen_c = own[1] + take[..., None] * (pair[1] - own[1])
     # Frame j is neighbour j - 1: scatter each pair's second flow to its partner's slot.
     onehot = (partner[:, :, None] - 1 == jnp.arange(r, m)[None, None, :])    # [B, r, r]
     onehot &= jnp.cumsum(onehot, axis=1) == 1      # Two frames with one partner: the first.
@@ -560,7 +576,7 @@ class DeAltHDR(nn.Module):
     after_flow = jnp.einsum("bpk,bphwc->bkhwc", onehot.astype(jnp.float32), chosen_c)
     after_flow = jnp.where(is_partner[:, :, None, None, None], after_flow, flow[:, r:])
     flow = jnp.concatenate([chosen_a, after_flow], axis=1).reshape(b * m, fh, fw, 2)
-    return flow, jnp.mean(take.astype(jnp.float32), axis=(1, 2, 3))
+    return flow, jnp.mean(take, axis=(1, 2, 3))
 
   def _corrected_flow(self, flow: jnp.ndarray, tokens: dict) -> jnp.ndarray:
     """`flow` [B·M, h, w, 2] plus FlowCorrection's output at FGMA's selected tokens."""

@@ -141,8 +141,8 @@ def _normalise(x):
 # Model switches without parameters: a run may start (`init_from`) from weights trained
 # with another setting of these.
 PARAMETER_FREE = ("dtype", "exposure_prior", "flow_fill", "flow_fill_consistency",
-                  "flow_pair", "flow_pair_margin", "flow_pair_scale", "max_log_gain",
-                  "recon_kernel_range", "response")
+                  "flow_pair", "flow_pair_margin", "flow_pair_scale", "flow_pair_smooth",
+                  "max_log_gain", "recon_kernel_range", "response")
 # Model switches that add parameters of their own (params[<switch name>]), initialised so
 # that the model starts where it was (for the calibration curve, zero logits: the identity;
 # for FGMA's flow correction, no correction, or the attention's soft argmax): a run may
@@ -161,7 +161,8 @@ ADOPTED_SWITCHES = {**_SETTINGS_OF_ADDED, "flow_fill": (), "flow_refine": (),
 # Settings without parameters that change what the weights compute: kept from
 # `init_from` in the same way where the config leaves them at the model's default.
 ADOPTED_SETTINGS = ("flow_fill_consistency", "flow_pair", "flow_pair_margin",
-                    "flow_pair_scale", "max_log_gain", "recon_kernel_range")
+                    "flow_pair_scale", "flow_pair_smooth", "max_log_gain",
+                    "recon_kernel_range")
 
 
 def _init_model_section(path: str) -> dict | None:

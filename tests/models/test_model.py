@@ -269,13 +269,19 @@ def test_flow_pair_takes_the_neighbours_mutual_flow_where_the_reference_is_long(
   frames[:, [r - 1, r + 1], 16:32, 40:56] = 1.0   # Clipped in both short neighbours.
   long_ref = np.zeros((1, model.window), np.float32)
   long_ref[:, r] = 2.0                        # The reference 2 stops over all neighbours.
-  outputs = {mode: model.clone(flow_pair=mode, flow_pair_margin=1.0, flow_fill=True).apply(
-      {"params": params}, frames, long_ref, ratio=0.0) for mode in ("off", "select", "all")}
+  outputs = {mode: model.clone(flow_pair=mode, flow_pair_margin=1.0, flow_pair_smooth=0,
+                               flow_fill=True).apply({"params": params}, frames, long_ref,
+                                                     ratio=0.0)
+             for mode in ("off", "select", "all")}
   flow_of = lambda mode, k: np.asarray(outputs[mode][1]["flow_aligned"][0, k])  # [h, w, 2]
   nbr = lambda frame: frame if frame < r else frame - 1       # Frame index → neighbour slot.
   grid = 2 ** model.flow_finest_log2
   pairs = [(r - 1 - k, r + 1 + k) for k in range(r)]          # Mirror images.
-  taken_all, chosen_pair = [], []
+  # "select" smoothed: the choice averaged over (2k+1)² cells blends the two flows.
+  k = 2
+  _, smooth = model.clone(flow_pair="select", flow_pair_margin=1.0, flow_pair_smooth=k,
+                          flow_fill=True).apply({"params": params}, frames, long_ref, ratio=0.0)
+  taken_all, chosen_pair, blend_share = [], [], []
   for i, j in pairs:
     expected = _pair_flow_expected(model, params, frames, i, j)
     own = [flow_of("off", nbr(i)), flow_of("off", nbr(j))]
@@ -301,12 +307,32 @@ def test_flow_pair_takes_the_neighbours_mutual_flow_where_the_reference_is_long(
     is_own = np.all(np.abs(chosen - np.stack(own)) < 1e-5, axis=(0, -1))
     assert np.all(is_pair | is_own)
     chosen_pair.append(is_pair)
+    box = np.pad(is_pair.astype(np.float64), k, mode="edge")
+    box = sum(box[dy:dy + is_pair.shape[0], dx:dx + is_pair.shape[1]]
+              for dy in range(2 * k + 1) for dx in range(2 * k + 1)) / (2 * k + 1) ** 2
+    step = np.stack(expected) - np.stack(own)                        # [2, h, w, 2]
+    moved = np.stack([np.asarray(smooth["flow_aligned"][0, nbr(i)]),
+                      np.asarray(smooth["flow_aligned"][0, nbr(j)])]) - np.stack(own)
+    apart = np.sum(step ** 2, axis=(0, -1))
+    weight = np.sum(moved * step, axis=(0, -1)) / np.maximum(apart, 1e-12)
+    np.testing.assert_allclose(moved, weight[None, ..., None] * step, atol=1e-4)
+    # The weight is the box-filtered choice where the pair is allowed (certainly where it
+    # was chosen), 0 elsewhere; mixed cells exist.
+    measurable = apart > 1e-4
+    assert np.all(np.isclose(weight, box, atol=1e-3) | np.isclose(weight, 0.0, atol=1e-3)
+                  | ~measurable)
+    np.testing.assert_allclose(weight[is_pair & measurable], box[is_pair & measurable],
+                               atol=1e-3)
+    assert np.any((weight > 0.05) & (weight < 0.95) & measurable)
+    blend_share.append(np.where(measurable, weight, 0.0))
   all_share = float(outputs["all"][1]["flow_pair_share"][0])
   assert all_share < 1.0 and abs(all_share - np.mean(taken_all)) < 1e-6
   share = float(outputs["select"][1]["flow_pair_share"][0])
   assert 0.0 < share < 1.0 and abs(share - np.mean(chosen_pair)) < 1e-6
+  assert abs(float(smooth["flow_pair_share"][0]) - np.mean(blend_share)) < 0.01
   # A margin below 1 asks the pair's flow to be clearly better: it takes fewer positions.
-  _, strict = model.clone(flow_pair="select", flow_pair_margin=0.8, flow_fill=True).apply(
+  _, strict = model.clone(flow_pair="select", flow_pair_margin=0.8, flow_pair_smooth=0,
+                          flow_fill=True).apply(
       {"params": params}, frames, long_ref, ratio=0.0)
   assert float(strict["flow_pair_share"][0]) < share
   if model.window > 3:
@@ -342,6 +368,8 @@ def test_flow_pair_takes_the_neighbours_mutual_flow_where_the_reference_is_long(
     DeAltHDR.from_config({**dict(config.model), "flow_pair": "always"})
   with pytest.raises(ValueError, match="flow_pair_scale must be a power of two"):
     DeAltHDR.from_config({**dict(config.model), "flow_pair_scale": 3})
+  with pytest.raises(ValueError, match="flow_pair_smooth must be an integer >= 0"):
+    DeAltHDR.from_config({**dict(config.model), "flow_pair_smooth": -1})
   with pytest.raises(ValueError, match="flow_pair_margin must be > 0"):
     DeAltHDR.from_config({**dict(config.model), "flow_pair_margin": 0.0})
 
