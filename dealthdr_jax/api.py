@@ -169,9 +169,9 @@ def load(model: str | os.PathLike = "2exp", *, ratio: float | None = None,
     self_ensemble: average each frame over 1 (off), 2 or 4 mirrored copies of its window
       (N× the compute; README, "Self-ensemble").
     flow_pair: run the model with its `flow_pair` switch set to "off", "select" or "all"
-      (default: as the model was saved). No parameters are involved: for the long frames of
-      a two-exposure clip, the flow may come from their two short neighbours (README,
-      model paragraph; `dealthdr infer --flow-pair`).
+      (default: as the model was saved). No parameters are involved: for long frames the
+      flow may come from pairs of shorter neighbours of one exposure (README, model
+      paragraph; `dealthdr infer --flow-pair`).
     verbose: print what is being compiled (to stderr).
   Raises:
     FileNotFoundError: no such shipped model or folder.

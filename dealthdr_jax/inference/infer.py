@@ -54,9 +54,9 @@ def make_predictor(method: str, clip: clips.Clip, *,
   model's compute dtype (parameters stay as stored; softmax, top-k and the response curve
   stay float32). `self_ensemble` (1, 2 or 4) averages the model over that many mirrored
   copies of each window (`predictor.Predictor`; N× the compute). `flow_pair` ("off",
-  "select" or "all") overrides the model's `flow_pair` (no parameters: long references of
-  two-exposure clips take their flow from their two short neighbours; README, model
-  paragraph). `verbose` says when the model compiles.
+  "select" or "all") overrides the model's `flow_pair` (no parameters: long references take
+  their flow from pairs of shorter neighbours of one exposure; README, model paragraph).
+  `verbose` says when the model compiles.
   """
   if flow_pair is not None:
     if flow_pair not in dealthdr_lib.FLOW_PAIR_MODES:
@@ -264,9 +264,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       "(2: + left-right, 4: + upside down and both); N× the compute, "
                       "better PSNR-T (README, 'Self-ensemble')")
   parser.add_argument("--flow-pair", choices=dealthdr_lib.FLOW_PAIR_MODES,
-                      help="long references of two-exposure clips take their flow from their "
-                      "two short neighbours: per region where better (select), everywhere "
-                      "(all) or never (off); default: the model's (off in the shipped ones)")
+                      help="long references take their flow from pairs of shorter "
+                      "neighbours of one exposure (two-exposure clips: their two short "
+                      "neighbours): per region where better (select), everywhere (all) or "
+                      "never (off); default: the model's (off in the shipped ones)")
   parser.add_argument("--exposures", help="for videos: exposure file or repeating pattern like 0,3")
   parser.add_argument("--response", choices=("gamma2.2", "srgb", "linear"),
                       help="camera response (default: the clip's meta.json, else gamma2.2)")
