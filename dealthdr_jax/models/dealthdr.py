@@ -160,11 +160,10 @@ class DeAltHDR(nn.Module):
   # own flow, after the fill, or the pair's) under which the two neighbours, warped onto
   # the reference, agree best (the pair's where its disagreement is below
   # `flow_pair_margin` times the own flow's: < 1 keeps the own flow unless the pair's is
-  # clearly better; 0.8 was best on the 2exp validation sets; with three exposures no
-  # margin gained on all of them: off); "all": the pair's wherever it applies; "off":
-  # never (the shipped models). Either takes it only where both neighbours recorded the
-  # scene and both its samples lie in the frame (clipped or off-frame, the neighbours
-  # agree under any flow). No parameters.
+  # clearly better; 0.8 was best on the 2exp validation sets); "all": the pair's wherever
+  # it applies; "off": never (the shipped models). Either takes it only where both
+  # neighbours recorded the scene and both its samples lie in the frame (clipped or
+  # off-frame, the neighbours agree under any flow). No parameters.
   flow_pair: str = "off"
   flow_pair_scale: int = 2
   flow_pair_margin: float = 0.8
