@@ -117,18 +117,6 @@ def straddle_flow(flow_ab: jnp.ndarray, flow_ba: jnp.ndarray, fraction
   return (from_a + from_b) / 2
 
 
-def midpoint_flow(flow_ab: jnp.ndarray, flow_ba: jnp.ndarray) -> jnp.ndarray:
-  """The flow from the frame half-way between frames a and b to b (to a it is the
-  negative): half of `straddle_flow` at fraction 1/2.
-
-  Args:
-    flow_ab: [N, H, W, 2] a → b on a's grid; flow_ba: [N, H, W, 2] b → a on b's grid.
-  Returns:
-    [N, H, W, 2] float32, in the same pixels.
-  """
-  return straddle_flow(flow_ab, flow_ba, 0.5) / 2
-
-
 def round_trip_weight(miss: jnp.ndarray, scale: float) -> jnp.ndarray:
   """exp(-miss / scale): 1 where the forward and backward flows agree, e^-1 where their
   round trip (`forward_backward_error`, in the same pixels as `scale`) misses by `scale`.

@@ -74,10 +74,10 @@ def test_round_trip_weight_falls_by_e_per_scale_of_miss():
     warp_lib.round_trip_weight(miss, 0.0)
 
 
-def test_midpoint_and_straddle_flow_meet_the_content_where_it_is():
-  # A translation: half of it, from either direction.
+def test_straddle_flow_meets_the_content_where_the_frame_lies():
+  # A translation: all of it (the frame's flow to b is half of it), from either direction.
   shift = jnp.broadcast_to(jnp.array([6.0, -4.0], jnp.float32), (1, 20, 30, 2))
-  np.testing.assert_allclose(warp_lib.midpoint_flow(shift, -shift), shift / 2, atol=1e-5)
+  np.testing.assert_allclose(warp_lib.straddle_flow(shift, -shift, 0.5), shift, atol=1e-5)
   # An expansion about x = 0: a's content at x is at 1.1·x in b. The frame half-way sees it
   # at 1.05·x, so its flow to b is v = 0.05·x' at its own x' = 1.05·x, i.e. x'·0.1 / 2.1;
   # the naive f_ab / 2 (0.05·x') is off by 0.095 px at x' = 40.
@@ -85,7 +85,7 @@ def test_midpoint_and_straddle_flow_meet_the_content_where_it_is():
   zeros = np.zeros_like(xs)
   ab = jnp.asarray(np.stack([0.1 * xs, zeros], -1))
   ba = jnp.asarray(np.stack([-xs * 0.1 / 1.1, zeros], -1))
-  half = np.asarray(warp_lib.midpoint_flow(ab, ba))
+  half = np.asarray(warp_lib.straddle_flow(ab, ba, 0.5)) / 2
   inside = slice(4, 44)           # Away from the edges, where the edge border bends the flow.
   np.testing.assert_allclose(half[0, :, inside, 0], xs[0, :, inside] * 0.1 / 2.1, atol=2e-3)
   np.testing.assert_allclose(half[0, :, inside, 1], 0.0, atol=1e-6)
@@ -98,7 +98,7 @@ def test_midpoint_and_straddle_flow_meet_the_content_where_it_is():
                              atol=2e-3)
   np.testing.assert_allclose(both[1], move[0], atol=1e-5)    # Any fraction.
   with pytest.raises(ValueError, match="one shape"):
-    warp_lib.midpoint_flow(ab, ba[:, :, :40])
+    warp_lib.straddle_flow(ab, ba[:, :, :40], 0.5)
 
 
 def test_fill_flow_keeps_reliable_flow_and_fills_holes_from_around():
