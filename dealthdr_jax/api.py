@@ -24,7 +24,6 @@ from data_pipeline import clips
 from dealthdr_jax import model_files
 from dealthdr_jax.inference import infer
 from dealthdr_jax.inference import predictor as predictor_lib
-from dealthdr_jax.models import dealthdr as dealthdr_lib
 from dealthdr_jax.models import self_ensemble as self_ensemble_lib
 
 # Short names of the shipped models.
@@ -50,12 +49,7 @@ class Reconstructor:
     if self_ensemble not in self_ensemble_lib.SIZES:
       raise ValueError(f"self_ensemble must be one of {self_ensemble_lib.SIZES}, got "
                        f"{self_ensemble!r}")
-    if flow_pair is not None and flow_pair not in dealthdr_lib.FLOW_PAIR_MODES:
-      raise ValueError(f"flow_pair must be one of {dealthdr_lib.FLOW_PAIR_MODES}, got "
-                       f"{flow_pair!r}")
-    if flow_pair is not None and flow_pair != loaded.model.flow_pair:
-      loaded = loaded._replace(model=loaded.model.clone(flow_pair=flow_pair),
-                               description=f"{loaded.description}, flow_pair {flow_pair}")
+    loaded = model_files.with_flow_pair(loaded, flow_pair)
     self._loaded = loaded
     self.model, self.params, self.config, self.description = loaded
     self.ratio = float(self.config.attn_ratio if ratio is None else ratio)

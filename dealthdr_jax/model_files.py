@@ -24,7 +24,7 @@ import numpy as np
 
 from data_pipeline import hdr_io
 from dealthdr_jax import config_loading
-from dealthdr_jax.models.dealthdr import DeAltHDR
+from dealthdr_jax.models.dealthdr import FLOW_PAIR_MODES, DeAltHDR
 
 CONFIG_FILE = "config.json"
 PARAMS_FILE = "params.msgpack"
@@ -139,6 +139,22 @@ def load_model(checkpoint: str | None = None, config: str | None = None, seed: i
   model = DeAltHDR.from_config(cfg.model)
   return LoadedModel(model, init_params(model, seed), cfg,
                      f"config {config} (freshly initialised)")
+
+
+def with_flow_pair(loaded: LoadedModel, flow_pair: str | None,
+                   option: str = "flow_pair") -> LoadedModel:
+  """`loaded` with its model's `flow_pair` switch set to `flow_pair` ("off", "select" or
+  "all"; None keeps the model's), named in the description when it changes. The switch
+  has no parameters, so the same weights run either way. `option` is how the caller's
+  user spells the setting, for the error an unknown mode raises."""
+  if flow_pair is None:
+    return loaded
+  if flow_pair not in FLOW_PAIR_MODES:
+    raise ValueError(f"{option} must be one of {FLOW_PAIR_MODES}, got {flow_pair!r}")
+  if flow_pair == loaded.model.flow_pair:
+    return loaded
+  return loaded._replace(model=loaded.model.clone(flow_pair=flow_pair),
+                         description=f"{loaded.description}, flow_pair {flow_pair}")
 
 
 def count_params(params) -> int:

@@ -58,17 +58,14 @@ def make_predictor(method: str, clip: clips.Clip, *,
   their flow from pairs of shorter neighbours of one exposure; README, model paragraph).
   `verbose` says when the model compiles.
   """
-  if flow_pair is not None:
-    if flow_pair not in dealthdr_lib.FLOW_PAIR_MODES:
-      raise ValueError(f"--flow-pair must be one of {dealthdr_lib.FLOW_PAIR_MODES}, got "
-                       f"{flow_pair!r}")
-    if method != "dealthdr":
-      raise ValueError(f"--flow-pair applies to the model only, not to the {method} baseline")
+  if flow_pair is not None and method != "dealthdr":
+    raise ValueError(f"--flow-pair applies to the model only, not to the {method} baseline")
   if method == "dealthdr":
     if loaded is None:
       loaded = model_files.load_model(
           checkpoint or (None if config else model_files.default_checkpoint(clip.stops)),
           config)
+    loaded = model_files.with_flow_pair(loaded, flow_pair, option="--flow-pair")
     model, params, cfg, description = loaded
     if model.response != clip.response:
       model = model.clone(response=clip.response)
@@ -78,9 +75,6 @@ def make_predictor(method: str, clip: clips.Clip, *,
       if dtype != model.dtype:
         model = model.clone(dtype=dtype)
         description += f", compute {dtype}"
-    if flow_pair is not None and flow_pair != model.flow_pair:
-      model = model.clone(flow_pair=flow_pair)
-      description += f", flow_pair {flow_pair}"
     ratio = cfg.attn_ratio if attn_ratio is None else attn_ratio
     predictor = predictor_lib.Predictor(model, params, ratio, tile, overlap,
                                         log=log if verbose else None,
