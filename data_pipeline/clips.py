@@ -710,6 +710,15 @@ def window_indices(n_frames: int, t: int, radius: int,
   return out
 
 
+def window_offsets(n_frames: int, t: int, radius: int,
+                   period: int | None = None) -> tuple[int, ...]:
+  """How far from t, in frames, each slot of `window_indices`' window really is: -r..r
+  inside the clip; at its edges a filled-in slot holds a frame at another distance
+  (t = 0 of a three-exposure clip: (1, 2, 0, 1, 2)), which the model aligns by chaining
+  flow through the nearer frame (`dealthdr.chain_plan`)."""
+  return tuple(i - t for i in window_indices(n_frames, t, radius, period))
+
+
 def iter_windows(clip: Clip, radius: int, start: int = 0, stop: int | None = None,
                  ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
   """Streams the window of every output frame, decoding each frame about once.

@@ -3,7 +3,9 @@
 `Predictor` wraps the model (or a baseline) behind one call, `predict(frames, stops)`, that
 inference, the demo and evaluation share:
   * inputs are validated on the host (NaN/Inf, range, shapes) before anything compiles;
-  * the model is compiled once per (tile or frame size, ratio) and reused for every frame;
+  * the model is compiled once per (tile or frame size, ratio) and reused for every frame,
+    and once more for each layout of a three-exposure clip's edge windows whose filled-in
+    slots hold frames further away than the slots stand for (`offsets`, chained flow);
   * `tile=N` splits large frames into N×N tiles (all the same size, so one program) that
     overlap by `overlap` pixels and are blended with linear ramps, so memory is bounded by
     the tile size and there are no seams. Under tiling, FGMA attends to the top `ratio`
@@ -24,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dealthdr_jax.models import self_ensemble as self_ensemble_lib
+from dealthdr_jax.models import dealthdr as dealthdr_lib
 from dealthdr_jax.models.dealthdr import DeAltHDR
 
 
@@ -85,57 +88,73 @@ class Predictor:
     self.compile_seconds = 0.0
     self._compiled = {}
 
-  def _program(self, shape: tuple[int, ...]) -> Callable:
-    if shape not in self._compiled:
+  def _program(self, shape: tuple[int, ...], offsets: tuple[int, ...] | None = None
+               ) -> Callable:
+    key = (shape, offsets)
+    if key not in self._compiled:
       if self.log:
+        edge = f", clip-edge window {offsets}" if offsets else ""
         self.log(f"compiling the model for {'tiles' if self.tile else 'frames'} of "
-                 f"{shape[2]}x{shape[3]} (window of {shape[1]}), attention ratio "
+                 f"{shape[2]}x{shape[3]} (window of {shape[1]}{edge}), attention ratio "
                  f"{self.ratio:g}; once per size and ratio ...")
       start = time.perf_counter()
-      fn = jax.jit(lambda p, f, s: self.model.apply({"params": p}, f, s, ratio=self.ratio)[0])
+      fn = jax.jit(lambda p, f, s: self.model.apply({"params": p}, f, s, ratio=self.ratio,
+                                                    offsets=offsets)[0])
       frames = jax.ShapeDtypeStruct(shape, jnp.float32)
       stops = jax.ShapeDtypeStruct(shape[:2], jnp.float32)
-      self._compiled[shape] = fn.lower(self.params, frames, stops).compile()
+      self._compiled[key] = fn.lower(self.params, frames, stops).compile()
       seconds = time.perf_counter() - start
       self.compile_seconds += seconds
       if self.log:
         self.log(f"compiled in {seconds:.1f} s")
-    return self._compiled[shape]
+    return self._compiled[key]
 
   @property
   def num_programs(self) -> int:
     return len(self._compiled)
 
-  def predict(self, frames: np.ndarray, stops: np.ndarray) -> np.ndarray:
+  def predict(self, frames: np.ndarray, stops: np.ndarray,
+              offsets: tuple[int, ...] | None = None) -> np.ndarray:
     """HDR of the window's centre frame.
 
     Args:
       frames: [T, H, W, 3] float32 in [0, 1]; stops: [T].
+      offsets: each slot's frame's distance from the reference in frames
+        (`clips.window_offsets`), or None: every slot where it belongs. Windows filled in
+        at a clip's edges whose slots hold further frames get their own program, in which
+        those slots' flow is chained (`dealthdr.chain_plan`); every other window runs the
+        same program.
     Returns:
       [H, W, 3] float32 ≥ 0 in §3 units: the mean of the self-ensemble's copies.
     """
     frames = np.asarray(frames, np.float32)[None]
     stops = np.asarray(stops, np.float32)[None]
     self.model.check_inputs(frames, stops)
+    if not dealthdr_lib.chain_plan(offsets, self.model.radius):
+      offsets = None
+    else:
+      offsets = tuple(int(o) for o in offsets)
     total = None
     for left_right, upside_down in self_ensemble_lib.MIRRORINGS[:self.self_ensemble]:
       hdr = self_ensemble_lib.mirror(
-          self._predict_once(self_ensemble_lib.mirror(frames, left_right, upside_down), stops),
+          self._predict_once(self_ensemble_lib.mirror(frames, left_right, upside_down), stops,
+                             offsets),
           left_right, upside_down)
       total = hdr if total is None else total + hdr
     return total / self.self_ensemble
 
-  def _predict_once(self, frames: np.ndarray, stops: np.ndarray) -> np.ndarray:
+  def _predict_once(self, frames: np.ndarray, stops: np.ndarray,
+                    offsets: tuple[int, ...] | None) -> np.ndarray:
     """[1, T, H, W, 3] window, [1, T] stops → [H, W, 3] HDR of one model pass."""
     _, _, h, w, _ = frames.shape
     if self.tile is None or (h <= self.tile and w <= self.tile):
-      return np.asarray(self._program(frames.shape)(self.params, frames, stops))[0]
-    return self._predict_tiled(frames, stops)
+      return np.asarray(self._program(frames.shape, offsets)(self.params, frames, stops))[0]
+    return self._predict_tiled(frames, stops, offsets)
 
-  def _predict_tiled(self, frames, stops):
+  def _predict_tiled(self, frames, stops, offsets):
     _, t, h, w, _ = frames.shape
     th, tw = min(self.tile, h), min(self.tile, w)
-    program = self._program((1, t, th, tw, 3))
+    program = self._program((1, t, th, tw, 3), offsets)
     out = np.zeros((h, w, 3), np.float32)
     weight = np.zeros((h, w, 1), np.float32)
     for y in tile_starts(h, th, self.overlap):
@@ -158,7 +177,9 @@ class BaselinePredictor:
     self.compile_seconds = 0.0
     self.num_programs = 0
 
-  def predict(self, frames: np.ndarray, stops: np.ndarray) -> np.ndarray:
+  def predict(self, frames: np.ndarray, stops: np.ndarray,
+              offsets: tuple[int, ...] | None = None) -> np.ndarray:
+    del offsets  # The baselines align every neighbour on its own.
     frames = np.asarray(frames, np.float32)
     if not np.all(np.isfinite(frames)) or frames.min() < 0 or frames.max() > 1:
       raise ValueError("frames must be finite LDR values in [0, 1]")

@@ -68,6 +68,46 @@ def flow_reliability(ref_ldr: jnp.ndarray, ref_lin: jnp.ndarray, gain: jnp.ndarr
   return (own * resp.well_exposedness(jnp.max(matched, axis=-1))).reshape(b * m, h, w)
 
 
+# A clip-edge slot takes its chained flow where that flow's mismatch is below this share
+# of the direct flow's (`DeAltHDR._chained_flow`). Chosen on the 3exp validation windows
+# laid out as clip edges (docs/results_history.md, "Clip-edge windows chain their flow"):
+# 0.9 gains as 1 does on large motion and the cameras, and loses nothing on gentle motion.
+CHAIN_MARGIN = 0.9
+
+
+def chain_plan(offsets: Sequence[int] | None, radius: int) -> tuple[tuple[int, int], ...]:
+  """Which slots of a window take a chained flow: ((slot, via), ...) frame indices.
+
+  A slot whose frame is further from the reference than the slot itself (a clip-edge fill,
+  `clips.window_offsets`) is reached through a slot holding the frame one step nearer in
+  the same direction and no further than its own place: the one at that very place if
+  there is one, else the nearest. Without such a slot it keeps its own flow.
+
+  Args:
+    offsets: T ints, each slot's frame's distance from the reference in frames (negative
+      before it), or None (every slot where it belongs: no chains).
+    radius: r, the reference is slot r.
+  Raises:
+    ValueError: offsets of the wrong length, or a reference that is not at offset 0.
+  """
+  if offsets is None:
+    return ()
+  offsets = tuple(int(o) for o in offsets)
+  if len(offsets) != 2 * radius + 1 or offsets[radius] != 0:
+    raise ValueError(f"offsets must be {2 * radius + 1} frame distances with 0 at the "
+                     f"reference (slot {radius}), got {offsets}")
+  chains = []
+  for i, d in enumerate(offsets):
+    if abs(d) <= abs(i - radius):
+      continue
+    nearer = d - (1 if d > 0 else -1)
+    via = [j for j, e in enumerate(offsets) if e == nearer and j != radius
+           and abs(e) <= abs(j - radius)]
+    if nearer and via:
+      chains.append((i, min(via, key=lambda j: (j - radius != nearer, abs(j - i)))))
+  return tuple(chains)
+
+
 def block_mean(x: jnp.ndarray, factor: int) -> jnp.ndarray:
   """Mean over factor×factor blocks. x: [N, H, W, C], H and W multiples of factor →
   [N, H/factor, W/factor, C]."""
@@ -308,8 +348,8 @@ class DeAltHDR(nn.Module):
 
   @nn.compact
   def __call__(self, frames: jnp.ndarray, stops: jnp.ndarray, ratio: float = 0.25,
-               dense_attention: bool = False, attention_tokens: bool = False
-               ) -> tuple[jnp.ndarray, dict]:
+               dense_attention: bool = False, attention_tokens: bool = False,
+               offsets: tuple[int, ...] | None = None) -> tuple[jnp.ndarray, dict]:
     """Reconstructs the HDR frame at the window's centre.
 
     Args:
@@ -319,6 +359,11 @@ class DeAltHDR(nn.Module):
       ratio: static share of tokens that get attention in FGMA (0 = pure flow).
       dense_attention: use FGMA's dense reference path (tests).
       attention_tokens: also return where FGMA's attention looked (static; training).
+      offsets: static, how many frames from the reference each slot's frame really is
+        (T ints, 0 at the reference), or None for the slots' own positions -r..r. A window
+        filled in at a clip edge (`clips.window_offsets`) holds frames further away than
+        their slots: such a slot's flow is chained through the slot holding the frame one
+        step nearer on its side (`_chained_flow`); other slots are unchanged.
     Returns:
       hdr: [B, H, W, 3] float32 ≥ 0, linear radiance in §3 units.
       aux: dict with
@@ -337,6 +382,7 @@ class DeAltHDR(nn.Module):
           its "masks" entry.
     """
     self.check_inputs(frames, stops)
+    chains = chain_plan(offsets, self.radius)
     dtype = _dtype(self.dtype)
     frames = frames.astype(jnp.float32)
     stops = stops.astype(jnp.float32)
@@ -402,6 +448,9 @@ class DeAltHDR(nn.Module):
     if self.flow_pair != "off":
       flow_fine, pair_share = self._pair_flow(flow_net, flow_fine, frames, nbr_matched, expo,
                                               (h0, w0))
+    if chains:
+      flow_fine = self._chained_flow(flow_net, flow_fine, frames, lin, expo, chains,
+                                     ref_matched, nbr_matched)
 
     aligned, masks, attention = [], {}, {}
     for level, (rf, nf) in enumerate(zip(ref_feats, nbr_feats)):
@@ -576,6 +625,74 @@ class DeAltHDR(nn.Module):
     after_flow = jnp.where(is_partner[:, :, None, None, None], after_flow, flow[:, r:])
     flow = jnp.concatenate([chosen_a, after_flow], axis=1).reshape(b * m, fh, fw, 2)
     return flow, jnp.mean(take, axis=(1, 2, 3))
+
+  def _chained_flow(self, flow_net: nn.Module, flow: jnp.ndarray, frames: jnp.ndarray,
+                    lin: jnp.ndarray, expo: jnp.ndarray, chains: tuple[tuple[int, int], ...],
+                    ref_matched: jnp.ndarray, nbr_matched: jnp.ndarray) -> jnp.ndarray:
+    """`flow` with each chained slot's flow replaced by reference → via → slot, in the
+    windows where that flow matches the slot's frame to the reference better.
+
+    The flow from the reference to frame `via` (its own, filled) is followed by the flow
+    from `via` to the slot's frame, computed by the flow network on the two exposure-matched
+    (`via` re-exposed to the slot's exposure) and filled where `via` is saturated or black:
+    f(p) = f_via(p) + f_via→slot(p + f_via(p)): two steps of motion each within the flow
+    network's reach, where under large motion one step of twice the motion is not. Under
+    gentle motion the direct flow is the better one (one estimate, not two composed), so
+    each window takes the chained flow only where its warped neighbour differs from the
+    reference re-exposed to it by less than `CHAIN_MARGIN` times the direct flow's, over
+    the pixels the reference recorded (`flow_reliability`).
+
+    Args:
+      flow_net: the model's flow network; flow: [B·M, h, w, 2] reference → each neighbour
+      on the flow grid; frames, lin: [B, T, H, W, 3] the (padded) window as read and
+      linearised; expo: [B, T] relative exposures; chains: (slot, via) frame indices
+      (`chain_plan`); ref_matched, nbr_matched: [B·M, H, W, 3] `exposure_matched`.
+    Returns:
+      [B·M, h, w, 2].
+    """
+    b, t = frames.shape[:2]
+    m, r = t - 1, self.radius
+    fh, fw = flow.shape[1:3]
+    flow = flow.reshape(b, m, fh, fw, 2)
+    slot_of = lambda i: i if i < r else i - 1       # Frame index → neighbour index.
+    slots = [i for i, _ in chains]
+    vias = [v for _, v in chains]
+    gain = expo[:, slots] / expo[:, vias]                                    # [B, K]
+    k = len(chains)
+    via_matched = resp.apply_response(
+        jnp.clip(lin[:, vias] * gain[:, :, None, None, None], 0.0, 1.0), "gamma2.2")
+    slot_matched = resp.apply_response(jnp.clip(lin[:, slots], 0.0, 1.0), "gamma2.2")
+    shape = (b * k,) + frames.shape[2:]
+    step = flow_net(via_matched.reshape(shape), slot_matched.reshape(shape))[-1]
+    if self.flow_fill:
+      reliability = jnp.stack([
+          flow_reliability(frames[:, v], lin[:, v], gain[:, j:j + 1], self.response)
+          for j, v in enumerate(vias)], axis=1).reshape(shape[:-1])          # [B·K, H, W]
+      reliability = block_mean(reliability[..., None], 2 ** self.flow_finest_log2)[..., 0]
+      step = warp_lib.fill_flow(step, reliability)
+    first = flow[:, [slot_of(v) for v in vias]].reshape(b * k, fh, fw, 2)
+    chained = first + warp_lib.warp(step, first, border="edge")              # [B·K, h, w, 2]
+    chained = chained.reshape(b, k, fh, fw, 2)
+    # Which matches better, on the flow grid: the reference re-exposed to the slot's frame
+    # against that frame warped by each flow, weighted by where the reference recorded.
+    grid = 2 ** self.flow_finest_log2
+    pick = lambda x: x.reshape((b, m) + x.shape[1:])[:, [slot_of(i) for i in slots]]
+    ref_small = block_mean(pick(ref_matched).reshape((b * k,) + frames.shape[2:]), grid)
+    nbr_small = block_mean(pick(nbr_matched).reshape((b * k,) + frames.shape[2:]), grid)
+    recorded = flow_reliability(frames[:, r], lin[:, r], expo[:, slots] / expo[:, r:r + 1],
+                                self.response)                               # [B·K, H, W]
+    recorded = block_mean(recorded[..., None], grid)[..., 0]
+    def mismatch(f):                                              # [B, K, h, w, 2] → [B, K]
+      diff = jnp.mean(jnp.abs(ref_small - warp_lib.warp(
+          nbr_small, f.reshape(b * k, fh, fw, 2), border="edge")), axis=-1)
+      return (jnp.sum(recorded * diff, axis=(1, 2))
+              / (jnp.sum(recorded, axis=(1, 2)) + 1e-6)).reshape(b, k)
+    direct = flow[:, [slot_of(i) for i in slots]]                           # [B, K, h, w, 2]
+    better = (mismatch(chained) < CHAIN_MARGIN * mismatch(direct))[:, :, None, None, None]
+    chosen = jnp.where(better, chained, direct)
+    for j, i in enumerate(slots):
+      flow = flow.at[:, slot_of(i)].set(chosen[:, j])
+    return flow.reshape(b * m, fh, fw, 2)
 
   def _corrected_flow(self, flow: jnp.ndarray, tokens: dict) -> jnp.ndarray:
     """`flow` [B·M, h, w, 2] plus FlowCorrection's output at FGMA's selected tokens."""

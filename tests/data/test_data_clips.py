@@ -98,6 +98,12 @@ def test_window_indices():
       idx = clips.window_indices(n, t, 3)
       assert idx[3] == t and all(0 <= i < n for i in idx)
       assert all((i - t) % 2 == (k - 3) % 2 for k, i in enumerate(idx))
+  # How far each slot's frame really is: its own place inside the clip; at the edges of a
+  # three-exposure clip a filled slot may hold a frame two steps away in one step's place.
+  assert clips.window_offsets(8, 4, 2, 3) == (-2, -1, 0, 1, 2)
+  assert clips.window_offsets(8, 0, 2, 3) == (1, 2, 0, 1, 2)
+  assert clips.window_offsets(8, 7, 2, 3) == (-2, -1, 0, -2, -1)
+  assert clips.window_offsets(6, 0, 1, 2) == (1, 0, 1)
   with pytest.raises(ValueError, match="at least 2 frames"):
     clips.window_indices(1, 0, 1)
 

@@ -7,6 +7,7 @@ import pytest
 from dealthdr_jax import config_loading
 from dealthdr_jax import model_files
 from dealthdr_jax.inference import predictor as predictor_lib
+from dealthdr_jax.models import dealthdr as dealthdr_lib
 from dealthdr_jax.models.dealthdr import DeAltHDR
 
 
@@ -101,3 +102,32 @@ def test_self_ensemble_is_the_mean_of_mirrored_predictions():
   assert np.median(rel) < 0.005, np.median(rel)
   with pytest.raises(ValueError, match="self-ensemble must be one of"):
     predictor_lib.Predictor(model, params, ratio=0.25, self_ensemble=3)
+
+
+def test_clip_edge_windows_get_their_own_program(monkeypatch):
+  """A window whose slots hold the frames they stand for (any window of a two-exposure
+  clip, and every one inside a clip) runs the one program; a three-exposure window filled
+  in at a clip's edge, whose slots hold further frames, runs the model with its `offsets`
+  (chained flow, `dealthdr.chain_plan`), compiled once for that window's layout."""
+  config = config_loading.load_config("dealthdr_3exp:size=tiny")
+  model = DeAltHDR.from_config(config.model)
+  params = model_files.init_params(model, seed=5)
+  rng = np.random.default_rng(2)
+  params = {**params, "flow": jax.tree.map(   # A flow head that moves (zero when new).
+      lambda x: x + 0.05 * rng.standard_normal(x.shape).astype(x.dtype), params["flow"])}
+  frames = rng.uniform(0.1, 0.7, (5, 64, 64, 3)).astype(np.float32)
+  stops = np.array([4.0, 0.0, 2.0, 4.0, 0.0], np.float32)
+  monkeypatch.setattr(dealthdr_lib, "CHAIN_MARGIN", 1e9)   # Always chained: it shows.
+  predictor = predictor_lib.Predictor(model, params, ratio=0.0)
+  plain = predictor.predict(frames, stops)
+  np.testing.assert_array_equal(predictor.predict(frames, stops, offsets=(-2, -1, 0, 1, 2)),
+                                plain)
+  assert predictor.num_programs == 1
+  edge = predictor.predict(frames, stops, offsets=(1, 2, 0, 1, 2))
+  assert predictor.num_programs == 2
+  expected = model.apply({"params": params}, frames[None], stops[None], ratio=0.0,
+                         offsets=(1, 2, 0, 1, 2))[0][0]
+  np.testing.assert_allclose(edge, np.asarray(expected), rtol=1e-5, atol=1e-6)
+  assert np.abs(edge - plain).max() > 0
+  predictor.predict(frames, stops, offsets=(1, 2, 0, 1, 2))
+  assert predictor.num_programs == 2

@@ -4,6 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from data_pipeline import clips as clips_lib
 from dealthdr_jax import config_loading
 from dealthdr_jax import model_files
 from dealthdr_jax.models import flow as flow_lib
@@ -372,6 +373,86 @@ def test_flow_pair_takes_the_neighbours_mutual_flow_where_the_reference_is_long(
     DeAltHDR.from_config({**dict(config.model), "flow_pair_smooth": -1})
   with pytest.raises(ValueError, match="flow_pair_margin must be > 0"):
     DeAltHDR.from_config({**dict(config.model), "flow_pair_margin": 0.0})
+
+
+def _bilinear(field, flow):
+  """field [h, w, C] sampled at p + flow[p] (bilinear, edges repeated), in numpy."""
+  h, w, _ = field.shape
+  y, x = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+  sx = np.clip(x + flow[..., 0], 0, w - 1)
+  sy = np.clip(y + flow[..., 1], 0, h - 1)
+  x0, y0 = np.floor(sx).astype(int), np.floor(sy).astype(int)
+  x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
+  ax, ay = (sx - x0)[..., None], (sy - y0)[..., None]
+  return ((1 - ay) * ((1 - ax) * field[y0, x0] + ax * field[y0, x1])
+          + ay * ((1 - ax) * field[y1, x0] + ax * field[y1, x1]))
+
+
+def test_clip_edge_windows_chain_the_flow_of_slots_holding_further_frames(tiny, monkeypatch):
+  """At a clip's start a three-exposure window reads frames (1, 2, 0, 1, 2)
+  (`clips.window_offsets`): slot t-1 holds frame t+2, two frames of motion away. With
+  `offsets` its flow may be the reference's flow to frame t+1 (slot t+1) followed by the
+  flow network's flow from t+1 to t+2 (t+1 re-exposed to t+2's exposure), composed:
+  f(p) = f1(p) + f12(p + f1(p)): always with an unbounded margin, never with a zero one,
+  one of the two at the default. Other slots, and windows whose slots hold the frames
+  they stand for, are unchanged."""
+  model, params = tiny
+  r = model.radius
+  rng = np.random.default_rng(5)
+  params = {**params, "flow": jax.tree_util.tree_map(
+      lambda x: x + 0.05 * rng.standard_normal(x.shape).astype(np.float32), params["flow"])}
+  clip = rng.uniform(0.1, 0.7, (3, 64, 96, 3)).astype(np.float32)   # Frames t, t+1, t+2.
+  clip_stops = np.array([2.0, 4.0, 0.0], np.float32)
+  idx = clips_lib.window_indices(8, 0, r, 3 if r == 2 else 2)
+  offsets = clips_lib.window_offsets(8, 0, r, 3 if r == 2 else 2)
+  assert offsets == tuple(idx)
+  frames, stops = clip[None, idx], clip_stops[None, idx]
+  plain_hdr, plain = model.apply({"params": params}, frames, stops, ratio=0.0)
+  default = model.apply({"params": params}, frames, stops, ratio=0.0, offsets=offsets)[1]
+  monkeypatch.setattr(dealthdr_lib, "CHAIN_MARGIN", 0.0)
+  never = model.apply({"params": params}, frames, stops, ratio=0.0, offsets=offsets)[0]
+  np.testing.assert_array_equal(np.asarray(never), np.asarray(plain_hdr))
+  monkeypatch.setattr(dealthdr_lib, "CHAIN_MARGIN", 1e9)
+  hdr, aux = model.apply({"params": params}, frames, stops, ratio=0.0, offsets=offsets)
+  nbr = lambda frame: frame if frame < r else frame - 1
+  if r == 1:
+    # Two exposures: the edge mirror (1, 0, 1) holds every frame where it belongs.
+    assert dealthdr_lib.chain_plan(offsets, r) == ()
+    np.testing.assert_array_equal(np.asarray(hdr), np.asarray(plain_hdr))
+    return
+  assert dealthdr_lib.chain_plan(offsets, r) == ((1, 3),)
+  flow_of = lambda out, slot: np.asarray(out["flow_aligned"][0, nbr(slot)])
+  for slot in (0, 3, 4):
+    np.testing.assert_array_equal(flow_of(aux, slot), flow_of(plain, slot))
+  # By hand: frame t+1 re-exposed to t+2's exposure, the flow network, the fill where
+  # frame t+1 is clipped or black (as for the reference's own flow), then composed.
+  lin = resp.linearise(jnp.asarray(clip), model.response)
+  gain = 2.0 ** (clip_stops[2] - clip_stops[1])
+  via = resp.apply_response(jnp.clip(lin[1:2] * gain, 0.0, 1.0), "gamma2.2")
+  far = resp.apply_response(jnp.clip(lin[2:3], 0.0, 1.0), "gamma2.2")
+  step = dealthdr_lib.flow_network(model).apply({"params": params["flow"]}, via, far)[-1]
+  if model.flow_fill:
+    reliability = dealthdr_lib.flow_reliability(
+        jnp.asarray(clip[1:2]), lin[1:2], jnp.full((1, 1), gain), model.response)
+    reliability = dealthdr_lib.block_mean(reliability[..., None],
+                                          2 ** model.flow_finest_log2)[..., 0]
+    step = warp_lib.fill_flow(step, reliability)
+  first = flow_of(plain, 3)
+  expected = first + _bilinear(np.asarray(step[0]), first)
+  np.testing.assert_allclose(flow_of(aux, 1), expected, atol=1e-4)
+  assert np.abs(flow_of(aux, 1) - flow_of(plain, 1)).max() > 1e-2
+  assert np.abs(np.asarray(hdr) - np.asarray(plain_hdr)).max() > 0
+  chosen = flow_of(default, 1)
+  assert (np.abs(chosen - flow_of(aux, 1)).max() < 1e-5
+          or np.abs(chosen - flow_of(plain, 1)).max() < 1e-5)
+  # Inside the clip every slot is where it belongs: no chain, the same program.
+  inside = tuple(range(-r, r + 1))
+  assert dealthdr_lib.chain_plan(inside, r) == ()
+  np.testing.assert_array_equal(
+      np.asarray(model.apply({"params": params}, frames, stops, ratio=0.0,
+                             offsets=inside)[0]), np.asarray(plain_hdr))
+  with pytest.raises(ValueError, match="offsets must be 5 frame distances"):
+    dealthdr_lib.chain_plan((1, 2, 3), r)
 
 
 def test_response_calibration_starts_as_identity_and_bends_the_input(tiny):
