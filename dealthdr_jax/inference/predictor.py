@@ -98,8 +98,14 @@ class Predictor:
                  f"{shape[2]}x{shape[3]} (window of {shape[1]}{edge}), attention ratio "
                  f"{self.ratio:g}; once per size and ratio ...")
       start = time.perf_counter()
-      fn = jax.jit(lambda p, f, s: self.model.apply({"params": p}, f, s, ratio=self.ratio,
-                                                    offsets=offsets)[0])
+      if offsets is None:
+        fn = jax.jit(lambda p, f, s: self.model.apply({"params": p}, f, s,
+                                                      ratio=self.ratio)[0])
+      else:  # Also whether any slot took its chained flow.
+        def fn(p, f, s):
+          hdr, aux = self.model.apply({"params": p}, f, s, ratio=self.ratio, offsets=offsets)
+          return hdr, jnp.any(aux["flow_chained"])
+        fn = jax.jit(fn)
       frames = jax.ShapeDtypeStruct(shape, jnp.float32)
       stops = jax.ShapeDtypeStruct(shape[:2], jnp.float32)
       self._compiled[key] = fn.lower(self.params, frames, stops).compile()
@@ -122,8 +128,8 @@ class Predictor:
       offsets: each slot's frame's distance from the reference in frames
         (`clips.window_offsets`), or None: every slot where it belongs. Windows filled in
         at a clip's edges whose slots hold further frames get their own program, in which
-        those slots' flow is chained (`dealthdr.chain_plan`); every other window runs the
-        same program.
+        those slots' flow may be chained (`dealthdr.chain_plan`); where none is, and in
+        every other window, the output is the one program's.
     Returns:
       [H, W, 3] float32 ≥ 0 in §3 units: the mean of the self-ensemble's copies.
     """
@@ -143,25 +149,37 @@ class Predictor:
       total = hdr if total is None else total + hdr
     return total / self.self_ensemble
 
+  def _run(self, frames: np.ndarray, stops: np.ndarray,
+           offsets: tuple[int, ...] | None) -> np.ndarray:
+    """[1, T, h, w, 3] window (or tile), [1, T] stops → [h, w, 3] HDR of one model pass.
+
+    A clip-edge window whose slots all kept their own flow gets the plain program's
+    output, bit for bit: the edge program differs only where it chains.
+    """
+    if offsets is not None:
+      hdr, chained = self._program(frames.shape, offsets)(self.params, frames, stops)
+      if bool(chained):
+        return np.asarray(hdr)[0]
+    return np.asarray(self._program(frames.shape)(self.params, frames, stops))[0]
+
   def _predict_once(self, frames: np.ndarray, stops: np.ndarray,
                     offsets: tuple[int, ...] | None) -> np.ndarray:
     """[1, T, H, W, 3] window, [1, T] stops → [H, W, 3] HDR of one model pass."""
     _, _, h, w, _ = frames.shape
     if self.tile is None or (h <= self.tile and w <= self.tile):
-      return np.asarray(self._program(frames.shape, offsets)(self.params, frames, stops))[0]
+      return self._run(frames, stops, offsets)
     return self._predict_tiled(frames, stops, offsets)
 
   def _predict_tiled(self, frames, stops, offsets):
     _, t, h, w, _ = frames.shape
     th, tw = min(self.tile, h), min(self.tile, w)
-    program = self._program((1, t, th, tw, 3), offsets)
     out = np.zeros((h, w, 3), np.float32)
     weight = np.zeros((h, w, 1), np.float32)
     for y in tile_starts(h, th, self.overlap):
       wy = blend_ramp(h, y, th, self.overlap)
       for x in tile_starts(w, tw, self.overlap):
         wx = blend_ramp(w, x, tw, self.overlap)
-        tile_out = np.asarray(program(self.params, frames[:, :, y:y + th, x:x + tw], stops))[0]
+        tile_out = self._run(frames[:, :, y:y + th, x:x + tw], stops, offsets)
         wgt = (wy[:, None] * wx[None, :])[..., None]
         out[y:y + th, x:x + tw] += wgt * tile_out
         weight[y:y + th, x:x + tw] += wgt

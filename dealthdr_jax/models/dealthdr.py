@@ -374,6 +374,8 @@ class DeAltHDR(nn.Module):
           padded size (crops that are multiples of `pad_multiple` are never padded),
         "masks": {level: [B, M, h, w]} FGMA selections,
         "blend_weights": [B, H, W, T], "pad": (pad_h, pad_w),
+        "flow_chained": (only with `offsets` that chain a slot) [B, K] bool, which of
+          `chain_plan`'s slots took the chained flow,
         "response_curve": [K+1] the calibration curve's knots (only with
           `response_calibration` > 0),
         "attention": (only with `attention_tokens`) {level: FGMA's tokens at that level,
@@ -448,9 +450,10 @@ class DeAltHDR(nn.Module):
     if self.flow_pair != "off":
       flow_fine, pair_share = self._pair_flow(flow_net, flow_fine, frames, nbr_matched, expo,
                                               (h0, w0))
+    chained = None
     if chains:
-      flow_fine = self._chained_flow(flow_net, flow_fine, frames, lin, expo, chains,
-                                     ref_matched, nbr_matched)
+      flow_fine, chained = self._chained_flow(flow_net, flow_fine, frames, lin, expo, chains,
+                                              ref_matched, nbr_matched)
 
     aligned, masks, attention = [], {}, {}
     for level, (rf, nf) in enumerate(zip(ref_feats, nbr_feats)):
@@ -510,6 +513,8 @@ class DeAltHDR(nn.Module):
     }
     if pair_share is not None:
       aux["flow_pair_share"] = pair_share                                    # [B]
+    if chained is not None:
+      aux["flow_chained"] = chained                                          # [B, K]
     if curve is not None:
       aux["response_curve"] = curve                                          # [K+1]
     if attention_tokens:
@@ -648,7 +653,7 @@ class DeAltHDR(nn.Module):
       linearised; expo: [B, T] relative exposures; chains: (slot, via) frame indices
       (`chain_plan`); ref_matched, nbr_matched: [B·M, H, W, 3] `exposure_matched`.
     Returns:
-      [B·M, h, w, 2].
+      (flow [B·M, h, w, 2], chained [B, K] bool: which of `chains` took the chained flow).
     """
     b, t = frames.shape[:2]
     m, r = t - 1, self.radius
@@ -688,11 +693,11 @@ class DeAltHDR(nn.Module):
       return (jnp.sum(recorded * diff, axis=(1, 2))
               / (jnp.sum(recorded, axis=(1, 2)) + 1e-6)).reshape(b, k)
     direct = flow[:, [slot_of(i) for i in slots]]                           # [B, K, h, w, 2]
-    better = (mismatch(chained) < CHAIN_MARGIN * mismatch(direct))[:, :, None, None, None]
-    chosen = jnp.where(better, chained, direct)
+    better = mismatch(chained) < CHAIN_MARGIN * mismatch(direct)             # [B, K]
+    chosen = jnp.where(better[:, :, None, None, None], chained, direct)
     for j, i in enumerate(slots):
       flow = flow.at[:, slot_of(i)].set(chosen[:, j])
-    return flow.reshape(b * m, fh, fw, 2)
+    return flow.reshape(b * m, fh, fw, 2), better
 
   def _corrected_flow(self, flow: jnp.ndarray, tokens: dict) -> jnp.ndarray:
     """`flow` [B·M, h, w, 2] plus FlowCorrection's output at FGMA's selected tokens."""

@@ -108,7 +108,8 @@ def test_clip_edge_windows_get_their_own_program(monkeypatch):
   """A window whose slots hold the frames they stand for (any window of a two-exposure
   clip, and every one inside a clip) runs the one program; a three-exposure window filled
   in at a clip's edge, whose slots hold further frames, runs the model with its `offsets`
-  (chained flow, `dealthdr.chain_plan`), compiled once for that window's layout."""
+  (chained flow, `dealthdr.chain_plan`), compiled once for that window's layout, and where
+  no slot takes the chained flow it gets the one program's output, bit for bit."""
   config = config_loading.load_config("dealthdr_3exp:size=tiny")
   model = DeAltHDR.from_config(config.model)
   params = model_files.init_params(model, seed=5)
@@ -131,3 +132,7 @@ def test_clip_edge_windows_get_their_own_program(monkeypatch):
   assert np.abs(edge - plain).max() > 0
   predictor.predict(frames, stops, offsets=(1, 2, 0, 1, 2))
   assert predictor.num_programs == 2
+  monkeypatch.setattr(dealthdr_lib, "CHAIN_MARGIN", 0.0)   # Never chained.
+  unchained = predictor_lib.Predictor(model, params, ratio=0.0)
+  np.testing.assert_array_equal(unchained.predict(frames, stops, offsets=(1, 2, 0, 1, 2)),
+                                plain)
