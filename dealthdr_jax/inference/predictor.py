@@ -25,8 +25,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dealthdr_jax.models import self_ensemble as self_ensemble_lib
 from dealthdr_jax.models import dealthdr as dealthdr_lib
+from dealthdr_jax.models import self_ensemble as self_ensemble_lib
 from dealthdr_jax.models.dealthdr import DeAltHDR
 
 

@@ -363,7 +363,8 @@ class DeAltHDR(nn.Module):
         (T ints, 0 at the reference), or None for the slots' own positions -r..r. A window
         filled in at a clip edge (`clips.window_offsets`) holds frames further away than
         their slots: such a slot's flow is chained through the slot holding the frame one
-        step nearer on its side (`_chained_flow`); other slots are unchanged.
+        step nearer on its side where that matches better (`_chained_flow`); other slots
+        are unchanged.
     Returns:
       hdr: [B, H, W, 3] float32 ≥ 0, linear radiance in §3 units.
       aux: dict with
@@ -633,7 +634,8 @@ class DeAltHDR(nn.Module):
 
   def _chained_flow(self, flow_net: nn.Module, flow: jnp.ndarray, frames: jnp.ndarray,
                     lin: jnp.ndarray, expo: jnp.ndarray, chains: tuple[tuple[int, int], ...],
-                    ref_matched: jnp.ndarray, nbr_matched: jnp.ndarray) -> jnp.ndarray:
+                    ref_matched: jnp.ndarray, nbr_matched: jnp.ndarray
+                    ) -> tuple[jnp.ndarray, jnp.ndarray]:
     """`flow` with each chained slot's flow replaced by reference → via → slot, in the
     windows where that flow matches the slot's frame to the reference better.
 
