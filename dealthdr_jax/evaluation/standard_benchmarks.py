@@ -129,7 +129,7 @@ def run_benchmark(dataset: str, data_dir: str | pathlib.Path, *,
         for t in gt_index:
           _, frames, stops = next(clips.iter_windows(clip, radius, t, t + 1))
           pred = predictor.predict(frames, stops, offsets=clips.window_offsets(
-              len(clip), t, radius, clips.exposure_period(clip.stops)))
+              len(clip), t, radius, clip.exposure_cycle))
           gt = hdr_io.read_hdr(scene.gt_paths[t])
           if gt.shape[:2] != clip.size:
             raise ValueError(f"{scene.gt_paths[t]}: ground truth is {gt.shape[0]}x"

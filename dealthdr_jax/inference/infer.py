@@ -98,11 +98,10 @@ def predict_clip(predictor, clip: clips.Clip, radius: int, times: list | None = 
   grow with the clip's length. `times`, if given, receives each prediction's seconds
   (decoding excluded; the first includes compilation).
   """
-  period = clips.exposure_period(clip.stops)
   for t, frames, stops in clips.iter_windows(clip, radius):
     start = time.perf_counter()
-    hdr = predictor.predict(frames, stops,
-                            offsets=clips.window_offsets(len(clip), t, radius, period))
+    hdr = predictor.predict(frames, stops, offsets=clips.window_offsets(
+        len(clip), t, radius, clip.exposure_cycle))
     if times is not None:
       times.append(time.perf_counter() - start)
     yield t, hdr
