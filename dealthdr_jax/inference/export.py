@@ -4,6 +4,13 @@ The program (`jax.export`) is specialised to one frame size, batch and attention
 takes the parameter leaves as inputs, so the same folder serves the Python loader
 (`inference/exported_program.py`, copied in as `run_exported.py`) and any StableHLO
 runtime.
+
+A model whose clip-edge windows hold frames further away than their slots (those of its
+pattern's clips: three exposures, `dealthdr.chain_plan`) also gets one program per such
+window layout (`edge_layouts`),
+which chains those slots' flow as `dealthdr infer` does and also returns, per window,
+whether it did; where it did not, the plain program's output is the answer (what
+`predictor.Predictor` returns). `program.json` lists them under "edge_programs".
 """
 from __future__ import annotations
 
@@ -18,14 +25,32 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from data_pipeline import clips
+from data_pipeline import patterns
 from dealthdr_jax import model_files
 from dealthdr_jax.inference import bench
 from dealthdr_jax.inference import exported_program as exported_lib
+from dealthdr_jax.models import dealthdr as dealthdr_lib
+
+
+def edge_layouts(radius: int, period: int) -> list[tuple[int, ...]]:
+  """Every clip-edge window layout (`clips.window_offsets`) of a clip whose exposures repeat
+  every `period` frames in which some slot's flow is chained (`dealthdr.chain_plan`), over
+  all clip lengths (beyond a few windows' length a clip's edges repeat the same layouts)."""
+  layouts = set()
+  for n in range(max(2, period), 3 * (2 * radius + 1) + period + 1):
+    for t in range(n):
+      offsets = clips.window_offsets(n, t, radius, period)
+      if dealthdr_lib.chain_plan(offsets, radius):
+        layouts.add(offsets)
+  return sorted(layouts)
 
 
 def export_program(model, params, height: int, width: int, ratio: float, batch: int = 1,
-                   platforms: tuple[str, ...] = ("cpu",)) -> tuple[bytes, list, dict]:
-  """Serializes `hdr = model(params, frames, stops)` for fixed shapes.
+                   platforms: tuple[str, ...] = ("cpu",),
+                   offsets: tuple[int, ...] | None = None) -> tuple[bytes, list, dict]:
+  """Serializes `hdr = model(params, frames, stops)` for fixed shapes; with clip-edge
+  `offsets` (`edge_layouts`), `(hdr, chained [B] bool) = model(..., offsets=offsets)`.
 
   Returns:
     (serialized program, parameter leaves in input order, spec dict for program.json).
@@ -35,7 +60,10 @@ def export_program(model, params, height: int, width: int, ratio: float, batch: 
 
   def fn(param_leaves, frames, stops):
     p = jax.tree.unflatten(treedef, param_leaves)
-    return model.apply({"params": p}, frames, stops, ratio=ratio)[0]
+    if offsets is None:
+      return model.apply({"params": p}, frames, stops, ratio=ratio)[0]
+    hdr, aux = model.apply({"params": p}, frames, stops, ratio=ratio, offsets=offsets)
+    return hdr, jnp.any(aux["flow_chained"], axis=1)
 
   args = ([jax.ShapeDtypeStruct(np.shape(x), jnp.asarray(x).dtype) for x in leaves],
           jax.ShapeDtypeStruct(frames_shape, jnp.float32),
@@ -67,6 +95,13 @@ def export(checkpoint: str, out: str, height: int, width: int, ratio: float | No
   model.check_inputs(np.zeros((batch, model.window, height, width, 3), np.float32),
                      np.zeros((batch, model.window), np.float32))
   program, leaves, spec = export_program(model, params, height, width, ratio, batch, platforms)
+  edge_programs = {
+      offsets: export_program(model, params, height, width, ratio, batch, platforms,
+                              offsets)[0]
+      for offsets in edge_layouts(model.radius, patterns.period(config.pattern))}
+  spec["edge_programs"] = [
+      {"offsets": list(offsets), "file": exported_lib.edge_program_file(offsets)}
+      for offsets in edge_programs]
   out = pathlib.Path(out)
   if out.exists() and (not out.is_dir() or any(out.iterdir())):
     raise FileExistsError(f"export folder {out} already exists and is not empty")
@@ -81,6 +116,8 @@ def export(checkpoint: str, out: str, height: int, width: int, ratio: float | No
   try:
     model_files.save_params(tmp, params, config, card)
     (tmp / exported_lib.PROGRAM_FILE).write_bytes(program)
+    for offsets, edge_program in edge_programs.items():
+      (tmp / exported_lib.edge_program_file(offsets)).write_bytes(edge_program)
     (tmp / exported_lib.SPEC_FILE).write_text(json.dumps(spec, indent=1))
     np.savez(tmp / exported_lib.LEAVES_FILE, **{f"leaf_{i:05d}": x for i, x in enumerate(leaves)})
     shutil.copyfile(exported_lib.__file__, tmp / "run_exported.py")
@@ -109,5 +146,8 @@ def main(args: argparse.Namespace) -> int:
   h, w = args.size
   out = export(args.checkpoint, args.out, h, w, args.ratio, args.batch,
                tuple(p.strip() for p in args.platforms.split(",") if p.strip()), args.dtype)
-  print(f"exported {h}x{w} program and params to {out}")
+  edges = json.loads((out / exported_lib.SPEC_FILE).read_text())["edge_programs"]
+  extra = (f" and {len(edges)} clip-edge program{'s' if len(edges) > 1 else ''} "
+           f"({', '.join(str(tuple(e['offsets'])) for e in edges)})") if edges else ""
+  print(f"exported {h}x{w} program{extra} and params to {out}")
   return 0

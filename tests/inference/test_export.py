@@ -10,6 +10,9 @@ import pytest
 from dealthdr_jax import config_loading
 from dealthdr_jax import model_files
 from dealthdr_jax.inference import export as export_lib
+from dealthdr_jax.inference import exported_program as exported_lib
+from dealthdr_jax.inference import predictor as predictor_lib
+from dealthdr_jax.models import dealthdr as dealthdr_lib
 from dealthdr_jax.models.dealthdr import DeAltHDR
 
 
@@ -59,3 +62,47 @@ def test_export_refuses_bad_requests(tmp_path):
   assert (tmp_path / "e2" / "keep.txt").read_text() == "user data"
   with pytest.raises(FileNotFoundError, match="params-only checkpoint"):
     export_lib.export(str(tmp_path), str(tmp_path / "e3"), 32, 32, ratio=0.0)
+
+
+def test_exported_clip_edge_windows_match_infer(tmp_path, monkeypatch):
+  """A three-exposure export carries a program for each clip-edge window layout; run with
+  that window's offsets it gives what `dealthdr infer`'s predictor gives (chained flow
+  where chosen, else the plain program's output, bit for bit); two exposures need none."""
+  assert export_lib.edge_layouts(1, 2) == [] and export_lib.edge_layouts(2, 2) == []
+  start, end = (1, 2, 0, 1, 2), (-2, -1, 0, -2, -1)
+  assert export_lib.edge_layouts(2, 3) == [end, start]
+  config = config_loading.load_config("dealthdr_3exp:size=tiny")
+  model = DeAltHDR.from_config(config.model)
+  params = model_files.init_params(model, seed=5)
+  rng = np.random.default_rng(2)
+  params = {**params, "flow": jax.tree.map(   # A flow head that moves (zero when new).
+      lambda x: x + 0.05 * rng.standard_normal(x.shape).astype(x.dtype), params["flow"])}
+  ckpt = model_files.save_params(tmp_path / "ckpt", params, config)
+  frames = rng.uniform(0.1, 0.7, (1, 5, 32, 32, 3)).astype(np.float32)
+  stops = np.array([[2.0, 4.0, 0.0, 2.0, 4.0]], np.float32)
+
+  monkeypatch.setattr(dealthdr_lib, "CHAIN_MARGIN", 1e9)   # Always chained: it shows.
+  out = export_lib.export(str(ckpt), str(tmp_path / "chained"), 32, 32, ratio=0.0)
+  spec = json.loads((out / "program.json").read_text())
+  assert [tuple(e["offsets"]) for e in spec["edge_programs"]] == [end, start]
+  run = exported_lib.load(out)
+  predictor = predictor_lib.Predictor(model, params, ratio=0.0)
+  plain = run(frames, stops)
+  edge = run(frames, stops, offsets=start)
+  np.testing.assert_allclose(edge[0], predictor.predict(frames[0], stops[0], offsets=start),
+                             rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(plain[0], predictor.predict(frames[0], stops[0]),
+                             rtol=1e-5, atol=1e-6)
+  assert np.abs(edge - plain).max() > 1e-4
+  np.testing.assert_array_equal(run(frames, stops, offsets=(-2, -1, 0, 1, 2)), plain)
+  with pytest.raises(ValueError, match="5 frame distances with 0 at the reference"):
+    run(frames, stops, offsets=(1, 2, 0))
+
+  monkeypatch.setattr(dealthdr_lib, "CHAIN_MARGIN", 0.0)   # Never chained.
+  out = export_lib.export(str(ckpt), str(tmp_path / "unchained"), 32, 32, ratio=0.0)
+  run = exported_lib.load(out)
+  np.testing.assert_array_equal(run(frames, stops, offsets=start), run(frames, stops))
+
+  (out / exported_lib.edge_program_file(end)).unlink()
+  with pytest.raises(FileNotFoundError, match=r"program_edge_m2_m1_0_m2_m1.stablehlo"):
+    exported_lib.load(out)
