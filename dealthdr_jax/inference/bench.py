@@ -7,18 +7,25 @@ unreliability score, selection, gather, attention and scatter cost at that ratio
 
 Peak memory: the device allocator's peak where the backend reports one (GPU/TPU),
 otherwise XLA's own estimate for the program (arguments + outputs + temporaries).
+
+`--edges` also measures, per ratio, the program of a clip-edge window whose slots hold
+frames further away than they stand for (three exposures: `predictor.edge_layouts`), which
+adds one flow pair. It runs on a clip's first and last frames only; where no slot takes the
+chained flow the predictor runs the plain program after it.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import statistics
+import sys
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from data_pipeline import patterns
 from dealthdr_jax import model_files
 from dealthdr_jax.inference import predictor as predictor_lib
 
@@ -116,37 +123,54 @@ def _add_attention_share(results: dict) -> None:
     r["attn_gflops"] = r["gflops"] - base["gflops"] if base else None
 
 
+def _measure(model, params, frames, stops, ratio: float, iters: int,
+             offsets: tuple[int, ...] | None = None) -> dict:
+  """Compiles the model at `ratio` (with clip-edge `offsets`, or None) and measures it."""
+  batch = frames.shape[0]
+  fn = jax.jit(lambda p, f, s: model.apply({"params": p}, f, s, ratio=ratio,
+                                           offsets=offsets)[0])
+  start = time.perf_counter()
+  compiled = fn.lower(params, frames, stops).compile()
+  compile_s = time.perf_counter() - start
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  times = []
+  if iters > 0:
+    compiled(params, frames, stops).block_until_ready()  # warm-up
+  for _ in range(iters):
+    start = time.perf_counter()
+    compiled(params, frames, stops).block_until_ready()
+    times.append(time.perf_counter() - start)
+  mem, mem_source = _peak_memory_mb(compiled)
+  return {
+      "ms_per_frame": 1000 * statistics.median(times) / batch if times else None,
+      "gflops": cost.get("flops", float("nan")) / 1e9 / batch,
+      "peak_mem_mb": mem,
+      "peak_mem_source": mem_source,
+      "xla_mem_mb": xla_memory_mb(compiled),
+      "compile_s": compile_s,
+  }
+
+
 def benchmark(model, params, height: int, width: int, ratios, batch: int = 1,
-              iters: int = 5, seed: int = 0) -> dict:
-  """Measures each ratio; returns {"<r>": {"ms_per_frame", "gflops", ...}} (DESIGN.md §8)."""
+              iters: int = 5, seed: int = 0,
+              edge_offsets: tuple[int, ...] | None = None) -> dict:
+  """Measures each ratio; returns {"<r>": {"ms_per_frame", "gflops", ...}} (DESIGN.md §8).
+
+  With `edge_offsets` (a layout of `predictor.edge_layouts`), each ratio also gets "edge":
+  the same measurements for that clip-edge window's program.
+  """
   rng = np.random.default_rng(seed)
   frames = jnp.asarray(rng.uniform(0, 1, (batch, model.window, height, width, 3)), jnp.float32)
   stops = jnp.asarray(np.tile(np.arange(model.window) % 2 * 3.0, (batch, 1)), jnp.float32)
   model.check_inputs(np.asarray(frames), np.asarray(stops))
   results = {}
   for ratio in ratios:
-    fn = jax.jit(lambda p, f, s, ratio=ratio: model.apply({"params": p}, f, s, ratio=ratio)[0])
-    start = time.perf_counter()
-    compiled = fn.lower(params, frames, stops).compile()
-    compile_s = time.perf_counter() - start
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    times = []
-    if iters > 0:
-      compiled(params, frames, stops).block_until_ready()  # warm-up
-    for _ in range(iters):
-      start = time.perf_counter()
-      compiled(params, frames, stops).block_until_ready()
-      times.append(time.perf_counter() - start)
-    mem, mem_source = _peak_memory_mb(compiled)
-    results[f"{ratio:g}"] = {
-        "ms_per_frame": 1000 * statistics.median(times) / batch if times else None,
-        "gflops": cost.get("flops", float("nan")) / 1e9 / batch,
-        "peak_mem_mb": mem,
-        "peak_mem_source": mem_source,
-        "xla_mem_mb": xla_memory_mb(compiled),
-        "compile_s": compile_s,
-    }
+    results[f"{ratio:g}"] = _measure(model, params, frames, stops, ratio, iters)
+    if edge_offsets is not None:
+      results[f"{ratio:g}"]["edge"] = {
+          "offsets": list(edge_offsets),
+          **_measure(model, params, frames, stops, ratio, iters, tuple(edge_offsets))}
   _add_attention_share(results)
   return results
 
@@ -163,13 +187,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="timed calls per ratio (0: FLOPs and memory only, no timing)")
   parser.add_argument("--tile", type=int, help="benchmark tiled inference with this tile side")
   parser.add_argument("--overlap", type=int, default=64, help="tile overlap in pixels")
+  parser.add_argument("--edges", action="store_true",
+                      help="also measure the clip-edge window program (three-exposure models)")
   parser.add_argument("--json", help="write the results here as JSON")
 
 
 def main(args: argparse.Namespace) -> int:
-  model, params, _, description = model_files.load_model(
+  model, params, config, description = model_files.load_model(
       args.checkpoint, args.config, overrides=getattr(args, "config_overrides", None))
   h, w = args.size
+  edge_offsets = None
+  if args.edges:
+    if args.tile:
+      print("error: --edges measures whole frames; leave out --tile", file=sys.stderr)
+      return 2
+    layouts = predictor_lib.edge_layouts(model.radius, patterns.period(config.pattern))
+    if not layouts:
+      print(f"--edges: a {config.pattern} clip's edge windows hold every frame where it "
+            "belongs; they run the plain program")
+    else:
+      edge_offsets = layouts[-1]
   device = jax.devices()[0]
   print(f"bench: {description}, {model_files.count_params(params):,} params, {h}x{w}, "
         f"batch {args.batch}, on {device.device_kind} ({jax.default_backend()})")
@@ -177,14 +214,21 @@ def main(args: argparse.Namespace) -> int:
     ratios = benchmark_tiled(model, params, h, w, args.ratios, args.tile, args.overlap,
                              args.iters)
   else:
-    ratios = benchmark(model, params, h, w, args.ratios, args.batch, args.iters)
+    ratios = benchmark(model, params, h, w, args.ratios, args.batch, args.iters,
+                       edge_offsets=edge_offsets)
   print(f"{'ratio':>6} {'ms/frame':>9} {'GFLOPs':>8} {'attn GFLOPs':>11} {'peak MB':>8} {'compile s':>9}")
+  fmt = lambda x, spec: format(x, spec) if x is not None else "-"
   for r, v in ratios.items():
-    attn = f"{v['attn_gflops']:.3f}" if v["attn_gflops"] is not None else "-"
-    mem = f"{v['peak_mem_mb']:.0f}" if v["peak_mem_mb"] is not None else "-"
-    ms = f"{v['ms_per_frame']:.1f}" if v["ms_per_frame"] is not None else "-"
-    print(f"{r:>6} {ms:>9} {v['gflops']:8.2f} {attn:>11} {mem:>8} "
+    print(f"{r:>6} {fmt(v['ms_per_frame'], '.1f'):>9} {v['gflops']:8.2f} "
+          f"{fmt(v['attn_gflops'], '.3f'):>11} {fmt(v['peak_mem_mb'], '.0f'):>8} "
           f"{v['compile_s']:9.1f}")
+  if edge_offsets is not None:
+    print(f"clip-edge window {edge_offsets} (a clip's first and last frames):")
+    for r, v in ratios.items():
+      e = v["edge"]
+      print(f"{r:>6} {fmt(e['ms_per_frame'], '.1f'):>9} {e['gflops']:8.2f} "
+            f"{'+%.1f %%' % (100 * (e['gflops'] / v['gflops'] - 1)):>11} "
+            f"{fmt(e['peak_mem_mb'], '.0f'):>8} {e['compile_s']:9.1f}")
   note = flop_count_note(jax.default_backend())
   if note:
     print(f"note: {note}")

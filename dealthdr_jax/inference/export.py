@@ -7,7 +7,7 @@ runtime.
 
 A model whose clip-edge windows hold frames further away than their slots (those of its
 pattern's clips: three exposures, `dealthdr.chain_plan`) also gets one program per such
-window layout (`edge_layouts`),
+window layout (`predictor.edge_layouts`),
 which chains those slots' flow as `dealthdr infer` does and also returns, per window,
 whether it did; where it did not, the plain program's output is the answer (what
 `predictor.Predictor` returns). `program.json` lists them under "edge_programs".
@@ -25,32 +25,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from data_pipeline import clips
 from data_pipeline import patterns
 from dealthdr_jax import model_files
 from dealthdr_jax.inference import bench
 from dealthdr_jax.inference import exported_program as exported_lib
-from dealthdr_jax.models import dealthdr as dealthdr_lib
-
-
-def edge_layouts(radius: int, period: int) -> list[tuple[int, ...]]:
-  """Every clip-edge window layout (`clips.window_offsets`) of a clip whose exposures repeat
-  every `period` frames in which some slot's flow is chained (`dealthdr.chain_plan`), over
-  all clip lengths (beyond a few windows' length a clip's edges repeat the same layouts)."""
-  layouts = set()
-  for n in range(max(2, period), 3 * (2 * radius + 1) + period + 1):
-    for t in range(n):
-      offsets = clips.window_offsets(n, t, radius, period)
-      if dealthdr_lib.chain_plan(offsets, radius):
-        layouts.add(offsets)
-  return sorted(layouts)
+from dealthdr_jax.inference import predictor as predictor_lib
 
 
 def export_program(model, params, height: int, width: int, ratio: float, batch: int = 1,
                    platforms: tuple[str, ...] = ("cpu",),
                    offsets: tuple[int, ...] | None = None) -> tuple[bytes, list, dict]:
   """Serializes `hdr = model(params, frames, stops)` for fixed shapes; with clip-edge
-  `offsets` (`edge_layouts`), `(hdr, chained [B] bool) = model(..., offsets=offsets)`.
+  `offsets` (`predictor.edge_layouts`), `(hdr, chained [B] bool) = model(..., offsets)`.
 
   Returns:
     (serialized program, parameter leaves in input order, spec dict for program.json).
@@ -98,7 +84,8 @@ def export(checkpoint: str, out: str, height: int, width: int, ratio: float | No
   edge_programs = {
       offsets: export_program(model, params, height, width, ratio, batch, platforms,
                               offsets)[0]
-      for offsets in edge_layouts(model.radius, patterns.period(config.pattern))}
+      for offsets in predictor_lib.edge_layouts(model.radius,
+                                                patterns.period(config.pattern))}
   spec["edge_programs"] = [
       {"offsets": list(offsets), "file": exported_lib.edge_program_file(offsets)}
       for offsets in edge_programs]

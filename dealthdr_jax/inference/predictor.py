@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from data_pipeline import clips
 from dealthdr_jax.models import dealthdr as dealthdr_lib
 from dealthdr_jax.models import self_ensemble as self_ensemble_lib
 from dealthdr_jax.models.dealthdr import DeAltHDR
@@ -57,6 +58,20 @@ def blend_ramp(length: int, start: int, size: int, overlap: int) -> np.ndarray:
   if start + size < length:
     w[-overlap:] = np.minimum(w[-overlap:], ramp[::-1])
   return w
+
+
+def edge_layouts(radius: int, period: int) -> list[tuple[int, ...]]:
+  """The clip-edge window layouts (`clips.window_offsets`) in which some slot's flow is
+  chained (`dealthdr.chain_plan`), over every length of a clip whose exposures repeat every
+  `period` frames (beyond a few windows' length its edges repeat the same layouts): each
+  gets a program of its own in `Predictor` and in `dealthdr export`."""
+  layouts = set()
+  for n in range(max(2, period), 3 * (2 * radius + 1) + period + 1):
+    for t in range(n):
+      offsets = clips.window_offsets(n, t, radius, period)
+      if dealthdr_lib.chain_plan(offsets, radius):
+        layouts.add(offsets)
+  return sorted(layouts)
 
 
 class Predictor:

@@ -51,3 +51,23 @@ def test_cli_config_overrides_and_clear_errors(capsys):
   assert cli.main(["bench", "--config", "no_such_config"]) == 2
   assert "not found" in capsys.readouterr().err
   assert cli.main(["frobnicate"]) == 2
+
+
+def test_bench_edges_measures_the_clip_edge_program(tmp_path, capsys):
+  """--edges adds, per ratio, the program of a three-exposure clip's first window (one more
+  flow pair: more FLOPs); a two-exposure model has none, and tiles are refused."""
+  out = tmp_path / "bench.json"
+  assert cli.main(["bench", "--config", "dealthdr_3exp:size=tiny", "--size", "32x32",
+                   "--ratios", "0", "--iters", "0", "--edges", "--json", str(out)]) == 0
+  r0 = json.loads(out.read_text())["ratios"]["0"]
+  assert r0["edge"]["offsets"] == [1, 2, 0, 1, 2]
+  assert r0["edge"]["gflops"] > r0["gflops"] > 0
+  assert "clip-edge window (1, 2, 0, 1, 2)" in capsys.readouterr().out
+  out2 = tmp_path / "bench2.json"
+  assert cli.main(["bench", "--config", "dealthdr_2exp:size=tiny", "--size", "32x32",
+                   "--ratios", "0", "--iters", "0", "--edges", "--json", str(out2)]) == 0
+  assert "edge" not in json.loads(out2.read_text())["ratios"]["0"]
+  assert "hold every frame where it belongs" in capsys.readouterr().out
+  assert cli.main(["bench", "--config", "dealthdr_3exp:size=tiny", "--size", "64x64",
+                   "--edges", "--tile", "32"]) == 2
+  assert "leave out --tile" in capsys.readouterr().err

@@ -68,9 +68,9 @@ def test_exported_clip_edge_windows_match_infer(tmp_path, monkeypatch):
   """A three-exposure export carries a program for each clip-edge window layout; run with
   that window's offsets it gives what `dealthdr infer`'s predictor gives (chained flow
   where chosen, else the plain program's output, bit for bit); two exposures need none."""
-  assert export_lib.edge_layouts(1, 2) == [] and export_lib.edge_layouts(2, 2) == []
+  assert predictor_lib.edge_layouts(1, 2) == [] and predictor_lib.edge_layouts(2, 2) == []
   start, end = (1, 2, 0, 1, 2), (-2, -1, 0, -2, -1)
-  assert export_lib.edge_layouts(2, 3) == [end, start]
+  assert predictor_lib.edge_layouts(2, 3) == [end, start]
   config = config_loading.load_config("dealthdr_3exp:size=tiny")
   model = DeAltHDR.from_config(config.model)
   params = model_files.init_params(model, seed=5)
