@@ -101,3 +101,19 @@ def static_clip(tmp_path):
                      bits=16)
   (folder / "exposures.txt").write_text("\n".join(str(s) for s in stops) + "\n")
   return folder, radiance
+
+
+@pytest.fixture
+def moving_tiny_3exp():
+  """(config, model, params): a tiny three-exposure model whose flow head moves (a new one
+  outputs zero flow, under which a chained flow and the direct one agree)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from dealthdr_jax import config_loading, model_files  # pylint: disable=g-import-not-at-top
+  from dealthdr_jax.models.dealthdr import DeAltHDR  # pylint: disable=g-import-not-at-top
+  config = config_loading.load_config("dealthdr_3exp:size=tiny")
+  model = DeAltHDR.from_config(config.model)
+  params = model_files.init_params(model, seed=5)
+  rng = np.random.default_rng(2)
+  params = {**params, "flow": jax.tree.map(
+      lambda x: x + 0.05 * rng.standard_normal(x.shape).astype(x.dtype), params["flow"])}
+  return config, model, params

@@ -64,19 +64,15 @@ def test_export_refuses_bad_requests(tmp_path):
     export_lib.export(str(tmp_path), str(tmp_path / "e3"), 32, 32, ratio=0.0)
 
 
-def test_exported_clip_edge_windows_match_infer(tmp_path, monkeypatch):
+def test_exported_clip_edge_windows_match_infer(tmp_path, moving_tiny_3exp, monkeypatch):
   """A three-exposure export carries a program for each clip-edge window layout; run with
   that window's offsets it gives what `dealthdr infer`'s predictor gives (chained flow
   where chosen, else the plain program's output, bit for bit); two exposures need none."""
   assert predictor_lib.edge_layouts(1, 2) == [] and predictor_lib.edge_layouts(2, 2) == []
   start, end = (1, 2, 0, 1, 2), (-2, -1, 0, -2, -1)
   assert predictor_lib.edge_layouts(2, 3) == [end, start]
-  config = config_loading.load_config("dealthdr_3exp:size=tiny")
-  model = DeAltHDR.from_config(config.model)
-  params = model_files.init_params(model, seed=5)
+  config, model, params = moving_tiny_3exp
   rng = np.random.default_rng(2)
-  params = {**params, "flow": jax.tree.map(   # A flow head that moves (zero when new).
-      lambda x: x + 0.05 * rng.standard_normal(x.shape).astype(x.dtype), params["flow"])}
   ckpt = model_files.save_params(tmp_path / "ckpt", params, config)
   frames = rng.uniform(0.1, 0.7, (1, 5, 32, 32, 3)).astype(np.float32)
   stops = np.array([[2.0, 4.0, 0.0, 2.0, 4.0]], np.float32)

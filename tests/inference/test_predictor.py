@@ -104,18 +104,14 @@ def test_self_ensemble_is_the_mean_of_mirrored_predictions():
     predictor_lib.Predictor(model, params, ratio=0.25, self_ensemble=3)
 
 
-def test_clip_edge_windows_get_their_own_program(monkeypatch):
+def test_clip_edge_windows_get_their_own_program(moving_tiny_3exp, monkeypatch):
   """A window whose slots hold the frames they stand for (any window of a two-exposure
   clip, and every one inside a clip) runs the one program; a three-exposure window filled
   in at a clip's edge, whose slots hold further frames, runs the model with its `offsets`
   (chained flow, `dealthdr.chain_plan`), compiled once for that window's layout, and where
   no slot takes the chained flow it gets the one program's output, bit for bit."""
-  config = config_loading.load_config("dealthdr_3exp:size=tiny")
-  model = DeAltHDR.from_config(config.model)
-  params = model_files.init_params(model, seed=5)
+  _, model, params = moving_tiny_3exp
   rng = np.random.default_rng(2)
-  params = {**params, "flow": jax.tree.map(   # A flow head that moves (zero when new).
-      lambda x: x + 0.05 * rng.standard_normal(x.shape).astype(x.dtype), params["flow"])}
   frames = rng.uniform(0.1, 0.7, (5, 64, 64, 3)).astype(np.float32)
   stops = np.array([4.0, 0.0, 2.0, 4.0, 0.0], np.float32)
   monkeypatch.setattr(dealthdr_lib, "CHAIN_MARGIN", 1e9)   # Always chained: it shows.
