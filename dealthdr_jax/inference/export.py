@@ -7,10 +7,10 @@ runtime.
 
 A model whose clip-edge windows hold frames further away than their slots (those of its
 pattern's clips: three exposures, `dealthdr.chain_plan`) also gets one program per such
-window layout (`predictor.edge_layouts`),
-which chains those slots' flow as `dealthdr infer` does and also returns, per window,
-whether it did; where it did not, the plain program's output is the answer (what
-`predictor.Predictor` returns). `program.json` lists them under "edge_programs".
+window layout (`predictor.edge_layouts`). It chains those slots' flow as `dealthdr infer`
+does and also returns, per window, whether it did; where it did not, the plain program's
+output is the answer (what `predictor.Predictor` returns). `program.json` lists them under
+"edge_programs".
 """
 from __future__ import annotations
 

@@ -42,7 +42,8 @@ def edge_program_file(offsets) -> str:
 
 
 def load(folder):
-  """Loads an export folder → `fn(frames, stops) -> hdr` (numpy in, numpy out)."""
+  """Loads an export folder → `fn(frames, stops, offsets=None) -> hdr` (numpy in, numpy
+  out; `offsets` as in the module docstring)."""
   folder = pathlib.Path(folder)
   for name in (PROGRAM_FILE, SPEC_FILE, LEAVES_FILE):
     if not (folder / name).is_file():
