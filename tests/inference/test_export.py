@@ -102,3 +102,31 @@ def test_exported_clip_edge_windows_match_infer(tmp_path, moving_tiny_3exp, monk
   (out / exported_lib.edge_program_file(end)).unlink()
   with pytest.raises(FileNotFoundError, match=r"program_edge_m2_m1_0_m2_m1.stablehlo"):
     exported_lib.load(out)
+
+
+def test_run_exported_takes_each_window_from_the_program_that_chained_it(tmp_path):
+  """The runner's choice per window of a batch, on stand-in programs (no model): an edge
+  program's output where it says the window chained, the plain program's elsewhere."""
+  shape = (3, 5, 4, 6, 3)
+  start = (1, 2, 0, 1, 2)
+  args = ([jax.ShapeDtypeStruct((), np.float32)], jax.ShapeDtypeStruct(shape, np.float32),
+          jax.ShapeDtypeStruct(shape[:2], np.float32))
+  plain = lambda leaves, f, s: f[:, 2] * leaves[0]
+  edge = lambda leaves, f, s: (f[:, 2] * leaves[0] + 1.0, s[:, 0] > 0)
+  for name, fn in ((exported_lib.PROGRAM_FILE, plain),
+                   (exported_lib.edge_program_file(start), edge)):
+    (tmp_path / name).write_bytes(jax.export.export(jax.jit(fn))(*args).serialize())
+  (tmp_path / exported_lib.SPEC_FILE).write_text(json.dumps({
+      "frames_shape": list(shape), "num_leaves": 1,
+      "edge_programs": [{"offsets": list(start),
+                         "file": exported_lib.edge_program_file(start)}]}))
+  np.savez(tmp_path / exported_lib.LEAVES_FILE, leaf_00000=np.float32(2.0))
+  run = exported_lib.load(tmp_path)
+  frames = np.random.default_rng(0).uniform(0, 1, shape).astype(np.float32)
+  stops = np.array([[1.0] * 5, [0.0] * 5, [3.0] * 5], np.float32)  # Windows 0 and 2 chain.
+  out = run(frames, stops, offsets=start)
+  chained = np.array([1.0, 0.0, 1.0])[:, None, None, None]
+  np.testing.assert_allclose(out, 2.0 * frames[:, 2] + chained, rtol=1e-6)
+  np.testing.assert_allclose(run(frames, stops), 2.0 * frames[:, 2], rtol=1e-6)
+  np.testing.assert_allclose(run(frames, np.ones_like(stops), offsets=start),
+                             2.0 * frames[:, 2] + 1.0, rtol=1e-6)
