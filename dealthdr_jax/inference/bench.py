@@ -127,8 +127,7 @@ def _measure(model, params, frames, stops, ratio: float, iters: int,
              offsets: tuple[int, ...] | None = None) -> dict:
   """Compiles the model at `ratio` (with clip-edge `offsets`, or None) and measures it."""
   batch = frames.shape[0]
-  fn = jax.jit(lambda p, f, s: model.apply({"params": p}, f, s, ratio=ratio,
-                                           offsets=offsets)[0])
+  fn = jax.jit(predictor_lib.window_program(model, ratio, offsets))
   start = time.perf_counter()
   compiled = fn.lower(params, frames, stops).compile()
   compile_s = time.perf_counter() - start
@@ -136,10 +135,10 @@ def _measure(model, params, frames, stops, ratio: float, iters: int,
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   times = []
   if iters > 0:
-    compiled(params, frames, stops).block_until_ready()  # warm-up
+    jax.block_until_ready(compiled(params, frames, stops))  # warm-up
   for _ in range(iters):
     start = time.perf_counter()
-    compiled(params, frames, stops).block_until_ready()
+    jax.block_until_ready(compiled(params, frames, stops))
     times.append(time.perf_counter() - start)
   mem, mem_source = _peak_memory_mb(compiled)
   return {

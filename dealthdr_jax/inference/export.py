@@ -44,12 +44,10 @@ def export_program(model, params, height: int, width: int, ratio: float, batch: 
   leaves, treedef = jax.tree.flatten(params)
   frames_shape = (batch, model.window, height, width, 3)
 
+  program = predictor_lib.window_program(model, ratio, offsets)
+
   def fn(param_leaves, frames, stops):
-    p = jax.tree.unflatten(treedef, param_leaves)
-    if offsets is None:
-      return model.apply({"params": p}, frames, stops, ratio=ratio)[0]
-    hdr, aux = model.apply({"params": p}, frames, stops, ratio=ratio, offsets=offsets)
-    return hdr, jnp.any(aux["flow_chained"], axis=1)
+    return program(jax.tree.unflatten(treedef, param_leaves), frames, stops)
 
   args = ([jax.ShapeDtypeStruct(np.shape(x), jnp.asarray(x).dtype) for x in leaves],
           jax.ShapeDtypeStruct(frames_shape, jnp.float32),

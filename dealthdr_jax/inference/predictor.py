@@ -74,6 +74,21 @@ def edge_layouts(radius: int, period: int) -> list[tuple[int, ...]]:
   return sorted(layouts)
 
 
+def window_program(model: DeAltHDR, ratio: float, offsets: tuple[int, ...] | None = None
+                   ) -> Callable:
+  """`fn(params, frames [B, T, H, W, 3], stops [B, T])` → hdr [B, H, W, 3], the program
+  `Predictor` compiles (and `dealthdr export` serializes, `dealthdr bench` measures); with
+  clip-edge `offsets` (`edge_layouts`) → (hdr, chained [B] bool: whether any slot of that
+  window took its chained flow)."""
+  if offsets is None:
+    return lambda p, f, s: model.apply({"params": p}, f, s, ratio=ratio)[0]
+
+  def fn(p, f, s):
+    hdr, aux = model.apply({"params": p}, f, s, ratio=ratio, offsets=offsets)
+    return hdr, jnp.any(aux["flow_chained"], axis=1)
+  return fn
+
+
 class Predictor:
   """Predicts the HDR centre frame of a window with a DeAltHDR model.
 
@@ -113,14 +128,7 @@ class Predictor:
                  f"{shape[2]}x{shape[3]} (window of {shape[1]}{edge}), attention ratio "
                  f"{self.ratio:g}; once per size and ratio ...")
       start = time.perf_counter()
-      if offsets is None:
-        fn = jax.jit(lambda p, f, s: self.model.apply({"params": p}, f, s,
-                                                      ratio=self.ratio)[0])
-      else:  # Also whether any slot took its chained flow.
-        def fn(p, f, s):
-          hdr, aux = self.model.apply({"params": p}, f, s, ratio=self.ratio, offsets=offsets)
-          return hdr, jnp.any(aux["flow_chained"])
-        fn = jax.jit(fn)
+      fn = jax.jit(window_program(self.model, self.ratio, offsets))
       frames = jax.ShapeDtypeStruct(shape, jnp.float32)
       stops = jax.ShapeDtypeStruct(shape[:2], jnp.float32)
       self._compiled[key] = fn.lower(self.params, frames, stops).compile()
@@ -173,7 +181,7 @@ class Predictor:
     """
     if offsets is not None:
       hdr, chained = self._program(frames.shape, offsets)(self.params, frames, stops)
-      if bool(chained):
+      if bool(chained[0]):
         return np.asarray(hdr)[0]
     return np.asarray(self._program(frames.shape)(self.params, frames, stops))[0]
 
