@@ -346,6 +346,14 @@ class Clip:
   def __len__(self) -> int:
     return len(self.names)
 
+  @property
+  def files(self) -> tuple[pathlib.Path, ...]:
+    """The files its frames are read from: the frame files, or the video file (none for
+    arrays)."""
+    if self.frame_paths is not None:
+      return tuple(self.frame_paths)
+    return (self._video.path,) if self._video is not None else ()
+
   @functools.cached_property
   def exposure_cycle(self) -> int | None:
     """Frames per exposure cycle (`exposure_period` of the stops), measured once."""

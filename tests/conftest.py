@@ -48,7 +48,7 @@ SLOW_FIRST = (
     "test_run_ablations.py", "test_device_check.py", "test_shipped_alignment.py",
     "test_fgma.py", "test_export.py", "test_train_divergence.py", "test_train_overfit.py",
     "test_predictor.py", "test_perceptual.py", "test_warp_response.py", "test_api.py",
-    "test_scoring.py", "test_flow_accuracy.py", "test_standard_benchmarks.py",
+    "test_infer_resume.py", "test_scoring.py", "test_flow_accuracy.py", "test_standard_benchmarks.py",
     "test_infer.py", "test_data_pipeline.py", "test_data_window_records.py")
 
 

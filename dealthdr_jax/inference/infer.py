@@ -5,19 +5,24 @@ frames the current window needs), each output is written as soon as it is made, 
 model is compiled once per (frame or tile size, ratio). Outputs (DESIGN.md §7):
 `hdr/<frame>.exr`, `preview.mp4`, `run.json`, and with `--hdr-video FILE` a 10-bit HEVC
 HDR10 or HLG video (`inference.hdr_video`, encoded from the EXRs once all are written,
-checked before inference starts). The whole output folder is built under a
-temporary name beside `--output` and renamed into place at the end, so an error (bad input
-found late, Ctrl-C) leaves nothing partial behind.
+checked before inference starts). The whole output folder is built in a hidden folder
+beside `--output` (`.NAME.partial`, `partial_folder`) and renamed into place at the end, so
+`--output` never holds a partial result. If a run is stopped (Ctrl-C, a kill, a crash, bad
+input found late), the frames it finished stay there: `--resume` continues from the first
+missing frame, after checking that the input, the model and every setting that shapes the
+output are the ones the stopped run used (`run_identity`); the resumed EXRs and preview are
+those of an uninterrupted run.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import pathlib
 import shutil
+import socket
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 
@@ -33,6 +38,18 @@ from dealthdr_jax.models import self_ensemble as self_ensemble_lib
 
 METHODS = ("dealthdr", "reference_only", "dis_flow")
 DTYPES = ("float32", "bfloat16")
+IDENTITY_FILE = "identity.json"  # In the partial folder: what the run's frames depend on.
+LOCK_FILE = "lock"               # In the partial folder: the host and pid writing it.
+
+
+class ResumeError(ValueError):
+  """A partial run that cannot be continued as asked (other input, model or settings)."""
+
+
+def partial_folder(output: str | os.PathLike) -> pathlib.Path:
+  """Where `run_inference` builds `output` until it is complete: `.NAME.partial` beside it."""
+  out = pathlib.Path(output)
+  return out.parent / f".{out.name}.partial"
 
 
 def log(message: str) -> None:
@@ -90,15 +107,16 @@ def make_predictor(method: str, clip: clips.Clip, *,
           f"baseline {method}")
 
 
-def predict_clip(predictor, clip: clips.Clip, radius: int, times: list | None = None
-                 ) -> Iterator[tuple[int, np.ndarray]]:
-  """Streams (t, HDR [H, W, 3] float32, §3 units) for every frame t of the clip, in order.
+def predict_clip(predictor, clip: clips.Clip, radius: int, times: list | None = None,
+                 start: int = 0) -> Iterator[tuple[int, np.ndarray]]:
+  """Streams (t, HDR [H, W, 3] float32, §3 units) for every frame t ≥ `start`, in order.
 
   Frames are decoded once each and only a window of them is held, so memory does not
   grow with the clip's length. `times`, if given, receives each prediction's seconds
-  (decoding excluded; the first includes compilation).
+  (decoding excluded; the first includes compilation). Each frame's HDR depends only on
+  its window, so starting later gives the same frames as a full run.
   """
-  for t, frames, stops in clips.iter_windows(clip, radius):
+  for t, frames, stops in clips.iter_windows(clip, radius, start=start):
     start = time.perf_counter()
     hdr = predictor.predict(frames, stops, offsets=clips.window_offsets(
         len(clip), t, radius, clip.exposure_cycle))
@@ -115,7 +133,7 @@ def run_inference(input: str, output: str, *, method: str = "dealthdr",
                   hdr_video: str | None = None, hdr_format: str = "pq",
                   peak_nits: float = 1000.0, dtype: str | None = None,
                   tone_calibration: str | float = "auto", self_ensemble: int = 1,
-                  flow_pair: str | None = None,
+                  flow_pair: str | None = None, resume: bool = False,
                   predictor_for: Callable[[clips.Clip], tuple] | None = None) -> dict:
   """Runs inference on one clip folder or video; returns the run summary (also run.json).
 
@@ -126,7 +144,9 @@ def run_inference(input: str, output: str, *, method: str = "dealthdr",
   `hdr_format` ("pq" or "hlg") for a display of `peak_nits` (`hdr_video.write_hdr_video`).
   `tone_calibration` ("auto", "off" or a contrast; `clips`) says how the camera's
   undeclared S-curve is undone; run.json records what was measured. `self_ensemble`
-  (1, 2 or 4) and `flow_pair` as in `make_predictor`.
+  (1, 2 or 4) and `flow_pair` as in `make_predictor`. `resume` continues a stopped run
+  into the same `output` from its partial folder (module doc); without it, a partial folder
+  there is an error unless `overwrite` (which starts over).
   """
   if method not in METHODS:
     raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
@@ -138,6 +158,11 @@ def run_inference(input: str, output: str, *, method: str = "dealthdr",
   out = pathlib.Path(output)
   if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
     raise FileExistsError(f"output folder {out} exists and is not empty (use --overwrite)")
+  partial = partial_folder(out)
+  if partial.exists() and not (resume or overwrite):
+    raise FileExistsError(
+        f"a stopped run into {out} left {_frames_in(partial)} HDR frames in {partial}: "
+        "--resume continues it, --overwrite starts over")
   if (hdr_video is not None and pathlib.Path(hdr_video).exists() and not overwrite
       and not pathlib.Path(hdr_video).resolve().is_relative_to(out.resolve())):
     raise FileExistsError(f"HDR video {hdr_video} exists (use --overwrite)")
@@ -162,43 +187,156 @@ def run_inference(input: str, output: str, *, method: str = "dealthdr",
     video = None if hdr_video is None else {"path": hdr_video, "hdr_format": hdr_format,
                                             "peak_nits": peak_nits}
     return _write_outputs(pred, radius, description, clip, input, out, method=method,
-                          tile=tile, preview=preview, progress=progress, video=video)
+                          tile=tile, preview=preview, progress=progress, video=video,
+                          resume=resume)
   finally:
     clip.close()
 
 
+def run_identity(predictor, description: str, clip: clips.Clip, input: str, method: str,
+                 radius: int, tile: int | None, video: dict | None) -> dict:
+  """What a run's outputs depend on, as JSON: a stopped run resumes only if this is equal.
+
+  The input by path and by what its frame files (or video file) are (name, size, mtime),
+  the exposures, response and tone calibration read from it, the method and model (its
+  description, and a SHA-256 of its parameters), the window, tiling, self-ensemble and the
+  HDR video settings.
+  """
+  stats = hashlib.sha256()
+  for f in clip.files:
+    st = os.stat(f)
+    stats.update(f"{pathlib.Path(f).name}:{st.st_size}:{st.st_mtime_ns};".encode())
+  params = getattr(predictor, "params", None)
+  params_sha = None
+  if params is not None:
+    import jax  # pylint: disable=g-import-not-at-top
+    digest = hashlib.sha256()
+    for leaf in jax.tree.leaves(params):
+      digest.update(np.asarray(leaf).tobytes())
+    params_sha = digest.hexdigest()
+  identity = {
+      "input": str(pathlib.Path(input).resolve()), "input_files": stats.hexdigest(),
+      "frames": len(clip), "size": list(clip.size), "stops": [float(v) for v in clip.stops],
+      "response": clip.response, "tone_calibration": clip.tone_fit.to_json(),
+      "method": method, "model": description, "params_sha256": params_sha,
+      "radius": radius, "tile": tile, "overlap": getattr(predictor, "overlap", None),
+      "self_ensemble": getattr(predictor, "self_ensemble", 1), "hdr_video": video}
+  return json.loads(json.dumps(identity))  # As it reads back from the partial folder.
+
+
+def _frames_in(partial: pathlib.Path) -> int:
+  """How many finished HDR frames a partial folder holds (temporary files excluded)."""
+  hdr = partial / "hdr"
+  return sum(1 for p in hdr.glob("*.exr") if not p.name.startswith(".")) if hdr.is_dir() else 0
+
+
+def _check_lock(partial: pathlib.Path) -> None:
+  """Refuses a partial folder that another live process on this host is writing (the mark
+  of a killed run is stale and ignored)."""
+  try:
+    holder = json.loads((partial / LOCK_FILE).read_text())
+    pid = int(holder["pid"])
+  except (FileNotFoundError, ValueError, KeyError, TypeError):
+    return
+  if holder.get("host") != socket.gethostname() or pid == os.getpid():
+    return
+  try:
+    os.kill(pid, 0)
+  except OSError:
+    return                                          # No such process: a stale mark.
+  raise FileExistsError(f"{partial} is being written by another process (pid {pid}); "
+                        "wait for it or stop it first")
+
+
+def _take_lock(partial: pathlib.Path) -> None:
+  """Marks the partial folder as being written by this process."""
+  _check_lock(partial)
+  with hdr_io.atomic_path(partial / LOCK_FILE) as tmp:
+    tmp.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid()}))
+
+
+def _open_partial(partial: pathlib.Path, identity: dict, names: list[str], resume: bool,
+                  progress: bool) -> int:
+  """Prepares the partial folder; returns the first frame to compute.
+
+  A fresh run (or `resume` with nothing to resume) starts an empty folder at frame 0; a
+  resumed one keeps the finished frames 0..k-1 in order (an EXR is written atomically, so
+  one that exists is whole) and drops anything after the first missing one.
+  """
+  if partial.exists() and not resume:
+    _check_lock(partial)
+    shutil.rmtree(partial)                          # --overwrite: start over.
+  if partial.exists():
+    try:
+      before = json.loads((partial / IDENTITY_FILE).read_text())
+    except (FileNotFoundError, ValueError) as e:
+      raise ResumeError(f"{partial} has no readable {IDENTITY_FILE} ({e}); it cannot be "
+                        "resumed: --overwrite starts over") from None
+    differ = sorted(k for k in set(before) | set(identity) if before.get(k) != identity.get(k))
+    if differ:
+      detail = "; ".join(f"{k}: was {before.get(k)!r}, now {identity.get(k)!r}"
+                         for k in differ[:4])
+      raise ResumeError(f"cannot resume {partial}: the stopped run differs in "
+                        f"{', '.join(differ)} ({detail}); rerun with the same input and "
+                        "settings, or --overwrite to start over")
+    _take_lock(partial)
+    done = 0
+    while done < len(names) and (partial / "hdr" / f"{names[done]}.exr").is_file():
+      done += 1
+    # Everything else is rebuilt: later frames, the preview, temporary files of the stop.
+    keep = {f"{n}.exr" for n in names[:done]}
+    for f in (partial / "hdr").iterdir():
+      if f.name not in keep:
+        f.unlink()
+    for f in partial.iterdir():
+      if f.name not in ("hdr", IDENTITY_FILE, LOCK_FILE):
+        shutil.rmtree(f) if f.is_dir() else f.unlink()
+    if progress:
+      log(f"infer: resuming {partial}: {done} of {len(names)} frames already written")
+    return done
+  (partial / "hdr").mkdir(parents=True)
+  _take_lock(partial)
+  with hdr_io.atomic_path(partial / IDENTITY_FILE) as tmp:
+    tmp.write_text(json.dumps(identity, indent=1))
+  return 0
+
+
 def _write_outputs(pred, radius: int, description: str, clip: clips.Clip, input: str,
                    out: pathlib.Path, *, method: str, tile: int | None, preview: bool,
-                   progress: bool, video: dict | None = None) -> dict:
-  """Builds the output folder under a temporary name, then renames it into place.
+                   progress: bool, video: dict | None = None, resume: bool = False) -> dict:
+  """Builds the output folder in `partial_folder(out)`, then renames it into place.
 
   `video` (path, hdr_format, peak_nits) is encoded from the written EXRs; a path inside
-  `out` is written inside the temporary folder, so it appears with the rest.
+  `out` is written inside the partial folder, so it appears with the rest. If this stops
+  early the finished frames stay in the partial folder for `resume` (module doc).
   """
   out.parent.mkdir(parents=True, exist_ok=True)
-  tmp = pathlib.Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+  partial = partial_folder(out)
+  names = [pathlib.Path(name).stem for name in clip.names]
+  identity = run_identity(pred, description, clip, input, method, radius, tile, video)
+  start_frame = _open_partial(partial, identity, names, resume, progress)
   writer = None
   try:
-    (tmp / "hdr").mkdir()
     clip_fps = getattr(clip, "fps", None) or 25.0
+    exr_paths = [partial / "hdr" / f"{name}.exr" for name in names]
     if preview:
-      writer = preview_lib.PreviewWriter(tmp / "preview.mp4", fps=clip_fps)
+      writer = preview_lib.PreviewWriter(partial / "preview.mp4", fps=clip_fps)
+      for path in exr_paths[:start_frame]:   # The preview's white point follows the clip.
+        writer.add(hdr_io.read_hdr(path))
     n = len(clip)
-    exr_paths = []
     times = []
     start = time.perf_counter()
     compiled_before = pred.compile_seconds  # A reused predictor may have compiled already.
-    for t, hdr in predict_clip(pred, clip, radius, times):
-      exr_paths.append(tmp / "hdr" / f"{pathlib.Path(clip.names[t]).stem}.exr")
-      hdr_io.write_exr(exr_paths[-1], hdr)
+    for t, hdr in predict_clip(pred, clip, radius, times, start=start_frame):
+      hdr_io.write_exr(exr_paths[t], hdr)
       if writer is not None:
         writer.add(hdr)
       if progress:
         compiling = pred.compile_seconds - compiled_before
         fps = len(times) / (time.perf_counter() - start - compiling + 1e-9)
-        print(f"\rinfer: frame {len(times)}/{n}  {fps:.2f} frames/s", end="",
+        print(f"\rinfer: frame {t + 1}/{n}  {fps:.2f} frames/s", end="",
               file=sys.stderr, flush=True)
-    if progress:
+    if progress and times:
       print(file=sys.stderr)
     if writer is not None:
       writer.close()
@@ -207,7 +345,7 @@ def _write_outputs(pred, radius: int, description: str, clip: clips.Clip, input:
     if video is not None:
       video_path = pathlib.Path(video["path"])
       if video_path.resolve().is_relative_to(out.resolve()):
-        video_path = tmp / video_path.resolve().relative_to(out.resolve())
+        video_path = partial / video_path.resolve().relative_to(out.resolve())
       if progress:
         log(f"infer: encoding the HDR video ({video['hdr_format']}, "
             f"{video['peak_nits']:g} cd/m² peak)")
@@ -225,26 +363,32 @@ def _write_outputs(pred, radius: int, description: str, clip: clips.Clip, input:
         "tone_calibration": clip.tone_fit.to_json(),
         "compile_s": pred.compile_seconds - compiled_before,
         "programs_compiled": pred.num_programs,
-        "ms_per_frame_mean": 1000 * float(np.mean(steady)),
+        "ms_per_frame_mean": 1000 * float(np.mean(steady)) if steady else None,
         "wall_s": time.perf_counter() - start,
+        "resumed_from_frame": start_frame,
+        "frames_computed": len(times),
     }
     if video_summary is not None:
       summary["hdr_video"] = video_summary
-    (tmp / "run.json").write_text(json.dumps(summary, indent=1))
+    (partial / "run.json").write_text(json.dumps(summary, indent=1))
+    (partial / IDENTITY_FILE).unlink()
+    (partial / LOCK_FILE).unlink()
     if out.exists():
       shutil.rmtree(out)
-    os.replace(tmp, out)
+    os.replace(partial, out)
     return summary
   except BaseException:
+    # The finished frames stay for --resume; only the preview (rebuilt then) is dropped.
     if writer is not None:
       writer.abort()
-    shutil.rmtree(tmp, ignore_errors=True)
+    (partial / LOCK_FILE).unlink(missing_ok=True)
     raise
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--input", required=True, help="clip folder or video file")
-  parser.add_argument("--output", required=True, help="output folder (must not exist or be empty)")
+  parser.add_argument("--output", required=True,
+                      help="output folder (must not exist or be empty; see --resume)")
   parser.add_argument("--checkpoint", help="params-only checkpoint or training workdir "
                       "(default: the shipped model)")
   parser.add_argument("--config", help="run freshly initialised weights of this config instead")
@@ -269,7 +413,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--tone-calibration", default="auto", metavar="auto|off|CONTRAST",
                       help="undo the camera's undeclared contrast S-curve: measured from the "
                       "exposures (auto, the default), not at all (off), or this contrast")
-  parser.add_argument("--overwrite", action="store_true")
+  parser.add_argument("--overwrite", action="store_true",
+                      help="replace --output, or a stopped run's partial folder beside it")
+  parser.add_argument("--resume", action="store_true",
+                      help="continue a stopped run into --output: the frames it finished "
+                      "are kept (same input, model and settings required)")
   parser.add_argument("--no-preview", action="store_true")
   parser.add_argument("--hdr-video", metavar="FILE.mp4",
                       help="also write the result as a 10-bit HEVC HDR video (.mp4/.mov/.mkv)")
@@ -279,22 +427,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="display peak of the HDR video in cd/m² (highlights roll off to it)")
 
 
+def _run_from_args(args: argparse.Namespace) -> dict:
+  return run_inference(args.input, args.output, method=args.method,
+                       checkpoint=args.checkpoint, config=args.config,
+                       attn_ratio=args.attn_ratio, tile=args.tile, overlap=args.overlap,
+                       exposures=args.exposures, response=args.response,
+                       overwrite=args.overwrite, preview=not args.no_preview,
+                       hdr_video=args.hdr_video, hdr_format=args.hdr_format,
+                       peak_nits=args.peak_nits, dtype=args.dtype,
+                       tone_calibration=args.tone_calibration,
+                       self_ensemble=args.self_ensemble, flow_pair=args.flow_pair,
+                       resume=args.resume)
+
+
 def main(args: argparse.Namespace) -> int:
-  summary = run_inference(args.input, args.output, method=args.method,
-                          checkpoint=args.checkpoint, config=args.config,
-                          attn_ratio=args.attn_ratio, tile=args.tile, overlap=args.overlap,
-                          exposures=args.exposures, response=args.response,
-                          overwrite=args.overwrite, preview=not args.no_preview,
-                          hdr_video=args.hdr_video, hdr_format=args.hdr_format,
-                          peak_nits=args.peak_nits, dtype=args.dtype,
-                          tone_calibration=args.tone_calibration,
-                          self_ensemble=args.self_ensemble, flow_pair=args.flow_pair)
+  try:
+    summary = _run_from_args(args)
+  except KeyboardInterrupt:
+    partial = partial_folder(args.output)
+    if partial.exists():
+      log(f"\ninfer: interrupted; {_frames_in(partial)} finished HDR frames are kept in "
+          f"{partial}: the same command with --resume continues from there")
+    return 130
   fit = summary["tone_calibration"]
   if fit["contrast"] != 1.0:
     print(f"tone calibration: undid a contrast S-curve of {fit['contrast']:g} ("
           f"{fit.get('reason') or 'measured from the exposures'})")
+  speed = ("no frame left to compute" if summary["ms_per_frame_mean"] is None else
+           f"{summary['ms_per_frame_mean']:.0f} ms/frame, compile {summary['compile_s']:.1f} s")
+  resumed = (f"; resumed at frame {summary['resumed_from_frame']}"
+             if summary["resumed_from_frame"] else "")
   print(f"wrote {summary['frames']} HDR frames, preview.mp4 and run.json to {args.output} "
-        f"({summary['ms_per_frame_mean']:.0f} ms/frame, compile {summary['compile_s']:.1f} s)")
+        f"({speed}{resumed})")
   if "hdr_video" in summary:
     v = summary["hdr_video"]
     print(f"wrote {v['path']}: {v['format'].upper()} HEVC Main10, {v['kbit_per_s']:.0f} kbit/s"

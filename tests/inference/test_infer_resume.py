@@ -1,0 +1,165 @@
+"""`dealthdr infer --resume`: a run stopped part-way (Ctrl-C, or killed outright) keeps the
+frames it finished beside --output; resuming gives exactly the outputs of an uninterrupted
+run, and is refused for another input, model or settings."""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+
+import av
+import numpy as np
+import pytest
+
+from data_pipeline import hdr_io
+from data_pipeline import synth
+from dealthdr_jax import cli
+from dealthdr_jax.inference import infer
+
+CONFIG = "dealthdr_2exp:size=tiny"
+FRAMES = 6
+
+# Runs `dealthdr infer` with a predictor that kills its own process (SIGKILL: no cleanup of
+# any kind) when asked for frame argv[3].
+KILLED_RUN = textwrap.dedent("""
+    import os, signal, sys
+    from dealthdr_jax import cli
+    from dealthdr_jax.inference import infer
+    clip, out, stop_at = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    make = infer.make_predictor
+    def killing_predictor(*args, **kwargs):
+      predictor, radius, description = make(*args, **kwargs)
+      predict, calls = predictor.predict, []
+      def predict_or_die(*a, **k):
+        if len(calls) == stop_at:
+          os.kill(os.getpid(), signal.SIGKILL)
+        calls.append(1)
+        return predict(*a, **k)
+      predictor.predict = predict_or_die
+      return predictor, radius, description
+    infer.make_predictor = killing_predictor
+    sys.exit(cli.main(["infer", "--input", clip, "--output", out, "--config", %r]))
+""") % CONFIG
+
+
+@pytest.fixture(scope="module")
+def clip_and_reference(tmp_path_factory):
+  """A moving 2-exposure clip (every frame's output differs) and an uninterrupted run."""
+  root = tmp_path_factory.mktemp("resume")
+  (clip,) = synth.write_clips(root / "clips", num_clips=1, num_frames=FRAMES, size=(48, 64),
+                              seed=3)
+  reference = root / "reference"
+  assert cli.main(["infer", "--input", str(clip), "--output", str(reference),
+                   "--config", CONFIG]) == 0
+  return clip, reference
+
+
+def assert_same_outputs(out: pathlib.Path, reference: pathlib.Path) -> None:
+  """Bit for bit the same EXRs, a preview of every frame, and nothing else left behind."""
+  names = sorted(p.name for p in (reference / "hdr").iterdir())
+  assert sorted(p.name for p in (out / "hdr").iterdir()) == names and len(names) == FRAMES
+  for name in names:
+    np.testing.assert_array_equal(hdr_io.read_hdr(out / "hdr" / name),
+                                  hdr_io.read_hdr(reference / "hdr" / name), err_msg=name)
+  with av.open(str(out / "preview.mp4")) as video:
+    assert sum(1 for _ in video.decode(video=0)) == FRAMES
+  assert sorted(p.name for p in out.iterdir()) == ["hdr", "preview.mp4", "run.json"]
+  assert not infer.partial_folder(out).exists()
+
+
+def test_ctrl_c_keeps_the_finished_frames_and_resume_completes_them(
+    clip_and_reference, tmp_path, monkeypatch, capsys):
+  clip, reference = clip_and_reference
+  out = tmp_path / "out"
+  make = infer.make_predictor
+
+  def interrupting_predictor(*args, **kwargs):
+    predictor, radius, description = make(*args, **kwargs)
+    predict, calls = predictor.predict, []
+
+    def predict_or_stop(*a, **k):
+      if len(calls) == 3:
+        raise KeyboardInterrupt
+      calls.append(1)
+      return predict(*a, **k)
+    predictor.predict = predict_or_stop
+    return predictor, radius, description
+
+  monkeypatch.setattr(infer, "make_predictor", interrupting_predictor)
+  command = ["infer", "--input", str(clip), "--output", str(out), "--config", CONFIG]
+  assert cli.main(command) == 130
+  partial = infer.partial_folder(out)
+  assert f"3 finished HDR frames are kept in {partial}" in capsys.readouterr().err
+  assert not out.exists()
+  assert sorted(p.name for p in (partial / "hdr").iterdir()) == [
+      f"{i:05d}.exr" for i in range(3)]
+  assert not (partial / "preview.mp4").exists()
+  monkeypatch.setattr(infer, "make_predictor", make)
+
+  # Other settings than the stopped run's: refused before any frame, the partial kept.
+  assert cli.main(command + ["--resume", "--attn-ratio", "0.5"]) == 2
+  err = capsys.readouterr().err
+  assert "cannot resume" in err and "differs in model" in err
+  assert len(list((partial / "hdr").iterdir())) == 3
+
+  assert cli.main(command + ["--resume"]) == 0
+  assert "resumed at frame 3" in capsys.readouterr().out
+  assert_same_outputs(out, reference)
+  run = json.loads((out / "run.json").read_text())
+  assert run["resumed_from_frame"] == 3 and run["frames_computed"] == FRAMES - 3
+
+
+def test_a_killed_run_resumes_to_the_uninterrupted_outputs(clip_and_reference, tmp_path,
+                                                             capsys):
+  clip, reference = clip_and_reference
+  out = tmp_path / "out"
+  killed = subprocess.run([sys.executable, "-c", KILLED_RUN, str(clip), str(out), "2"],
+                          capture_output=True, text=True, timeout=600,
+                          cwd=pathlib.Path(__file__).parents[2])
+  assert killed.returncode == -9, killed.stderr[-2000:]
+  partial = infer.partial_folder(out)
+  assert not out.exists() and sorted(p.name for p in (partial / "hdr").iterdir()) == [
+      "00000.exr", "00001.exr"]
+  # The dead process's lock mark is still there (stale: resuming takes it over).
+  assert json.loads((partial / infer.LOCK_FILE).read_text())["pid"] != os.getpid()
+  (partial / ".preview.0123.tmp.mp4").write_bytes(b"what a killed writer leaves")
+
+  command = ["infer", "--input", str(clip), "--output", str(out), "--config", CONFIG]
+  # Without --resume: one clear line naming the partial folder; nothing is touched.
+  assert cli.main(command) == 2
+  assert (f"left 2 HDR frames in {partial}: --resume continues it, --overwrite starts over"
+          in capsys.readouterr().err)
+  assert len(list((partial / "hdr").iterdir())) == 2
+
+  # A frame file rewritten since the stop (here: its modification time) is refused.
+  frame = sorted(clip.glob("*.png"))[4]
+  stat = os.stat(frame)
+  os.utime(frame, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+  try:
+    with pytest.raises(infer.ResumeError, match="differs in input_files"):
+      infer.run_inference(str(clip), str(out), config=CONFIG, resume=True, progress=False)
+  finally:
+    os.utime(frame, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+  assert len(list((partial / "hdr").iterdir())) == 2
+
+  assert cli.main(command + ["--resume"]) == 0
+  assert_same_outputs(out, reference)
+  assert json.loads((out / "run.json").read_text())["resumed_from_frame"] == 2
+
+
+def test_overwrite_starts_over_and_resume_without_a_partial_starts_fresh(
+    clip_and_reference, tmp_path):
+  clip, reference = clip_and_reference
+  out = tmp_path / "out"
+  partial = infer.partial_folder(out)
+  (partial / "hdr").mkdir(parents=True)
+  (partial / "hdr" / "00000.exr").write_bytes(b"not from this run")
+  summary = infer.run_inference(str(clip), str(out), config=CONFIG, overwrite=True,
+                                progress=False)
+  assert summary["resumed_from_frame"] == 0 and summary["frames_computed"] == FRAMES
+  assert_same_outputs(out, reference)
+  fresh = tmp_path / "fresh"
+  assert infer.run_inference(str(clip), str(fresh), config=CONFIG, resume=True,
+                             progress=False)["resumed_from_frame"] == 0
+  assert_same_outputs(fresh, reference)
