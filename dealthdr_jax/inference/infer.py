@@ -11,7 +11,8 @@ beside `--output` (`.NAME.partial`, `partial_folder`) and renamed into place at 
 input found late), the frames it finished stay there: `--resume` continues from the first
 missing frame, after checking that the input, the model and every setting that shapes the
 output are the ones the stopped run used (`run_identity`); the resumed EXRs and preview are
-those of an uninterrupted run.
+those of an uninterrupted run. Several inputs (`run_batch`) go each into a folder of its own
+under `--output`, sharing one model and its compiled programs.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import shutil
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -145,8 +146,9 @@ def run_inference(input: str, output: str, *, method: str = "dealthdr",
   `tone_calibration` ("auto", "off" or a contrast; `clips`) says how the camera's
   undeclared S-curve is undone; run.json records what was measured. `self_ensemble`
   (1, 2 or 4) and `flow_pair` as in `make_predictor`. `resume` continues a stopped run
-  into the same `output` from its partial folder (module doc); without it, a partial folder
-  there is an error unless `overwrite` (which starts over).
+  into the same `output` from its partial folder (module doc), and returns a finished one
+  made with the same input and settings as it is (its summary, with "already_complete");
+  without it, a partial folder there is an error unless `overwrite` (which starts over).
   """
   if method not in METHODS:
     raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
@@ -156,16 +158,7 @@ def run_inference(input: str, output: str, *, method: str = "dealthdr",
   if self_ensemble != 1 and method != "dealthdr":
     raise ValueError(f"--self-ensemble applies to the model only, not to the {method} baseline")
   out = pathlib.Path(output)
-  if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-    raise FileExistsError(f"output folder {out} exists and is not empty (use --overwrite)")
-  partial = partial_folder(out)
-  if partial.exists() and not (resume or overwrite):
-    raise FileExistsError(
-        f"a stopped run into {out} left {_frames_in(partial)} HDR frames in {partial}: "
-        "--resume continues it, --overwrite starts over")
-  if (hdr_video is not None and pathlib.Path(hdr_video).exists() and not overwrite
-      and not pathlib.Path(hdr_video).resolve().is_relative_to(out.resolve())):
-    raise FileExistsError(f"HDR video {hdr_video} exists (use --overwrite)")
+  complete = check_output(out, resume=resume, overwrite=overwrite, hdr_video=hdr_video)
   if hdr_format not in hdr_video_lib.FORMATS:
     raise ValueError(f"unknown HDR format {hdr_format!r}; expected one of "
                      f"{hdr_video_lib.FORMATS}")
@@ -186,11 +179,114 @@ def run_inference(input: str, output: str, *, method: str = "dealthdr",
           self_ensemble=self_ensemble, flow_pair=flow_pair, verbose=progress)
     video = None if hdr_video is None else {"path": hdr_video, "hdr_format": hdr_format,
                                             "peak_nits": peak_nits}
+    if complete:
+      # Nothing to compute if it was made with this input and these settings.
+      summary = json.loads((out / "run.json").read_text())
+      _check_same_run(summary.get("identity"),
+                      run_identity(pred, description, clip, input, method, radius, tile,
+                                   video), f"the finished output {out}")
+      if progress:
+        log(f"infer: {out} is already complete")
+      return {**summary, "already_complete": True}
     return _write_outputs(pred, radius, description, clip, input, out, method=method,
                           tile=tile, preview=preview, progress=progress, video=video,
                           resume=resume)
   finally:
     clip.close()
+
+
+def check_output(out: pathlib.Path, *, resume: bool, overwrite: bool,
+                 hdr_video: str | None = None) -> bool:
+  """Refuses an output folder a run may not write (before anything is computed); returns
+  whether it is a finished one that `resume` would only check."""
+  partial = partial_folder(out)
+  complete = resume and (out / "run.json").is_file() and not partial.exists()
+  if (out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite
+      and not complete):
+    raise FileExistsError(f"output folder {out} exists and is not empty (use --overwrite)")
+  if partial.exists() and not (resume or overwrite):
+    raise FileExistsError(
+        f"a stopped run into {out} left {_frames_in(partial)} HDR frames in {partial}: "
+        "--resume continues it, --overwrite starts over")
+  if (hdr_video is not None and pathlib.Path(hdr_video).exists() and not overwrite
+      and not complete
+      and not pathlib.Path(hdr_video).resolve().is_relative_to(out.resolve())):
+    raise FileExistsError(f"HDR video {hdr_video} exists (use --overwrite)")
+  return complete
+
+
+def output_names(inputs: Sequence[str]) -> list[str]:
+  """Each input's output folder name in a batch: a clip folder's name, a video's stem."""
+  names = []
+  for item in inputs:
+    path = pathlib.Path(item).resolve()
+    names.append(path.stem if path.is_file() else path.name)
+  seen = {}
+  for item, name in zip(inputs, names):
+    if name in seen:
+      raise ValueError(f"inputs {seen[name]} and {item} would both write {name}/: give "
+                       "inputs with different names")
+    seen[name] = item
+  return names
+
+
+def run_batch(inputs: Sequence[str], output: str, *, hdr_video: str | None = None,
+              exposures: str | None = None, response: str | None = None,
+              tone_calibration: str | float = "auto", overwrite: bool = False,
+              resume: bool = False, progress: bool = True, **kwargs) -> list[dict]:
+  """`run_inference` on several clip folders or videos, each into `output`/<its name>
+  (`output_names`), with one model and its compiled programs shared by all of them.
+
+  Every input and output is checked before the first frame is computed (a bad clip, an
+  output that exists: nothing is written). `exposures` applies to the inputs that have no
+  exposures file of their own (videos); clip folders keep theirs. `hdr_video`, if given,
+  is a file name written inside each clip's folder. With `resume`, finished clips are
+  checked and skipped and a stopped one continues; so a stopped batch reruns with `resume`
+  to finish. Other keyword arguments as `run_inference` (model, method, tiling, preview).
+  """
+  if not inputs:
+    raise ValueError("no input given")
+  if hdr_video is not None and pathlib.Path(hdr_video).name != hdr_video:
+    raise ValueError(f"--hdr-video with several inputs is a file name written inside each "
+                     f"clip's output folder, got the path {hdr_video!r}")
+  root = pathlib.Path(output)
+  names = output_names(inputs)
+  outs = [root / name for name in names]
+  # `exposures` is for the inputs without their own (videos, folders without the file).
+  own = [pathlib.Path(item).is_dir() and any((pathlib.Path(item) / name).is_file()
+                                             for name in clips.EXPOSURE_FILES)
+         for item in inputs]
+  for item, out, has_own in zip(inputs, outs, own):
+    check_output(out, resume=resume, overwrite=overwrite)
+    clips.open_clip(item, None if has_own else exposures, response, tone_calibration).close()
+  predictors = {}
+  method = kwargs.get("method", "dealthdr")
+
+  def predictor_for(clip: clips.Clip) -> tuple:
+    """One predictor per model file and camera response, shared by the clips."""
+    checkpoint = kwargs.get("checkpoint")
+    if method == "dealthdr" and not checkpoint and not kwargs.get("config"):
+      checkpoint = model_files.default_checkpoint(clip.stops)
+    key = (checkpoint, clip.response, len(set(np.round(clip.stops, 3))) > 2)
+    if key not in predictors:
+      predictors[key] = make_predictor(
+          method, clip, checkpoint=checkpoint, config=kwargs.get("config"),
+          attn_ratio=kwargs.get("attn_ratio"), tile=kwargs.get("tile"),
+          overlap=kwargs.get("overlap", 64), dtype=kwargs.get("dtype"),
+          self_ensemble=kwargs.get("self_ensemble", 1), flow_pair=kwargs.get("flow_pair"),
+          verbose=progress)
+    return predictors[key]
+
+  summaries = []
+  for k, (item, out, has_own) in enumerate(zip(inputs, outs, own)):
+    if progress:
+      log(f"infer: input {k + 1}/{len(inputs)}: {item} -> {out}")
+    summaries.append(run_inference(
+        item, str(out), exposures=None if has_own else exposures, response=response,
+        tone_calibration=tone_calibration, overwrite=overwrite, resume=resume,
+        progress=progress, hdr_video=None if hdr_video is None else str(out / hdr_video),
+        predictor_for=predictor_for, **kwargs))
+  return summaries
 
 
 def run_identity(predictor, description: str, clip: clips.Clip, input: str, method: str,
@@ -222,6 +318,19 @@ def run_identity(predictor, description: str, clip: clips.Clip, input: str, meth
       "radius": radius, "tile": tile, "overlap": getattr(predictor, "overlap", None),
       "self_ensemble": getattr(predictor, "self_ensemble", 1), "hdr_video": video}
   return json.loads(json.dumps(identity))  # As it reads back from the partial folder.
+
+
+def _check_same_run(before: dict | None, identity: dict, what: str) -> None:
+  """Raises `ResumeError` naming what differs between a run's identity and this one's."""
+  if before is None:
+    raise ResumeError(f"{what} has no record of its settings (written before --resume "
+                      "existed); --overwrite makes it again")
+  differ = sorted(k for k in set(before) | set(identity) if before.get(k) != identity.get(k))
+  if differ:
+    detail = "; ".join(f"{k}: was {before.get(k)!r}, now {identity.get(k)!r}"
+                       for k in differ[:4])
+    raise ResumeError(f"{what} differs in {', '.join(differ)} ({detail}); rerun with the "
+                      "same input and settings, or --overwrite to start over")
 
 
 def _frames_in(partial: pathlib.Path) -> int:
@@ -272,13 +381,7 @@ def _open_partial(partial: pathlib.Path, identity: dict, names: list[str], resum
     except (FileNotFoundError, ValueError) as e:
       raise ResumeError(f"{partial} has no readable {IDENTITY_FILE} ({e}); it cannot be "
                         "resumed: --overwrite starts over") from None
-    differ = sorted(k for k in set(before) | set(identity) if before.get(k) != identity.get(k))
-    if differ:
-      detail = "; ".join(f"{k}: was {before.get(k)!r}, now {identity.get(k)!r}"
-                         for k in differ[:4])
-      raise ResumeError(f"cannot resume {partial}: the stopped run differs in "
-                        f"{', '.join(differ)} ({detail}); rerun with the same input and "
-                        "settings, or --overwrite to start over")
+    _check_same_run(before, identity, f"cannot resume {partial}: the stopped run")
     _take_lock(partial)
     done = 0
     while done < len(names) and (partial / "hdr" / f"{names[done]}.exr").is_file():
@@ -367,6 +470,7 @@ def _write_outputs(pred, radius: int, description: str, clip: clips.Clip, input:
         "wall_s": time.perf_counter() - start,
         "resumed_from_frame": start_frame,
         "frames_computed": len(times),
+        "identity": identity,   # What `--resume` compares (`run_identity`).
     }
     if video_summary is not None:
       summary["hdr_video"] = video_summary
@@ -386,7 +490,9 @@ def _write_outputs(pred, radius: int, description: str, clip: clips.Clip, input:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-  parser.add_argument("--input", required=True, help="clip folder or video file")
+  parser.add_argument("--input", required=True, action="append",
+                      help="clip folder or video file; repeat it for several (a batch: each "
+                      "into OUTPUT/<its name>, the model compiled once)")
   parser.add_argument("--output", required=True,
                       help="output folder (must not exist or be empty; see --resume)")
   parser.add_argument("--checkpoint", help="params-only checkpoint or training workdir "
@@ -427,28 +533,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="display peak of the HDR video in cd/m² (highlights roll off to it)")
 
 
-def _run_from_args(args: argparse.Namespace) -> dict:
-  return run_inference(args.input, args.output, method=args.method,
-                       checkpoint=args.checkpoint, config=args.config,
-                       attn_ratio=args.attn_ratio, tile=args.tile, overlap=args.overlap,
-                       exposures=args.exposures, response=args.response,
-                       overwrite=args.overwrite, preview=not args.no_preview,
-                       hdr_video=args.hdr_video, hdr_format=args.hdr_format,
-                       peak_nits=args.peak_nits, dtype=args.dtype,
-                       tone_calibration=args.tone_calibration,
-                       self_ensemble=args.self_ensemble, flow_pair=args.flow_pair,
-                       resume=args.resume)
-
-
 def main(args: argparse.Namespace) -> int:
+  inputs = args.input
+  kwargs = dict(method=args.method, checkpoint=args.checkpoint, config=args.config,
+                attn_ratio=args.attn_ratio, tile=args.tile, overlap=args.overlap,
+                exposures=args.exposures, response=args.response, overwrite=args.overwrite,
+                preview=not args.no_preview, hdr_video=args.hdr_video,
+                hdr_format=args.hdr_format, peak_nits=args.peak_nits, dtype=args.dtype,
+                tone_calibration=args.tone_calibration, self_ensemble=args.self_ensemble,
+                flow_pair=args.flow_pair, resume=args.resume)
+  outputs = ([pathlib.Path(args.output)] if len(inputs) == 1 else
+             [pathlib.Path(args.output) / name for name in output_names(inputs)])
   try:
-    summary = _run_from_args(args)
+    if len(inputs) == 1:
+      summaries = [run_inference(inputs[0], args.output, **kwargs)]
+    else:
+      summaries = run_batch(inputs, args.output, **kwargs)
   except KeyboardInterrupt:
-    partial = partial_folder(args.output)
-    if partial.exists():
-      log(f"\ninfer: interrupted; {_frames_in(partial)} finished HDR frames are kept in "
-          f"{partial}: the same command with --resume continues from there")
+    for out in outputs:
+      partial = partial_folder(out)
+      if partial.exists():
+        log(f"\ninfer: interrupted; {_frames_in(partial)} finished HDR frames are kept in "
+            f"{partial}: the same command with --resume continues from there")
     return 130
+  for out, summary in zip(outputs, summaries):
+    _report(out, summary)
+  if len(summaries) > 1:
+    done = sum(1 for x in summaries if x.get("already_complete"))
+    print(f"{len(summaries)} inputs into {args.output}: "
+          f"{sum(x['frames'] for x in summaries)} HDR frames"
+          + (f" ({done} inputs were already complete)" if done else ""))
+  return 0
+
+
+def _report(out: pathlib.Path, summary: dict) -> None:
+  """What `main` prints for one input."""
+  if summary.get("already_complete"):
+    print(f"{out}: already complete ({summary['frames']} HDR frames)")
+    return
   fit = summary["tone_calibration"]
   if fit["contrast"] != 1.0:
     print(f"tone calibration: undid a contrast S-curve of {fit['contrast']:g} ("
@@ -457,11 +579,10 @@ def main(args: argparse.Namespace) -> int:
            f"{summary['ms_per_frame_mean']:.0f} ms/frame, compile {summary['compile_s']:.1f} s")
   resumed = (f"; resumed at frame {summary['resumed_from_frame']}"
              if summary["resumed_from_frame"] else "")
-  print(f"wrote {summary['frames']} HDR frames, preview.mp4 and run.json to {args.output} "
+  print(f"wrote {summary['frames']} HDR frames, preview.mp4 and run.json to {out} "
         f"({speed}{resumed})")
   if "hdr_video" in summary:
     v = summary["hdr_video"]
     print(f"wrote {v['path']}: {v['format'].upper()} HEVC Main10, {v['kbit_per_s']:.0f} kbit/s"
           + (f", MaxCLL {v['max_cll']} / MaxFALL {v['max_fall']} cd/m²"
              if v["max_cll"] is not None else ""))
-  return 0

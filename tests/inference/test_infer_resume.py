@@ -1,6 +1,7 @@
 """`dealthdr infer --resume`: a run stopped part-way (Ctrl-C, or killed outright) keeps the
 frames it finished beside --output; resuming gives exactly the outputs of an uninterrupted
-run, and is refused for another input, model or settings."""
+run, and is refused for another input, model or settings. Batches (`--input` repeated)
+share one model and resume clip by clip."""
 import json
 import os
 import pathlib
@@ -163,3 +164,64 @@ def test_overwrite_starts_over_and_resume_without_a_partial_starts_fresh(
   assert infer.run_inference(str(clip), str(fresh), config=CONFIG, resume=True,
                              progress=False)["resumed_from_frame"] == 0
   assert_same_outputs(fresh, reference)
+
+
+def test_a_batch_shares_one_model_and_a_stopped_batch_resumes(clip_and_reference, tmp_path,
+                                                              monkeypatch, capsys):
+  """`--input A --input B`: each into OUTPUT/<name>, every input checked first, the model
+  compiled once; stopped in B, `--resume` skips the finished A and completes B."""
+  clip, reference = clip_and_reference
+  copy = tmp_path / "second"
+  copy.mkdir()
+  for f in clip.iterdir():
+    if f.is_file():
+      (copy / f.name).write_bytes(f.read_bytes())
+  out = tmp_path / "batch"
+  command = ["infer", "--input", str(clip), "--input", str(copy), "--output", str(out),
+             "--config", CONFIG]
+  # Checked before any compute: a missing input, two inputs of one name.
+  assert cli.main(command + ["--input", str(tmp_path / "missing")]) == 2
+  assert "missing" in capsys.readouterr().err and not out.exists()
+  assert cli.main(command + ["--input", str(clip)]) == 2
+  assert "would both write clip_0000/" in capsys.readouterr().err and not out.exists()
+
+  make = infer.make_predictor
+
+  def interrupting_predictor(*args, **kwargs):
+    predictor, radius, description = make(*args, **kwargs)
+    predict, calls = predictor.predict, []
+
+    def predict_or_stop(*a, **k):
+      if len(calls) == FRAMES + 2:                      # Frame 2 of the second input.
+        raise KeyboardInterrupt
+      calls.append(1)
+      return predict(*a, **k)
+    predictor.predict = predict_or_stop
+    return predictor, radius, description
+
+  monkeypatch.setattr(infer, "make_predictor", interrupting_predictor)
+  assert cli.main(command) == 130
+  assert "2 finished HDR frames are kept in" in capsys.readouterr().err
+  first = json.loads((out / clip.name / "run.json").read_text())
+  assert first["programs_compiled"] == 1 and first["compile_s"] > 0
+  assert not (out / "second").exists()
+  monkeypatch.setattr(infer, "make_predictor", make)
+
+  assert cli.main(command + ["--resume"]) == 0
+  printed = capsys.readouterr().out
+  assert f"{out / clip.name}: already complete (6 HDR frames)" in printed
+  assert "resumed at frame 2" in printed and "2 inputs into" in printed
+  for name in (clip.name, "second"):
+    assert_same_outputs(out / name, reference)
+  assert json.loads((out / clip.name / "run.json").read_text()) == first
+  # A finished output made with other settings is not taken as done.
+  assert cli.main(command + ["--resume", "--attn-ratio", "0.5"]) == 2
+  assert f"the finished output {out / clip.name} differs in model" in capsys.readouterr().err
+
+  # One predictor for both: the second input runs on the first one's compiled program.
+  # `exposures` is for inputs without their own: these folders keep their exposures.txt.
+  summaries = infer.run_batch([str(clip), str(copy)], str(tmp_path / "again"), config=CONFIG,
+                              progress=False, preview=False, exposures="0,1")
+  assert summaries[0]["compile_s"] > 0 and summaries[1]["compile_s"] == 0
+  assert summaries[0]["stops"] == summaries[1]["stops"] == first["stops"]
+  assert first["stops"][:2] != [0.0, 1.0]
