@@ -119,12 +119,14 @@ class Reconstructor:
                   exposures: str | None = None, response: str | None = None,
                   ratio: float | None = None, tile: int | None = None,
                   overlap: int | None = None, tone_calibration: str | float = "auto",
-                  overwrite: bool = False, resume: bool = False, preview: bool = True,
+                  overwrite: bool = False, resume: bool = False,
+                  frames: str | Sequence[int] | None = None, preview: bool = True,
                   progress: bool = False, hdr_video: str | os.PathLike | None = None,
                   hdr_format: str = "pq", peak_nits: float = 1000.0) -> dict:
     """Writes `hdr/<frame>.exr`, `preview.mp4` and `run.json` for a clip folder or video,
     exactly as `dealthdr infer` does (the folder appears only when complete; `resume`
-    continues a stopped run from the frames it finished, as `infer --resume`); with
+    continues a stopped run from the frames it finished, as `infer --resume`; `frames`
+    "START:STOP" writes only those, as `infer --frames`); with
     `hdr_video` also a 10-bit HEVC HDR video ("pq" = HDR10 or "hlg", for a display of
     `peak_nits` cd/m²; see `dealthdr_jax.inference.hdr_video`).
 
@@ -134,7 +136,7 @@ class Reconstructor:
     return infer.run_inference(
         str(input), str(output), exposures=exposures, response=response,
         tile=self.tile if tile is None else tile, overwrite=overwrite, resume=resume,
-        preview=preview,
+        frames=frames, preview=preview,
         progress=progress or self.verbose,
         hdr_video=None if hdr_video is None else os.fspath(hdr_video), hdr_format=hdr_format,
         peak_nits=peak_nits, tone_calibration=tone_calibration,

@@ -53,6 +53,28 @@ def partial_folder(output: str | os.PathLike) -> pathlib.Path:
   return out.parent / f".{out.name}.partial"
 
 
+def frame_range(spec: str | Sequence[int] | None, n_frames: int) -> tuple[int, int]:
+  """The frames [start, stop) a run writes: `spec` "START:STOP" (either may be left out, as
+  in a Python slice, without negatives) or a (start, stop) pair; None: all."""
+  if spec is None:
+    return 0, n_frames
+  if isinstance(spec, str):
+    parts = spec.split(":")
+    try:
+      if len(parts) != 2:
+        raise ValueError
+      start = int(parts[0]) if parts[0].strip() else 0
+      stop = int(parts[1]) if parts[1].strip() else n_frames
+    except ValueError:
+      raise ValueError(f"--frames {spec}: expected START:STOP, e.g. 0:50 or 100:") from None
+  else:
+    start, stop = (int(v) for v in spec)
+  if not 0 <= start < stop <= n_frames:
+    raise ValueError(f"--frames {spec if isinstance(spec, str) else f'{start}:{stop}'}: "
+                     f"expected 0 ≤ START < STOP ≤ {n_frames}, the clip's frame count")
+  return start, stop
+
+
 def log(message: str) -> None:
   """Progress messages go to stderr, so stdout keeps only results."""
   print(message, file=sys.stderr, flush=True)
@@ -109,15 +131,17 @@ def make_predictor(method: str, clip: clips.Clip, *,
 
 
 def predict_clip(predictor, clip: clips.Clip, radius: int, times: list | None = None,
-                 start: int = 0) -> Iterator[tuple[int, np.ndarray]]:
-  """Streams (t, HDR [H, W, 3] float32, §3 units) for every frame t ≥ `start`, in order.
+                 start: int = 0, stop: int | None = None
+                 ) -> Iterator[tuple[int, np.ndarray]]:
+  """Streams (t, HDR [H, W, 3] float32, §3 units) for every frame `start` ≤ t < `stop`
+  (default: the clip's end), in order.
 
   Frames are decoded once each and only a window of them is held, so memory does not
   grow with the clip's length. `times`, if given, receives each prediction's seconds
   (decoding excluded; the first includes compilation). Each frame's HDR depends only on
   its window, so starting later gives the same frames as a full run.
   """
-  for t, frames, stops in clips.iter_windows(clip, radius, start=start):
+  for t, frames, stops in clips.iter_windows(clip, radius, start=start, stop=stop):
     start = time.perf_counter()
     hdr = predictor.predict(frames, stops, offsets=clips.window_offsets(
         len(clip), t, radius, clip.exposure_cycle))
@@ -135,6 +159,7 @@ def run_inference(input: str, output: str, *, method: str = "dealthdr",
                   peak_nits: float = 1000.0, dtype: str | None = None,
                   tone_calibration: str | float = "auto", self_ensemble: int = 1,
                   flow_pair: str | None = None, resume: bool = False,
+                  frames: str | Sequence[int] | None = None,
                   predictor_for: Callable[[clips.Clip], tuple] | None = None) -> dict:
   """Runs inference on one clip folder or video; returns the run summary (also run.json).
 
@@ -149,6 +174,8 @@ def run_inference(input: str, output: str, *, method: str = "dealthdr",
   into the same `output` from its partial folder (module doc), and returns a finished one
   made with the same input and settings as it is (its summary, with "already_complete");
   without it, a partial folder there is an error unless `overwrite` (which starts over).
+  `frames` ("START:STOP" or a pair, `frame_range`) writes only those frames (their windows
+  still read the frames around them).
   """
   if method not in METHODS:
     raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
@@ -165,6 +192,7 @@ def run_inference(input: str, output: str, *, method: str = "dealthdr",
   # Opening checks the whole clip (exposures, sizes, bit depths) before anything is written.
   clip = clips.open_clip(input, exposures, response, tone_calibration)
   try:
+    segment = frame_range(frames, len(clip))
     if hdr_video is not None:
       # Everything the video needs is checked before the model runs.
       hdr_video_lib.check_output(hdr_video, clip.size)
@@ -184,13 +212,13 @@ def run_inference(input: str, output: str, *, method: str = "dealthdr",
       summary = json.loads((out / "run.json").read_text())
       _check_same_run(summary.get("identity"),
                       run_identity(pred, description, clip, input, method, radius, tile,
-                                   video), f"the finished output {out}")
+                                   video, segment), f"the finished output {out}")
       if progress:
         log(f"infer: {out} is already complete")
       return {**summary, "already_complete": True}
     return _write_outputs(pred, radius, description, clip, input, out, method=method,
                           tile=tile, preview=preview, progress=progress, video=video,
-                          resume=resume)
+                          resume=resume, segment=segment)
   finally:
     clip.close()
 
@@ -258,7 +286,9 @@ def run_batch(inputs: Sequence[str], output: str, *, hdr_video: str | None = Non
          for item in inputs]
   for item, out, has_own in zip(inputs, outs, own):
     check_output(out, resume=resume, overwrite=overwrite)
-    clips.open_clip(item, None if has_own else exposures, response, tone_calibration).close()
+    with clips.open_clip(item, None if has_own else exposures, response,
+                         tone_calibration) as clip:
+      frame_range(kwargs.get("frames"), len(clip))
   predictors = {}
   method = kwargs.get("method", "dealthdr")
 
@@ -290,13 +320,14 @@ def run_batch(inputs: Sequence[str], output: str, *, hdr_video: str | None = Non
 
 
 def run_identity(predictor, description: str, clip: clips.Clip, input: str, method: str,
-                 radius: int, tile: int | None, video: dict | None) -> dict:
+                 radius: int, tile: int | None, video: dict | None,
+                 segment: tuple[int, int]) -> dict:
   """What a run's outputs depend on, as JSON: a stopped run resumes only if this is equal.
 
   The input by path and by what its frame files (or video file) are (name, size, mtime),
   the exposures, response and tone calibration read from it, the method and model (its
-  description, and a SHA-256 of its parameters), the window, tiling, self-ensemble and the
-  HDR video settings.
+  description, and a SHA-256 of its parameters), the window, tiling, self-ensemble, the
+  frames written (`segment`, [start, stop)) and the HDR video settings.
   """
   stats = hashlib.sha256()
   for f in clip.files:
@@ -316,7 +347,8 @@ def run_identity(predictor, description: str, clip: clips.Clip, input: str, meth
       "response": clip.response, "tone_calibration": clip.tone_fit.to_json(),
       "method": method, "model": description, "params_sha256": params_sha,
       "radius": radius, "tile": tile, "overlap": getattr(predictor, "overlap", None),
-      "self_ensemble": getattr(predictor, "self_ensemble", 1), "hdr_video": video}
+      "self_ensemble": getattr(predictor, "self_ensemble", 1), "hdr_video": video,
+      "frame_range": list(segment)}
   return json.loads(json.dumps(identity))  # As it reads back from the partial folder.
 
 
@@ -406,38 +438,42 @@ def _open_partial(partial: pathlib.Path, identity: dict, names: list[str], resum
 
 def _write_outputs(pred, radius: int, description: str, clip: clips.Clip, input: str,
                    out: pathlib.Path, *, method: str, tile: int | None, preview: bool,
-                   progress: bool, video: dict | None = None, resume: bool = False) -> dict:
+                   progress: bool, video: dict | None = None, resume: bool = False,
+                   segment: tuple[int, int] | None = None) -> dict:
   """Builds the output folder in `partial_folder(out)`, then renames it into place.
 
   `video` (path, hdr_format, peak_nits) is encoded from the written EXRs; a path inside
   `out` is written inside the partial folder, so it appears with the rest. If this stops
-  early the finished frames stay in the partial folder for `resume` (module doc).
+  early the finished frames stay in the partial folder for `resume` (module doc). Only
+  the frames of `segment` ([start, stop), default all) are written.
   """
   out.parent.mkdir(parents=True, exist_ok=True)
   partial = partial_folder(out)
-  names = [pathlib.Path(name).stem for name in clip.names]
-  identity = run_identity(pred, description, clip, input, method, radius, tile, video)
-  start_frame = _open_partial(partial, identity, names, resume, progress)
+  first, last = segment or (0, len(clip))
+  names = [pathlib.Path(name).stem for name in clip.names[first:last]]
+  identity = run_identity(pred, description, clip, input, method, radius, tile, video,
+                          (first, last))
+  done = _open_partial(partial, identity, names, resume, progress)
   writer = None
   try:
     clip_fps = getattr(clip, "fps", None) or 25.0
     exr_paths = [partial / "hdr" / f"{name}.exr" for name in names]
     if preview:
       writer = preview_lib.PreviewWriter(partial / "preview.mp4", fps=clip_fps)
-      for path in exr_paths[:start_frame]:   # The preview's white point follows the clip.
+      for path in exr_paths[:done]:   # The preview's white point follows the clip.
         writer.add(hdr_io.read_hdr(path))
-    n = len(clip)
+    n = len(names)
     times = []
     start = time.perf_counter()
     compiled_before = pred.compile_seconds  # A reused predictor may have compiled already.
-    for t, hdr in predict_clip(pred, clip, radius, times, start=start_frame):
-      hdr_io.write_exr(exr_paths[t], hdr)
+    for t, hdr in predict_clip(pred, clip, radius, times, start=first + done, stop=last):
+      hdr_io.write_exr(exr_paths[t - first], hdr)
       if writer is not None:
         writer.add(hdr)
       if progress:
         compiling = pred.compile_seconds - compiled_before
         fps = len(times) / (time.perf_counter() - start - compiling + 1e-9)
-        print(f"\rinfer: frame {t + 1}/{n}  {fps:.2f} frames/s", end="",
+        print(f"\rinfer: frame {t - first + 1}/{n}  {fps:.2f} frames/s", end="",
               file=sys.stderr, flush=True)
     if progress and times:
       print(file=sys.stderr)
@@ -468,7 +504,8 @@ def _write_outputs(pred, radius: int, description: str, clip: clips.Clip, input:
         "programs_compiled": pred.num_programs,
         "ms_per_frame_mean": 1000 * float(np.mean(steady)) if steady else None,
         "wall_s": time.perf_counter() - start,
-        "resumed_from_frame": start_frame,
+        "resumed_from_frame": first + done if done else 0,
+        "frame_range": [first, last],
         "frames_computed": len(times),
         "identity": identity,   # What `--resume` compares (`run_identity`).
     }
@@ -524,6 +561,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--resume", action="store_true",
                       help="continue a stopped run into --output: the frames it finished "
                       "are kept (same input, model and settings required)")
+  parser.add_argument("--frames", metavar="START:STOP",
+                      help="write only these frames (0-based, STOP excluded; e.g. 0:50 to "
+                      "try a long video first); their windows still read the frames around")
   parser.add_argument("--no-preview", action="store_true")
   parser.add_argument("--hdr-video", metavar="FILE.mp4",
                       help="also write the result as a 10-bit HEVC HDR video (.mp4/.mov/.mkv)")
@@ -541,7 +581,7 @@ def main(args: argparse.Namespace) -> int:
                 preview=not args.no_preview, hdr_video=args.hdr_video,
                 hdr_format=args.hdr_format, peak_nits=args.peak_nits, dtype=args.dtype,
                 tone_calibration=args.tone_calibration, self_ensemble=args.self_ensemble,
-                flow_pair=args.flow_pair, resume=args.resume)
+                flow_pair=args.flow_pair, resume=args.resume, frames=args.frames)
   outputs = ([pathlib.Path(args.output)] if len(inputs) == 1 else
              [pathlib.Path(args.output) / name for name in output_names(inputs)])
   try:

@@ -225,3 +225,26 @@ def test_a_batch_shares_one_model_and_a_stopped_batch_resumes(clip_and_reference
   assert summaries[0]["compile_s"] > 0 and summaries[1]["compile_s"] == 0
   assert summaries[0]["stops"] == summaries[1]["stops"] == first["stops"]
   assert first["stops"][:2] != [0.0, 1.0]
+
+
+def test_frames_writes_a_segment_equal_to_the_full_run(clip_and_reference, tmp_path, capsys):
+  """`--frames 2:5`: frames 2, 3, 4 only, each equal to the full run's (their windows read
+  the frames around them); a bad range is one clear line and nothing written."""
+  clip, reference = clip_and_reference
+  out = tmp_path / "segment"
+  command = ["infer", "--input", str(clip), "--config", CONFIG]
+  assert cli.main(command + ["--output", str(out), "--frames", "2:5"]) == 0
+  names = sorted(p.name for p in (out / "hdr").iterdir())
+  assert names == [f"{i:05d}.exr" for i in range(2, 5)]
+  for name in names:
+    np.testing.assert_array_equal(hdr_io.read_hdr(out / "hdr" / name),
+                                  hdr_io.read_hdr(reference / "hdr" / name), err_msg=name)
+  run = json.loads((out / "run.json").read_text())
+  assert run["frames"] == 3 and run["frame_range"] == [2, 5]
+  with av.open(str(out / "preview.mp4")) as video:
+    assert sum(1 for _ in video.decode(video=0)) == 3
+  capsys.readouterr()
+  for bad in ("5:2", "0:7", "a:b", "3"):
+    assert cli.main(command + ["--output", str(tmp_path / "bad"), "--frames", bad]) == 2
+    assert f"--frames {bad}" in capsys.readouterr().err
+  assert not (tmp_path / "bad").exists() and not infer.partial_folder(tmp_path / "bad").exists()
