@@ -1,6 +1,11 @@
 """`dealthdr eval`: PSNR-T, PSNR-L, SSIM-T (and flicker) of predicted HDR frames vs ground truth.
 
     dealthdr eval --pred OUT --gt CLIP [--json metrics.json] [--perceptual [--fps 25]]
+    dealthdr eval --pred OUTS --gt CLIPS ...     # a set: OUTS/<name> vs CLIPS/<name>
+
+With a set (`evaluate_set`: `--pred` holds one folder per clip, as a batch `dealthdr infer
+--input ... --input ...` writes, and `--gt` the clip folders of the same names) each clip
+is scored as below; the set's means are over clips, each clip's mean over its frames.
 
 `--pred` is a folder of `.exr` frames, or a folder holding them in `hdr/` (an `infer`
 output). `--gt` is a folder of `.exr` frames, or a clip folder holding them in `gt/`
@@ -188,13 +193,75 @@ def evaluate_folders(pred_dir: PathLike, gt_dir: PathLike, *, perceptual: bool =
   return result
 
 
-def format_table(result: dict) -> str:
+def is_set(pred: PathLike) -> bool:
+  """Whether `pred` is a set of per-clip outputs: no frames of its own, in it or in `hdr/`,
+  but subfolders."""
+  path = pathlib.Path(pred)
+  if not path.is_dir() or _exr_files(path) or (path / "hdr").is_dir():
+    return False
+  return any(p.is_dir() and not p.name.startswith(".") for p in path.iterdir())
+
+
+def evaluate_set(pred_root: PathLike, gt_root: PathLike, *, perceptual: bool = False,
+                 fps: float = 25.0) -> dict:
+  """`evaluate_folders` on every clip of a set, paired by folder name.
+
+  Args:
+    pred_root: one folder per clip (an `infer` output or a folder of `.exr` frames).
+    gt_root: the clip folders (or folders of GT `.exr` frames), under the same names.
+  Returns:
+    {"mean": means over clips of each clip's means (keys as `evaluate_folders`; a
+     metric some clip lacks is averaged over the others, null if all do), "clips":
+     {name: evaluate_folders' result}, "num_clips", "num_frames", "pred_dir", "gt_dir"}.
+  Raises:
+    FileNotFoundError, ValueError: missing folders, clips on one side only (listed), or any
+      clip's own error (named).
+  """
+  pred_root, gt_root = pathlib.Path(pred_root), pathlib.Path(gt_root)
+  for path, role in ((pred_root, "prediction"), (gt_root, "ground-truth")):
+    if not path.is_dir():
+      raise FileNotFoundError(f"{role} folder {path} does not exist or is not a folder")
+  subfolders = lambda root: {p.name for p in root.iterdir()
+                             if p.is_dir() and not p.name.startswith(".")}
+  pred, gt = subfolders(pred_root), subfolders(gt_root)
+  missing, extra = sorted(gt - pred), sorted(pred - gt)
+  if missing or extra:
+    lines = [f"the clips predicted in {pred_root} do not match those in {gt_root}:"]
+    if missing:
+      lines.append(f"  clips without predictions ({len(missing)}): {_names(missing)}")
+    if extra:
+      lines.append(f"  predictions without a clip ({len(extra)}): {_names(extra)}")
+    raise ValueError("\n".join(lines))
+  results = {}
+  for name in sorted(gt):
+    try:
+      results[name] = evaluate_folders(pred_root / name, gt_root / name,
+                                       perceptual=perceptual, fps=fps)
+    except (FileNotFoundError, ValueError) as e:
+      raise type(e)(f"clip {name}: {e}") from None
+  mean = {}
+  for key in results[next(iter(results))]["mean"]:
+    values = [r["mean"].get(key) for r in results.values()]
+    values = [v for v in values if v is not None]
+    mean[key] = float(np.mean(values)) if values else None
+  return {"mean": mean, "clips": results, "num_clips": len(results),
+          "num_frames": sum(r["num_frames"] for r in results.values()),
+          "pred_dir": str(pred_root), "gt_dir": str(gt_root)}
+
+
+def format_set_table(result: dict) -> str:
+  """The per-clip and mean table printed by `dealthdr eval` on a set."""
+  rows = {name: {**r["mean"], "frames": r["num_frames"]} for name, r in result["clips"].items()}
+  return format_table({"frames": rows, "mean": result["mean"]}, first_column="clip")
+
+
+def format_table(result: dict, first_column: str = "frame") -> str:
   """The per-frame and mean table printed by `dealthdr eval`."""
   def fmt(v, digits):
     return "-" if v is None else f"{v:.{digits}f}"
 
-  width = max([len("mean")] + [len(n) for n in result["frames"]])
-  header = (f"{'frame':<{width}}  {'PSNR-T':>7}  {'PSNR-L':>7}  {'SSIM-T':>7}  {'flicker':>8}"
+  width = max([len("mean"), len(first_column)] + [len(n) for n in result["frames"]])
+  header = (f"{first_column:<{width}}  {'PSNR-T':>7}  {'PSNR-L':>7}  {'SSIM-T':>7}  {'flicker':>8}"
             f"  {'dark chroma':>11}  {'PSNR-T rec.':>11}")
   lines = [header, "-" * len(header)]
   rows = list(result["frames"].items()) + [("mean", result["mean"])]
@@ -215,9 +282,11 @@ def write_json(path: PathLike, result: dict) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--pred", required=True,
-                      help="folder of predicted .exr frames, or an infer output holding hdr/")
+                      help="folder of predicted .exr frames, or an infer output holding hdr/; "
+                      "or a folder of such outputs, one per clip (a set)")
   parser.add_argument("--gt", required=True,
-                      help="folder of ground-truth .exr frames, or a clip folder holding gt/")
+                      help="folder of ground-truth .exr frames, or a clip folder holding gt/; "
+                      "for a set, the folder of those clips (same names)")
   parser.add_argument("--json", default=None, help="also write the metrics to this JSON file")
   parser.add_argument("--perceptual", action="store_true",
                       help="also ColorVideoVDP (JOD) of the clip; needs pip install -e "
@@ -232,12 +301,16 @@ def main(args: argparse.Namespace) -> int:
     if not perceptual.available():
       print(f"dealthdr eval: error: --perceptual: {perceptual.INSTALL_HINT}", file=sys.stderr)
       return 2
+  many = is_set(args.pred)
   try:
-    result = evaluate_folders(args.pred, args.gt, perceptual=args.perceptual, fps=args.fps)
+    result = (evaluate_set if many else evaluate_folders)(
+        args.pred, args.gt, perceptual=args.perceptual, fps=args.fps)
   except (FileNotFoundError, ValueError) as e:
     print(f"dealthdr eval: error: {e}", file=sys.stderr)
     return 1
-  print(format_table(result))
+  print(format_set_table(result) if many else format_table(result))
+  if many:
+    print(f"{result['num_clips']} clips, {result['num_frames']} frames; means over clips")
   if "perceptual" in result:
     p = result["perceptual"]
     print(f"ColorVideoVDP: {p['jod']:.3f} JOD (display {p['display']['name']}, "

@@ -138,3 +138,37 @@ def test_recoverable_psnr_t_leaves_out_what_no_exposure_recorded(tmp_path):
     hdr_io.write_exr(tmp_path / "gt_only" / f"{n}.exr", gt[n])
   only_gt = evaluate.evaluate_folders(tmp_path / "out", tmp_path / "gt_only")
   assert only_gt["mean"]["psnr_t_rec"] is None and only_gt["mean"]["psnr_t"] == result["mean"]["psnr_t"]
+
+
+def test_a_set_is_scored_clip_by_clip_with_means_over_clips(tmp_path, capsys):
+  """`--pred` holding one output per clip (a batch `infer`) and `--gt` the clip folders:
+  each clip as alone, the set's means over clips; clips on one side only are listed."""
+  frames = {"a": ["f0", "f1", "f2"], "b": ["f0", "f1"]}
+  for k, (clip, names) in enumerate(frames.items()):
+    gt = _write(tmp_path / "clips" / clip / "gt", names, seed=k, scale=3.0)
+    for n, g in gt.items():
+      hdr_io.write_exr(tmp_path / "outs" / clip / "hdr" / f"{n}.exr", g * (1.02 + 0.05 * k))
+  out_json = tmp_path / "set.json"
+  assert _run(["--pred", str(tmp_path / "outs"), "--gt", str(tmp_path / "clips"),
+               "--json", str(out_json)]) == 0
+  printed = capsys.readouterr().out
+  assert "clip" in printed and "2 clips, 5 frames; means over clips" in printed
+  result = json.loads(out_json.read_text())
+  assert result["num_clips"] == 2 and result["num_frames"] == 5
+  alone = {c: evaluate.evaluate_folders(tmp_path / "outs" / c, tmp_path / "clips" / c)
+           for c in frames}
+  for c in frames:
+    assert result["clips"][c]["mean"] == alone[c]["mean"]
+  for key in ("psnr_t", "psnr_l", "ssim_t", "flicker"):
+    assert result["mean"][key] == pytest.approx(
+        np.mean([alone[c]["mean"][key] for c in frames]))
+  # Clips and predictions that do not pair up: both listed, exit status 1.
+  (tmp_path / "outs" / "c" / "hdr").mkdir(parents=True)
+  (tmp_path / "clips" / "d").mkdir()
+  assert _run(["--pred", str(tmp_path / "outs"), "--gt", str(tmp_path / "clips")]) == 1
+  err = capsys.readouterr().err
+  assert "clips without predictions (1): d" in err and "predictions without a clip (1): c" in err
+  # A clip's own error names the clip.
+  (tmp_path / "outs" / "c").rename(tmp_path / "outs" / "d")
+  assert _run(["--pred", str(tmp_path / "outs"), "--gt", str(tmp_path / "clips")]) == 1
+  assert "clip d: prediction folder" in capsys.readouterr().err
