@@ -80,16 +80,23 @@ def match_frames(pred_dir: pathlib.Path,
     ValueError: the two folders do not hold the same stems (lists the missing and extra ones).
   """
   pred, gt = _exr_files(pred_dir), _exr_files(gt_dir)
-  missing = sorted(set(gt) - set(pred))
-  extra = sorted(set(pred) - set(gt))
-  if missing or extra:
-    lines = [f"predicted frames in {pred_dir} do not match ground truth in {gt_dir}:"]
-    if missing:
-      lines.append(f"  missing predictions ({len(missing)}): {_names(missing)}")
-    if extra:
-      lines.append(f"  predictions without ground truth ({len(extra)}): {_names(extra)}")
-    raise ValueError("\n".join(lines))
+  _check_paired(set(pred), set(gt),
+                f"predicted frames in {pred_dir} do not match ground truth in {gt_dir}:",
+                "missing predictions", "predictions without ground truth")
   return [(stem, pred[stem], gt[stem]) for stem in sorted(gt)]
+
+
+def _check_paired(pred: set[str], gt: set[str], header: str, missing_what: str,
+                  extra_what: str) -> None:
+  """Raises ValueError listing the names on one side only (`header` first)."""
+  missing, extra = sorted(gt - pred), sorted(pred - gt)
+  if missing or extra:
+    lines = [header]
+    if missing:
+      lines.append(f"  {missing_what} ({len(missing)}): {_names(missing)}")
+    if extra:
+      lines.append(f"  {extra_what} ({len(extra)}): {_names(extra)}")
+    raise ValueError("\n".join(lines))
 
 
 def unrecoverable_masks(clip_dir: PathLike) -> dict[str, np.ndarray] | None:
@@ -224,14 +231,8 @@ def evaluate_set(pred_root: PathLike, gt_root: PathLike, *, perceptual: bool = F
   subfolders = lambda root: {p.name for p in root.iterdir()
                              if p.is_dir() and not p.name.startswith(".")}
   pred, gt = subfolders(pred_root), subfolders(gt_root)
-  missing, extra = sorted(gt - pred), sorted(pred - gt)
-  if missing or extra:
-    lines = [f"the clips predicted in {pred_root} do not match those in {gt_root}:"]
-    if missing:
-      lines.append(f"  clips without predictions ({len(missing)}): {_names(missing)}")
-    if extra:
-      lines.append(f"  predictions without a clip ({len(extra)}): {_names(extra)}")
-    raise ValueError("\n".join(lines))
+  _check_paired(pred, gt, f"the clips predicted in {pred_root} do not match those in "
+                f"{gt_root}:", "clips without predictions", "predictions without a clip")
   results = {}
   for name in sorted(gt):
     try:

@@ -56,6 +56,26 @@ def clip_and_reference(tmp_path_factory):
   return clip, reference
 
 
+def stop_predictions(monkeypatch, after: int) -> None:
+  """Makes `infer` predictors raise KeyboardInterrupt (Ctrl-C) when asked for their
+  prediction number `after` (0-based, counted per predictor)."""
+  make = infer.make_predictor
+
+  def interrupting_predictor(*args, **kwargs):
+    predictor, radius, description = make(*args, **kwargs)
+    predict, calls = predictor.predict, []
+
+    def predict_or_stop(*a, **k):
+      if len(calls) == after:
+        raise KeyboardInterrupt
+      calls.append(1)
+      return predict(*a, **k)
+    predictor.predict = predict_or_stop
+    return predictor, radius, description
+
+  monkeypatch.setattr(infer, "make_predictor", interrupting_predictor)
+
+
 def assert_same_outputs(out: pathlib.Path, reference: pathlib.Path) -> None:
   """Bit for bit the same EXRs, a preview of every frame, and nothing else left behind."""
   names = sorted(p.name for p in (reference / "hdr").iterdir())
@@ -73,21 +93,7 @@ def test_ctrl_c_keeps_the_finished_frames_and_resume_completes_them(
     clip_and_reference, tmp_path, monkeypatch, capsys):
   clip, reference = clip_and_reference
   out = tmp_path / "out"
-  make = infer.make_predictor
-
-  def interrupting_predictor(*args, **kwargs):
-    predictor, radius, description = make(*args, **kwargs)
-    predict, calls = predictor.predict, []
-
-    def predict_or_stop(*a, **k):
-      if len(calls) == 3:
-        raise KeyboardInterrupt
-      calls.append(1)
-      return predict(*a, **k)
-    predictor.predict = predict_or_stop
-    return predictor, radius, description
-
-  monkeypatch.setattr(infer, "make_predictor", interrupting_predictor)
+  stop_predictions(monkeypatch, after=3)
   command = ["infer", "--input", str(clip), "--output", str(out), "--config", CONFIG]
   assert cli.main(command) == 130
   partial = infer.partial_folder(out)
@@ -96,7 +102,7 @@ def test_ctrl_c_keeps_the_finished_frames_and_resume_completes_them(
   assert sorted(p.name for p in (partial / "hdr").iterdir()) == [
       f"{i:05d}.exr" for i in range(3)]
   assert not (partial / "preview.mp4").exists()
-  monkeypatch.setattr(infer, "make_predictor", make)
+  monkeypatch.undo()
 
   # Other settings than the stopped run's: refused before any frame, the partial kept.
   assert cli.main(command + ["--resume", "--attn-ratio", "0.5"]) == 2
@@ -185,27 +191,13 @@ def test_a_batch_shares_one_model_and_a_stopped_batch_resumes(clip_and_reference
   assert cli.main(command + ["--input", str(clip)]) == 2
   assert "would both write clip_0000/" in capsys.readouterr().err and not out.exists()
 
-  make = infer.make_predictor
-
-  def interrupting_predictor(*args, **kwargs):
-    predictor, radius, description = make(*args, **kwargs)
-    predict, calls = predictor.predict, []
-
-    def predict_or_stop(*a, **k):
-      if len(calls) == FRAMES + 2:                      # Frame 2 of the second input.
-        raise KeyboardInterrupt
-      calls.append(1)
-      return predict(*a, **k)
-    predictor.predict = predict_or_stop
-    return predictor, radius, description
-
-  monkeypatch.setattr(infer, "make_predictor", interrupting_predictor)
+  stop_predictions(monkeypatch, after=FRAMES + 2)      # Frame 2 of the second input.
   assert cli.main(command) == 130
   assert "2 finished HDR frames are kept in" in capsys.readouterr().err
   first = json.loads((out / clip.name / "run.json").read_text())
   assert first["programs_compiled"] == 1 and first["compile_s"] > 0
   assert not (out / "second").exists()
-  monkeypatch.setattr(infer, "make_predictor", make)
+  monkeypatch.undo()
 
   assert cli.main(command + ["--resume"]) == 0
   printed = capsys.readouterr().out
