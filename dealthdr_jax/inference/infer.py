@@ -160,11 +160,15 @@ def run_inference(input: str, output: str, *, method: str = "dealthdr",
                   tone_calibration: str | float = "auto", self_ensemble: int = 1,
                   flow_pair: str | None = None, resume: bool = False,
                   frames: str | Sequence[int] | None = None,
+                  predictors: dict | None = None,
                   predictor_for: Callable[[clips.Clip], tuple] | None = None) -> dict:
   """Runs inference on one clip folder or video; returns the run summary (also run.json).
 
   Model choice as in `make_predictor`, unless `predictor_for(clip)` gives the
   (predictor, radius, description) to use (the Python API passes its compiled ones).
+  `predictors`, a dict kept by the caller, holds the ones made here for reuse by later
+  calls with the same settings (keyed by model file, response and number of exposure
+  levels only; `run_batch`).
   `progress` prints compilation and frame progress to stderr. `hdr_video` (a .mp4, .mov or
   .mkv path, inside or outside the output folder) adds an HDR video of the result in
   `hdr_format` ("pq" or "hlg") for a display of `peak_nits` (`hdr_video.write_hdr_video`).
@@ -201,10 +205,19 @@ def run_inference(input: str, output: str, *, method: str = "dealthdr",
     if predictor_for is not None:
       pred, radius, description = predictor_for(clip)
     else:
-      pred, radius, description = make_predictor(
-          method, clip, checkpoint=checkpoint, config=config,
-          attn_ratio=attn_ratio, tile=tile, overlap=overlap, dtype=dtype,
-          self_ensemble=self_ensemble, flow_pair=flow_pair, verbose=progress)
+      # The model a clip gets depends on its exposures (the shipped default) and response.
+      if method == "dealthdr" and not (checkpoint or config):
+        checkpoint = model_files.default_checkpoint(clip.stops)
+      key = (checkpoint, clip.response, len(set(np.round(clip.stops, 3))))
+      if predictors is None or key not in predictors:
+        made = make_predictor(
+            method, clip, checkpoint=checkpoint, config=config,
+            attn_ratio=attn_ratio, tile=tile, overlap=overlap, dtype=dtype,
+            self_ensemble=self_ensemble, flow_pair=flow_pair, verbose=progress)
+        if predictors is None:
+          predictors = {}
+        predictors[key] = made
+      pred, radius, description = predictors[key]
     video = None if hdr_video is None else {"path": hdr_video, "hdr_format": hdr_format,
                                             "peak_nits": peak_nits}
     if complete:
@@ -289,24 +302,7 @@ def run_batch(inputs: Sequence[str], output: str, *, hdr_video: str | None = Non
     with clips.open_clip(item, None if has_own else exposures, response,
                          tone_calibration) as clip:
       frame_range(kwargs.get("frames"), len(clip))
-  predictors = {}
-  method = kwargs.get("method", "dealthdr")
-
-  def predictor_for(clip: clips.Clip) -> tuple:
-    """One predictor per model file and camera response, shared by the clips."""
-    checkpoint = kwargs.get("checkpoint")
-    if method == "dealthdr" and not checkpoint and not kwargs.get("config"):
-      checkpoint = model_files.default_checkpoint(clip.stops)
-    key = (checkpoint, clip.response, len(set(np.round(clip.stops, 3))) > 2)
-    if key not in predictors:
-      predictors[key] = make_predictor(
-          method, clip, checkpoint=checkpoint, config=kwargs.get("config"),
-          attn_ratio=kwargs.get("attn_ratio"), tile=kwargs.get("tile"),
-          overlap=kwargs.get("overlap", 64), dtype=kwargs.get("dtype"),
-          self_ensemble=kwargs.get("self_ensemble", 1), flow_pair=kwargs.get("flow_pair"),
-          verbose=progress)
-    return predictors[key]
-
+  predictors = {}                                   # Shared by the inputs.
   summaries = []
   for k, (item, out, has_own) in enumerate(zip(inputs, outs, own)):
     if progress:
@@ -315,7 +311,7 @@ def run_batch(inputs: Sequence[str], output: str, *, hdr_video: str | None = Non
         item, str(out), exposures=None if has_own else exposures, response=response,
         tone_calibration=tone_calibration, overwrite=overwrite, resume=resume,
         progress=progress, hdr_video=None if hdr_video is None else str(out / hdr_video),
-        predictor_for=predictor_for, **kwargs))
+        predictors=predictors, **kwargs))
   return summaries
 
 
